@@ -1,0 +1,1 @@
+"""Airflow-free domain package of the approval-gated video pipeline."""

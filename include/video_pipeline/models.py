@@ -1,0 +1,228 @@
+"""The pipeline's data contracts: job spec in, manifest out.
+
+Everything that crosses a process boundary (DAG params, XCom, storage) is one of these models, serialised
+with ``model_dump(mode="json")``. Validation errors name the field (pydantic's ``loc``), which is what users
+see when a spec is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+#: Job ratios: the ones Runway's image_to_video accepts, so a job never needs re-framing between stages.
+RATIOS: dict[str, tuple[int, int]] = {
+    "1280:720": (1280, 720),
+    "720:1280": (720, 1280),
+    "960:960": (960, 960),
+    "1104:832": (1104, 832),
+    "832:1104": (832, 1104),
+    "1584:672": (1584, 672),
+}
+Ratio = Literal["1280:720", "720:1280", "960:960", "1104:832", "832:1104", "1584:672"]
+ProviderName = Literal["storyboard", "runway"]
+ApprovalMode = Literal["both", "images", "clips", "none"]
+Stage = Literal["images", "clips"]
+
+JOB_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+DEFAULT_MAX_SEGMENTS = 500
+MAX_SEGMENTS_ENV = "VIDEO_PIPELINE_MAX_SEGMENTS"
+MIN_DURATION_S = 2
+MAX_DURATION_S = 10
+
+Prompt = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
+DurationS = Annotated[int, Field(ge=MIN_DURATION_S, le=MAX_DURATION_S)]
+
+
+def max_segments(info: ValidationInfo | None = None) -> int:
+    """The segment cap: validation context ``max_segments`` > env ``VIDEO_PIPELINE_MAX_SEGMENTS`` > 500."""
+    if info is not None and isinstance(info.context, dict) and "max_segments" in info.context:
+        return int(info.context["max_segments"])
+    return int(os.environ.get(MAX_SEGMENTS_ENV, DEFAULT_MAX_SEGMENTS))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class SegmentSpec(BaseModel):
+    """One segment as the user writes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: Prompt = Field(description="What the image shows (1–1000 characters).")
+    motion_prompt: OptionalText | None = Field(
+        default=None, description="How the clip moves; defaults to the prompt."
+    )
+    narration: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = Field(
+        default=None, description="Text spoken or subtitled over this segment."
+    )
+    duration_s: DurationS = Field(default=5, description="Clip length in seconds (2–10).")
+
+
+class JobSpec(BaseModel):
+    """A job: a script or explicit segments, and how to turn them into a video."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str = Field(
+        pattern=JOB_ID_PATTERN,
+        description="Lower-case slug (a-z, 0-9, '-'), 1–63 characters; names the job's storage folder.",
+    )
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] = Field(
+        description="Human-readable title."
+    )
+    script: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100_000)] | None = (
+        Field(default=None, description="Plain text, split into segments on sentence boundaries.")
+    )
+    segments: list[SegmentSpec] | None = Field(
+        default=None, description="Explicit segments (instead of a script)."
+    )
+    segment_duration_s: DurationS = Field(
+        default=5, description="Target clip length when splitting a script (2–10 s)."
+    )
+    ratio: Ratio = Field(default="1280:720", description="Output frame, width:height.")
+    provider: ProviderName = Field(default="storyboard", description="storyboard (offline) or runway.")
+    image_model: Literal["gen4_image"] = "gen4_image"
+    video_model: Literal["gen4_turbo", "gen4.5"] = "gen4_turbo"
+    seed: int = Field(default=0, ge=0, le=4_294_967_295, description="Base seed; segment n uses seed + n.")
+    budget_credits: int | None = Field(default=None, ge=0, description="Refuse to spend more than this.")
+    approval: ApprovalMode = Field(default="both", description="Which stages wait for a reviewer.")
+    gate_timeout: int = Field(
+        default=86_400, ge=1, le=30 * 86_400, description="Seconds a gate waits for a decision."
+    )
+    on_gate_timeout: Literal["reject", "approve"] = Field(
+        default="reject", description="What a gate does when nobody answers in time."
+    )
+    max_redo_rounds: int = Field(default=3, ge=0, le=20)
+
+    @field_validator("segments")
+    @classmethod
+    def _segment_count(cls, value: list[SegmentSpec] | None, info: ValidationInfo) -> list[SegmentSpec] | None:
+        if value is None:
+            return value
+        cap = max_segments(info)
+        if not 1 <= len(value) <= cap:
+            raise ValueError(f"must have between 1 and {cap} segments, got {len(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _script_xor_segments(self) -> JobSpec:
+        if (self.script is None) == (self.segments is None):
+            raise ValueError("give exactly one of 'script' or 'segments'")
+        return self
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        return RATIOS[self.ratio]
+
+    def gated(self, stage: Stage) -> bool:
+        return self.approval == "both" or self.approval == stage
+
+
+class SegmentStatus(StrEnum):
+    PENDING = "pending"
+    IMAGE_READY = "image_ready"
+    IMAGE_APPROVED = "image_approved"
+    VIDEO_READY = "video_ready"
+    VIDEO_APPROVED = "video_approved"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+
+class VideoSegment(BaseModel):
+    """A segment as the pipeline tracks it: 1-based ``index`` (what reviewers see and name in a redo)."""
+
+    index: int = Field(ge=1)
+    prompt: str
+    motion_prompt: str | None = None
+    narration: str | None = None
+    duration_s: int
+    seed: int
+    status: SegmentStatus = SegmentStatus.PENDING
+    image_key: str | None = None
+    clip_key: str | None = None
+    image_task_id: str | None = None
+    clip_task_id: str | None = None
+    image_cache_hit: bool = False
+    clip_cache_hit: bool = False
+    credits: float = 0.0
+
+    @property
+    def label(self) -> str:
+        short = self.prompt if len(self.prompt) <= 40 else self.prompt[:39] + "…"
+        return f'seg {self.index:03d} – "{short}"'
+
+
+class Decision(BaseModel):
+    """A reviewer's answer at a gate, with the audit trail (who, when, how, which round)."""
+
+    stage: Stage
+    decision: Literal["approve", "reject", "redo"]
+    segments: list[int] = Field(default_factory=list)
+    prompts: dict[int, str] = Field(default_factory=dict)
+    note: str | None = None
+    by: str | None = None
+    via: Literal["ui", "variable", "timeout", "auto"]
+    at: datetime = Field(default_factory=utcnow)
+    round: int = 1
+
+
+class FinalVideo(BaseModel):
+    key: str
+    duration_s: float
+    width: int
+    height: int
+    codec: str
+    size_bytes: int
+
+
+class Manifest(BaseModel):
+    """Everything a job produced, written to ``jobs/<job_id>/manifest.json``."""
+
+    job: JobSpec
+    run_id: str | None = None
+    status: Literal["running", "awaiting_images", "awaiting_clips", "rejected", "succeeded", "failed"] = (
+        "running"
+    )
+    segments: list[VideoSegment] = Field(default_factory=list)
+    decisions: list[Decision] = Field(default_factory=list)
+    credits_spent: float = 0.0
+    credits_estimate: float = 0.0
+    timings_s: dict[str, float] = Field(default_factory=dict)
+    final: FinalVideo | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    def touch(self) -> Manifest:
+        self.updated_at = utcnow()
+        return self
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(indent=2).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Manifest:
+        return cls.model_validate_json(data)
+
+
+def describe_validation_error(exc: Any) -> str:
+    """One line per problem, each naming its field: ``segments.2.prompt: String should have at most …``."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "job"
+        lines.append(f"{loc}: {err['msg']}")
+    return "; ".join(lines)

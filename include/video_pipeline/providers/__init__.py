@@ -1,0 +1,1 @@
+"""Generation providers behind one small protocol (see ``base``)."""

@@ -1,0 +1,56 @@
+"""The provider protocol: what the pipeline asks of an image/clip generator.
+
+Two shapes exist. A *local* provider (storyboard) renders synchronously into a file. A *remote* provider
+(Runway) is asynchronous: submit → provider task id → poll until a terminal state → download the output.
+The Airflow adapters persist the task id before the first poll and defer while waiting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from video_pipeline.models import Ratio
+
+
+class ImageRequest(BaseModel):
+    prompt: str
+    seed: int
+    ratio: Ratio
+    model: str
+    index: int
+
+    def cache_fields(self, provider: str) -> dict[str, Any]:
+        """Everything that determines the output (the content-addressed cache key)."""
+        return {"provider": provider, "model": self.model, "prompt": self.prompt, "seed": self.seed,
+                "ratio": self.ratio}
+
+
+class ClipRequest(BaseModel):
+    prompt: str
+    seed: int
+    ratio: Ratio
+    model: str
+    duration_s: int
+    index: int
+    image_sha256: str
+
+    def cache_fields(self, provider: str) -> dict[str, Any]:
+        return {"provider": provider, "model": self.model, "prompt": self.prompt, "seed": self.seed,
+                "ratio": self.ratio, "duration_s": self.duration_s, "image_sha256": self.image_sha256}
+
+
+class LocalProvider(Protocol):
+    """Renders outputs on this machine; no provider task ids, no credits."""
+
+    name: str
+
+    def render_image(self, request: ImageRequest, dest: Path) -> Path: ...
+
+    def render_clip(self, request: ClipRequest, image: Path, dest: Path) -> Path: ...
+
+    def estimate_image_credits(self, request: ImageRequest) -> float: ...
+
+    def estimate_clip_credits(self, request: ClipRequest) -> float: ...

@@ -1,0 +1,1 @@
+"""Airflow adapters for the video pipeline: operators, triggers, hooks."""
