@@ -160,6 +160,10 @@ class VideoSegment(BaseModel):
     image_cache_hit: bool = False
     clip_cache_hit: bool = False
     credits: float = 0.0
+    image_started_at: datetime | None = None
+    image_finished_at: datetime | None = None
+    clip_started_at: datetime | None = None
+    clip_finished_at: datetime | None = None
 
     @property
     def label(self) -> str:
@@ -179,6 +183,8 @@ class Decision(BaseModel):
     via: Literal["ui", "variable", "timeout", "auto"]
     at: datetime = Field(default_factory=utcnow)
     round: int = 1
+    run_id: str | None = None
+    opened_at: datetime | None = None
 
 
 class FinalVideo(BaseModel):
@@ -203,6 +209,7 @@ class Manifest(BaseModel):
     credits_spent: float = 0.0
     credits_estimate: float = 0.0
     timings_s: dict[str, float] = Field(default_factory=dict)
+    gates_opened_at: dict[str, datetime] = Field(default_factory=dict)
     final: FinalVideo | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,81 @@
+"""
+### Video generation, approval-gated
+
+Turns a job spec into a finished MP4:
+
+`validate_job` → `generate_image` (one mapped task per segment) → **`images_gate`** →
+`animate_segment` (one mapped task per approved image) → **`clips_gate`** → `assemble` → `publish`
+
+Each gate waits (deferred, holding no worker slot) for the first answer from:
+the **Required Action** form of the gate task in this UI (Approve / Reject / Redo segments), the REST API,
+or the Variable `video_approval__<job_id>__<stage>` (`approve`, `reject`, or
+`{"decision": "redo", "segments": [2, 5]}`). Reject skips everything downstream; the manifest says `rejected`.
+`approval: none` runs straight through.
+
+Outputs land under the storage root (`video_pipeline_storage_url`): `jobs/<job_id>/images|clips/NNN.*`,
+`final.mp4`, `manifest.json`, `progress.json`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import dag, task
+from video_pipeline_airflow import stages
+from video_pipeline_airflow.operators.gate import ApprovalGateOperator
+from video_pipeline_airflow.operators.segment import AnimateSegmentOperator, GenerateImageOperator
+from video_pipeline_airflow.params import job_spec_params
+
+EXAMPLE_JOB = Path(__file__).resolve().parents[1] / "examples" / "jobs" / "demo.json"
+
+GENERATION_RETRIES: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay": timedelta(seconds=10),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=5),
+}
+
+
+@dag(
+    dag_id="video_generation",
+    schedule=None,
+    catchup=False,
+    doc_md=__doc__,
+    params=job_spec_params(EXAMPLE_JOB),
+    tags=["video", "approval-gated"],
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=15)},
+    max_active_tasks=16,
+)
+def video_generation() -> None:
+    @task(multiple_outputs=True)
+    def validate_job(**context: Any) -> dict[str, Any]:
+        return stages.validate_job(context)  # type: ignore[arg-type]
+
+    @task
+    def assemble(job: dict[str, Any], segments: list[dict[str, Any]]) -> dict[str, Any]:
+        return stages.assemble(job, segments)
+
+    @task
+    def publish(job: dict[str, Any], segments: list[dict[str, Any]], final: dict[str, Any]) -> str:
+        return stages.publish(job, segments, final)
+
+    job = validate_job()
+    images = GenerateImageOperator.partial(
+        task_id="generate_image", job=job["job"], total=job["total"], **GENERATION_RETRIES
+    ).expand(segment=job["segments"])
+    approved_images = ApprovalGateOperator(
+        task_id="images_gate", stage="images", job=job["job"], segments=images.output
+    )
+    clips = AnimateSegmentOperator.partial(
+        task_id="animate_segment", job=job["job"], total=job["total"], **GENERATION_RETRIES
+    ).expand(segment=approved_images.output)
+    approved_clips = ApprovalGateOperator(
+        task_id="clips_gate", stage="clips", job=job["job"], segments=clips.output
+    )
+    final = assemble(job["job"], approved_clips.output)
+    publish(job["job"], approved_clips.output, final)
+
+
+video_generation()

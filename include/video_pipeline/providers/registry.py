@@ -1,0 +1,17 @@
+"""Picks the provider implementation a job asks for."""
+
+from __future__ import annotations
+
+from video_pipeline.models import JobSpec
+from video_pipeline.providers.base import LocalProvider
+from video_pipeline.providers.storyboard import StoryboardProvider
+
+
+class ProviderUnavailable(ValueError):
+    pass
+
+
+def local_provider(job: JobSpec) -> LocalProvider:
+    if job.provider == "storyboard":
+        return StoryboardProvider()
+    raise ProviderUnavailable(f"provider: {job.provider!r} has no local renderer")

@@ -1,0 +1,214 @@
+"""An embedded Airflow for the demo and the end-to-end tests: real api-server, scheduler, dag-processor and
+triggerer processes sharing one ``AIRFLOW_HOME``, driven through the public REST API.
+
+Each process starts in its own session so ``stop()`` can kill its whole process group: killing only the pid
+leaves the scheduler's or api-server's children holding the port (notes/airflow-3.3.md).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+PROCESSES = ("api-server", "scheduler", "dag-processor", "triggerer")
+TERMINAL_RUN_STATES = {"success", "failed"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LocalAirflow:
+    home: Path
+    storage_url: str
+    port: int = field(default_factory=free_port)
+    executor: str = "LocalExecutor"
+    sql_alchemy_conn: str | None = None
+    parallelism: int = 8
+    processes: tuple[str, ...] = PROCESSES
+    extra_env: dict[str, str] = field(default_factory=dict)
+    _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False)
+    _token: str | None = field(default=None, init=False)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        self.home.mkdir(parents=True, exist_ok=True)
+        secret_file = self.home / "jwt_secret"
+        if not secret_file.exists():
+            secret_file.write_text(secrets.token_urlsafe(32))
+        env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": self.executor,
+            "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__BASE_URL": self.base_url,
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text(),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW_VAR_VIDEO_PIPELINE_STORAGE_URL": self.storage_url,
+            "AIRFLOW_VAR_VIDEO_PIPELINE_GATE_POLL_SECONDS": "2",
+        }
+        if self.sql_alchemy_conn:
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.sql_alchemy_conn
+        env.update(self.extra_env)
+        return env
+
+    def airflow(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "airflow"), *args],
+            env=self.env(), capture_output=True, text=True, timeout=timeout, check=True,
+        )
+
+    def start(self, timeout: float = 180) -> None:
+        self.airflow("db", "migrate")
+        (self.home / "logs").mkdir(exist_ok=True)
+        for name in self.processes:
+            self.start_process(name)
+        self.wait_until(self._ready, timeout, "Airflow api-server and DAG parsing")
+
+    def start_process(self, name: str, *args: str) -> None:
+        log = (self.home / "logs" / f"{name}.log").open("ab")
+        self._procs[name] = subprocess.Popen(
+            [str(Path(sys.executable).parent / "airflow"), *name.split(), *args],
+            env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def stop_process(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        proc = self._procs.pop(name, None)
+        if proc is None:
+            return
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+    def stop(self) -> None:
+        for name in list(self._procs):
+            self.stop_process(name)
+
+    def __enter__(self) -> LocalAirflow:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- REST -------------------------------------------------------------------------------------------
+
+    def _ready(self) -> bool:
+        for name, proc in self._procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"airflow {name} exited with {proc.returncode}; see {self.home}/logs/{name}.log")
+        try:
+            return self.api("GET", "/api/v2/dags/video_generation").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def token(self) -> str:
+        if self._token is None:
+            response = httpx.get(f"{self.base_url}/auth/token", timeout=10)
+            response.raise_for_status()
+            self._token = str(response.json()["access_token"])
+        return self._token
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token()}"}
+        return httpx.request(method, f"{self.base_url}{path}", headers=headers, timeout=30, **kwargs)
+
+    def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
+        response = self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+        if response.status_code >= 400:
+            raise RuntimeError(f"trigger refused ({response.status_code}): {response.text}")
+        return str(response.json()["dag_run_id"])
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        response = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+        response.raise_for_status()
+        return str(response.json()["state"])
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        response = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})
+        response.raise_for_status()
+        return list(response.json()["task_instances"])
+
+    def task_state(self, dag_id: str, run_id: str, task_id: str) -> str | None:
+        states = [ti["state"] for ti in self.task_instances(dag_id, run_id) if ti["task_id"] == task_id]
+        return states[0] if states else None
+
+    def set_variable(self, key: str, value: str) -> None:
+        response = self.api("POST", "/api/v2/variables", json={"key": key, "value": value})
+        if response.status_code == 409:
+            response = self.api("PATCH", f"/api/v2/variables/{key}", json={"key": key, "value": value})
+        response.raise_for_status()
+
+    def answer_gate(self, dag_id: str, run_id: str, task_id: str, option: str, params: dict[str, Any]) -> httpx.Response:
+        """Answer a gate the way the UI's Required Action form does."""
+        return self.api(
+            "PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
+            json={"chosen_options": [option], "params_input": params},
+        )
+
+    def wait_until(self, predicate: Callable[[], Any], timeout: float, what: str, interval: float = 1.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(interval)
+        raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float) -> str:
+        return str(self.wait_until(
+            lambda: (s := self.run_state(dag_id, run_id)) in TERMINAL_RUN_STATES and s, timeout, f"run {run_id}"
+        ))
+
+    def wait_for_task_state(self, dag_id: str, run_id: str, task_id: str, states: set[str], timeout: float) -> str:
+        def reached() -> str | None:
+            state = self.task_state(dag_id, run_id, task_id)
+            if state in {"failed", "upstream_failed"} and state not in states:
+                raise RuntimeError(f"{task_id} is {state}; see {self.home}/logs")
+            return state if state in states else None
+
+        return str(self.wait_until(reached, timeout, f"{task_id} in {sorted(states)}"))
+
+
+@contextmanager
+def running_airflow(**kwargs: Any) -> Iterator[LocalAirflow]:
+    with LocalAirflow(**kwargs) as airflow:
+        yield airflow

@@ -1,0 +1,215 @@
+"""An approval gate: a human-in-the-loop form in the Airflow UI that a Variable or REST can answer too.
+
+While it waits, the task is deferred (no worker slot). The decision is written to the job's manifest before
+the gate acts on it, so a retried or cleared gate replays the recorded decision instead of asking again
+(``upsert_hitl_detail`` on a retry wipes the form's answer). Reject succeeds the gate and skips everything
+downstream; redo regenerates only the listed segments and re-opens the gate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.common.compat.sdk import SkipMixin
+from airflow.providers.standard.operators.hitl import HITLOperator
+from airflow.sdk import Context, Param, Variable
+from airflow.sdk.execution_time.hitl import upsert_hitl_detail
+from video_pipeline.approval import (
+    APPROVE,
+    OPTIONS,
+    REJECT,
+    DecisionError,
+    DecisionRequest,
+    check_segments,
+    parse_form_answer,
+    variable_key,
+)
+from video_pipeline.generation import animate_segment, generate_image
+from video_pipeline.manifest import decisions_for, load_manifest, merge_segments, save_manifest
+from video_pipeline.models import Decision, JobSpec, Manifest, SegmentStatus, Stage, VideoSegment, utcnow
+from video_pipeline.providers.registry import local_provider
+from video_pipeline.review import build_preview, gate_body, gate_subject
+from video_pipeline.storage import Storage
+from video_pipeline_airflow.hooks.storage import get_storage
+from video_pipeline_airflow.settings import gate_poll_seconds
+from video_pipeline_airflow.triggers.gate import ApprovalGateTrigger
+
+APPROVED_STATUS = {"images": SegmentStatus.IMAGE_APPROVED, "clips": SegmentStatus.VIDEO_APPROVED}
+REDO_SEED_STEP = 100_003  # a redo without a new prompt gets a new seed: seed + round × step
+
+
+class ApprovalGateOperator(HITLOperator, SkipMixin):
+    template_fields: Sequence[str] = ("job", "segments")
+    inherits_from_skipmixin = True
+    ui_color = "#fff4cc"
+
+    def __init__(self, *, stage: Stage, job: Any, segments: Any, **kwargs: Any) -> None:
+        super().__init__(
+            subject=f"Review {stage}",
+            options=OPTIONS,
+            params={
+                "segments": Param(
+                    None,
+                    type=["array", "null"],
+                    description="Redo only: the segment numbers to regenerate, one per line.",
+                ),
+                "note": Param(None, type=["string", "null"], description="Optional note for the audit trail."),
+            },
+            **kwargs,
+        )
+        self.stage: Stage = stage
+        self.job = job
+        self.segments = segments
+
+    # -- waiting ---------------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> Any:
+        job = JobSpec.model_validate(self.job)
+        storage = get_storage()
+        manifest = self._manifest(storage, job)
+        run_id = context["run_id"]
+        merge_segments(manifest, [VideoSegment.model_validate(s) for s in self.segments or []])
+
+        recorded = [d for d in decisions_for(manifest, run_id, self.stage) if d.decision != "redo"]
+        if recorded:  # a retry or clear after the decision was taken: replay it, never ask again
+            self.log.info("Replaying the recorded %s decision from the manifest", recorded[-1].decision)
+            return self._act(context, storage, manifest, recorded[-1])
+        if not job.gated(self.stage):
+            decision = Decision(stage=self.stage, decision="approve", via="auto", by="approval mode",
+                                run_id=run_id, note=f"approval: {job.approval}")
+            manifest.decisions.append(decision)
+            return self._act(context, storage, manifest, decision)
+
+        # A leftover decision (from a crashed or earlier run) must never answer this new round.
+        Variable.delete(variable_key(job.job_id, self.stage))
+        return self._open(context, storage, job, manifest, changed=[])
+
+    def _open(
+        self, context: Context, storage: Storage, job: JobSpec, manifest: Manifest, changed: list[int]
+    ) -> None:
+        round_ = len(decisions_for(manifest, context["run_id"], self.stage)) + 1
+        segments = manifest.segments
+        preview = build_preview(storage, job, self.stage, segments, round_)
+        key = variable_key(job.job_id, self.stage)
+        self.subject = gate_subject(job, self.stage, round_)
+        self.body = gate_body(
+            job, self.stage, segments, preview, lambda k: storage.url_for_preview(k, 7 * 86_400),
+            variable_key=key,
+            credits_spent=sum(s.credits for s in segments),
+            next_stage_estimate=0.0,
+            changed=changed,
+        )
+        manifest.status = "awaiting_images" if self.stage == "images" else "awaiting_clips"
+        manifest.gates_opened_at[self.stage] = utcnow()
+        save_manifest(storage, manifest)
+        upsert_hitl_detail(
+            ti_id=context["task_instance"].id,
+            options=self.options,
+            subject=self.subject,
+            body=self.body,
+            defaults=self.defaults,
+            multiple=self.multiple,
+            params=self.serialized_params,
+            assigned_users=self.assigned_users,
+        )
+        timeout_option = APPROVE if job.on_gate_timeout == "approve" else REJECT
+        self.log.info(
+            "Gate open (round %d): answer in the UI (Required Action tab) or set the Variable %s",
+            round_, key,
+        )
+        self.defer(
+            trigger=ApprovalGateTrigger(
+                ti_id=str(context["task_instance"].id),
+                variable_key=key,
+                timeout_at=utcnow() + timedelta(seconds=job.gate_timeout),
+                timeout_option=timeout_option,
+                poll_interval=gate_poll_seconds(),
+            ),
+            method_name="execute_complete",
+        )
+
+    # -- deciding --------------------------------------------------------------------------------------
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:  # type: ignore[override]
+        job = JobSpec.model_validate(self.job)
+        storage = get_storage()
+        manifest = self._manifest(storage, job)
+        run_id = context["run_id"]
+        Variable.delete(variable_key(job.job_id, self.stage))  # consumed, or superseded by the form
+        try:
+            request = parse_form_answer(event.get("chosen_options") or [], event.get("params_input"))
+            request.prompts = {int(k): v for k, v in (event.get("prompts") or {}).items()}
+            check_segments(request, [s.index for s in manifest.segments])
+        except DecisionError as exc:
+            self.log.error("Unusable answer (%s); re-opening the gate", exc)
+            return self._open(context, storage, job, manifest, changed=[])
+
+        user = event.get("responded_by_user") or {}
+        via = event.get("via", "ui")
+        decision = Decision(
+            stage=self.stage,
+            decision=request.decision,
+            segments=request.segments,
+            prompts=request.prompts,
+            note=request.note or (event.get("params_input") or {}).get("note"),
+            by=user.get("name") or ("timeout" if via == "timeout" else None),
+            via=via,
+            round=len(decisions_for(manifest, run_id, self.stage)) + 1,
+            run_id=run_id,
+            opened_at=manifest.gates_opened_at.get(self.stage),
+        )
+        manifest.decisions.append(decision)
+        self.log.info(
+            "Decision: %s by %s via %s (round %d)%s", decision.decision, decision.by, decision.via,
+            decision.round, f", segments {decision.segments}" if decision.segments else "",
+        )
+        if decision.decision == "redo":
+            return self._redo(context, storage, job, manifest, request, decision.round)
+        return self._act(context, storage, manifest, decision)
+
+    def _redo(
+        self, context: Context, storage: Storage, job: JobSpec, manifest: Manifest,
+        request: DecisionRequest, round_: int,
+    ) -> None:
+        redo_rounds = sum(1 for d in decisions_for(manifest, context["run_id"], self.stage) if d.decision == "redo")
+        if redo_rounds > job.max_redo_rounds:
+            self.log.error("max_redo_rounds (%d) reached; approve or reject", job.max_redo_rounds)
+            manifest.decisions.pop()
+            return self._open(context, storage, job, manifest, changed=[])
+        provider = local_provider(job)
+        step = generate_image if self.stage == "images" else animate_segment
+        redone = []
+        for index in request.segments:
+            segment = next(s for s in manifest.segments if s.index == index)
+            prompt = request.prompts.get(index)
+            update = {"prompt": prompt} if prompt else {"seed": segment.seed + round_ * REDO_SEED_STEP}
+            redone.append(step(storage, job, segment.model_copy(update=update), provider))
+            self.log.info("Regenerated %s", redone[-1].label)
+        merge_segments(manifest, redone)
+        return self._open(context, storage, job, manifest, changed=request.segments)
+
+    def _act(self, context: Context, storage: Storage, manifest: Manifest, decision: Decision) -> Any:
+        if decision.decision == "approve":
+            for segment in manifest.segments:
+                segment.status = APPROVED_STATUS[self.stage]
+            manifest.status = "running"
+            save_manifest(storage, manifest)
+            return [s.model_dump(mode="json") for s in manifest.segments]
+
+        for segment in manifest.segments:
+            segment.status = SegmentStatus.REJECTED
+        manifest.status = "rejected"
+        save_manifest(storage, manifest)
+        downstream = [t for t in context["task"].get_flat_relatives(upstream=False) if not t.is_teardown]
+        self.log.info("Rejected: skipping %d downstream tasks", len(downstream))
+        self.skip(ti=context["ti"], tasks=downstream)
+        return None
+
+    @staticmethod
+    def _manifest(storage: Storage, job: JobSpec) -> Manifest:
+        manifest = load_manifest(storage, job.job_id)
+        if manifest is None:
+            raise RuntimeError(f"manifest for job {job.job_id!r} is missing from {storage.url}")
+        return manifest

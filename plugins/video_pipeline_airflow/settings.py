@@ -1,0 +1,27 @@
+"""Deployment settings read from Airflow Variables (which ``AIRFLOW_VAR_*`` env vars also provide)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from airflow.sdk import Variable
+
+STORAGE_URL_VARIABLE = "video_pipeline_storage_url"
+AWS_CONN_ID = "aws_default"
+RUNWAY_CONN_ID = "runway_default"
+NOTIFY_CONN_ID = "video_pipeline_notify"
+GATE_POLL_VARIABLE = "video_pipeline_gate_poll_seconds"
+
+
+def storage_url() -> str:
+    """``video_pipeline_storage_url`` (Variable or ``AIRFLOW_VAR_…``), else ``file://<cwd>/.data``."""
+    url = Variable.get(STORAGE_URL_VARIABLE, default=None)
+    if url:
+        return str(url)
+    return (Path(os.getcwd()) / ".data").resolve().as_uri()
+
+
+def gate_poll_seconds() -> float:
+    """How often a gate checks for a Variable decision; short in tests, 10 s by default."""
+    return float(Variable.get(GATE_POLL_VARIABLE, default="10"))

@@ -1,0 +1,91 @@
+"""The sequential steps of ``video_generation`` (validate, assemble, publish) as plain functions.
+
+The DAG file wraps each in ``@task``; keeping them here keeps the DAG file to the wiring alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from airflow.sdk import Context
+from video_pipeline.final_video import assemble_job
+from video_pipeline.manifest import load_manifest, merge_segments, save_manifest
+from video_pipeline.models import FinalVideo, JobSpec, Manifest, VideoSegment, describe_validation_error
+from video_pipeline.progress import rebuild_progress
+from video_pipeline.providers.registry import local_provider
+from video_pipeline.segmentation import segments_for
+from video_pipeline_airflow.hooks.storage import get_storage
+
+log = logging.getLogger(__name__)
+
+
+class InvalidJobSpec(ValueError):
+    """The job spec cannot run; raised before any provider is called."""
+
+
+def validate_job(context: Context) -> dict[str, Any]:
+    """Validate the trigger conf as a JobSpec, split it into segments, and start the manifest."""
+    params = {k: v for k, v in dict(context["params"]).items() if v is not None}
+    try:
+        job = JobSpec.model_validate(params)
+        segments = segments_for(job)
+        local_provider(job)
+    except ValidationError as exc:
+        raise InvalidJobSpec(f"invalid job spec: {describe_validation_error(exc)}") from None
+    except ValueError as exc:
+        raise InvalidJobSpec(f"invalid job spec: {exc}") from None
+    storage = get_storage()
+    manifest = Manifest(job=job, run_id=context["run_id"], segments=segments)
+    save_manifest(storage, manifest)
+    log.info("Job %s: %d segments, %g s of video, storage %s", job.job_id, len(segments),
+             sum(s.duration_s for s in segments), storage.url)
+    return {
+        "job": job.model_dump(mode="json"),
+        "segments": [s.model_dump(mode="json") for s in segments],
+        "total": len(segments),
+    }
+
+
+def assemble(job: dict[str, Any], segments: list[dict[str, Any]]) -> dict[str, Any]:
+    spec = JobSpec.model_validate(job)
+    final = assemble_job(get_storage(), spec, [VideoSegment.model_validate(s) for s in segments])
+    log.info("final.mp4: %.2f s, %dx%d %s, %d bytes", final.duration_s, final.width, final.height,
+             final.codec, final.size_bytes)
+    return final.model_dump(mode="json")
+
+
+def _window(starts: list[datetime | None], ends: list[datetime | None]) -> float | None:
+    known_starts = [s for s in starts if s]
+    known_ends = [e for e in ends if e]
+    if not known_starts or not known_ends:
+        return None
+    return round((max(known_ends) - min(known_starts)).total_seconds(), 3)
+
+
+def publish(job: dict[str, Any], segments: list[dict[str, Any]], final: dict[str, Any]) -> str:
+    """Complete the manifest: every segment, decisions, credits, stage timings and the final video's probe."""
+    spec = JobSpec.model_validate(job)
+    storage = get_storage()
+    manifest = load_manifest(storage, spec.job_id) or Manifest(job=spec)
+    done = [VideoSegment.model_validate(s) for s in segments]
+    merge_segments(manifest, done)
+    manifest.final = FinalVideo.model_validate(final)
+    manifest.status = "succeeded"
+    for stage, start, end in (("images", "image_started_at", "image_finished_at"),
+                              ("clips", "clip_started_at", "clip_finished_at")):
+        window = _window([getattr(s, start) for s in done], [getattr(s, end) for s in done])
+        if window is not None:
+            manifest.timings_s[stage] = window
+    for decision in manifest.decisions:
+        if decision.opened_at and decision.run_id == manifest.run_id:
+            manifest.timings_s[f"{decision.stage}_gate_wait"] = round(
+                (decision.at - decision.opened_at).total_seconds(), 3)
+    save_manifest(storage, manifest)
+    rebuild_progress(storage, spec.job_id)
+    url = storage.url_for_preview(manifest.final.key)
+    log.info("Published %s (manifest %s)", url, spec.job_id)
+    return url

@@ -1,0 +1,119 @@
+"""Waits for a gate decision from whichever answers first: the HITL form (UI/REST) or the decision Variable.
+
+The form is Airflow's human-in-the-loop request for the gate's task instance. A Variable answer is written
+into that request (``update_hitl_detail_response``) so the UI shows the gate as answered, then the Variable is
+deleted (consumed). If a form answer lands between our read and our write, the write fails and the next loop
+reads the form answer: first answer wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from asgiref.sync import sync_to_async
+
+from airflow.sdk import Variable
+from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail, update_hitl_detail_response
+from airflow.sdk.timezone import utcnow
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+from video_pipeline.approval import DECISION_TO_OPTION, REJECT, DecisionError, parse_variable_value
+
+
+class ApprovalGateTrigger(BaseTrigger):
+    def __init__(
+        self,
+        *,
+        ti_id: str,
+        variable_key: str,
+        timeout_at: datetime | None,
+        timeout_option: str = REJECT,
+        poll_interval: float = 10.0,
+    ) -> None:
+        super().__init__()
+        self.ti_id = str(ti_id)
+        self.variable_key = variable_key
+        self.timeout_at = timeout_at
+        self.timeout_option = timeout_option
+        self.poll_interval = poll_interval
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "ti_id": self.ti_id,
+                "variable_key": self.variable_key,
+                "timeout_at": self.timeout_at,
+                "timeout_option": self.timeout_option,
+                "poll_interval": self.poll_interval,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        while True:
+            event = await self._form_answer() or await self._variable_answer() or await self._timeout()
+            if event is not None:
+                yield TriggerEvent(event)
+                return
+            await asyncio.sleep(self.poll_interval)
+
+    async def _form_answer(self) -> dict[str, Any] | None:
+        detail = await sync_to_async(get_hitl_detail_content_detail)(ti_id=UUID(self.ti_id))
+        if not (detail.response_received and detail.chosen_options):
+            return None
+        user = detail.responded_by_user
+        return {
+            "chosen_options": list(detail.chosen_options),
+            "params_input": detail.params_input or {},
+            "responded_at": (detail.responded_at or utcnow()).isoformat(),
+            "responded_by_user": {"id": user.id, "name": user.name} if user else None,
+            "via": "ui",
+        }
+
+    async def _variable_answer(self) -> dict[str, Any] | None:
+        raw = await sync_to_async(Variable.get)(self.variable_key, default=None)
+        if raw is None:
+            return None
+        try:
+            request = parse_variable_value(raw)
+        except DecisionError as exc:
+            self.log.error("Ignoring Variable %s: %s", self.variable_key, exc)
+            await sync_to_async(Variable.delete)(self.variable_key)
+            return None
+        params = {"segments": request.segments or None, "note": request.note}
+        try:
+            await sync_to_async(update_hitl_detail_response)(
+                ti_id=UUID(self.ti_id),
+                chosen_options=[DECISION_TO_OPTION[request.decision]],
+                params_input=params,
+            )
+        except Exception:
+            self.log.info("The form was answered first; the Variable %s stays unused", self.variable_key)
+            return None
+        await sync_to_async(Variable.delete)(self.variable_key)
+        self.log.info("Decision %r taken from Variable %s", request.decision, self.variable_key)
+        return {
+            "chosen_options": [DECISION_TO_OPTION[request.decision]],
+            "params_input": params,
+            "prompts": {str(k): v for k, v in request.prompts.items()},
+            "responded_at": utcnow().isoformat(),
+            "responded_by_user": {"id": "variable", "name": request.by or "variable"},
+            "via": "variable",
+        }
+
+    async def _timeout(self) -> dict[str, Any] | None:
+        if self.timeout_at is None or utcnow() < self.timeout_at:
+            return None
+        await sync_to_async(update_hitl_detail_response)(
+            ti_id=UUID(self.ti_id), chosen_options=[self.timeout_option], params_input={}
+        )
+        return {
+            "chosen_options": [self.timeout_option],
+            "params_input": {"note": "gate timed out"},
+            "responded_at": utcnow().isoformat(),
+            "responded_by_user": None,
+            "via": "timeout",
+        }

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from video_pipeline.models import JobSpec, Manifest, SegmentSpec, describe_validation_error
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "jobs"
+
+
+def job(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"job_id": "fox-1", "title": "Fox", "segments": [{"prompt": "a fox", "duration_s": 3}]}
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not ...}
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.json")), ids=lambda p: p.name)
+def test_examples_are_valid(path: Path) -> None:
+    JobSpec.model_validate(json.loads(path.read_text()))
+
+
+INVALID: list[tuple[str, dict[str, Any], str]] = [
+    ("path traversal job_id", job(job_id="../x"), "job_id"),
+    ("slash in job_id", job(job_id="a/b"), "job_id"),
+    ("upper-case job_id", job(job_id="Fox"), "job_id"),
+    ("empty job_id", job(job_id=""), "job_id"),
+    ("job_id too long", job(job_id="a" * 64), "job_id"),
+    ("missing job_id", job(job_id=...), "job_id"),
+    ("blank title", job(title="   "), "title"),
+    ("zero segments", job(segments=[]), "segments"),
+    ("prompt of 2000 chars", job(segments=[{"prompt": "x" * 2000}]), "segments.0.prompt"),
+    ("blank prompt", job(segments=[{"prompt": "  "}]), "segments.0.prompt"),
+    ("duration too short", job(segments=[{"prompt": "a", "duration_s": 1}]), "segments.0.duration_s"),
+    ("duration too long", job(segments=[{"prompt": "a", "duration_s": 11}]), "segments.0.duration_s"),
+    ("unsupported ratio", job(ratio="4:3"), "ratio"),
+    ("unknown approval mode", job(approval="sometimes"), "approval"),
+    ("unknown provider", job(provider="sora"), "provider"),
+    ("unknown field", job(colour="red"), "colour"),
+    ("unknown segment field", job(segments=[{"prompt": "a", "speed": 2}]), "segments.0.speed"),
+    ("script and segments", job(script="Hello there."), "script"),
+    ("neither script nor segments", job(segments=None), "script"),
+    ("negative seed", job(seed=-1), "seed"),
+    ("negative budget", job(budget_credits=-5), "budget_credits"),
+    ("retired video model", job(video_model="gen3a_turbo"), "video_model"),
+    ("gate timeout zero", job(gate_timeout=0), "gate_timeout"),
+    ("on_gate_timeout nonsense", job(on_gate_timeout="maybe"), "on_gate_timeout"),
+    ("segments not a list", job(segments="a fox"), "segments"),
+]
+
+
+@pytest.mark.parametrize(("case", "spec", "field"), INVALID, ids=[c[0] for c in INVALID])
+def test_invalid_specs_name_the_field(case: str, spec: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        JobSpec.model_validate(spec)
+    assert field in describe_validation_error(info.value), describe_validation_error(info.value)
+
+
+def test_segment_cap_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = job(segments=[{"prompt": f"p{i}"} for i in range(4)])
+    with pytest.raises(ValidationError, match="between 1 and 3 segments"):
+        JobSpec.model_validate(spec, context={"max_segments": 3})
+    monkeypatch.setenv("VIDEO_PIPELINE_MAX_SEGMENTS", "2")
+    with pytest.raises(ValidationError, match="between 1 and 2 segments"):
+        JobSpec.model_validate(spec)
+    monkeypatch.delenv("VIDEO_PIPELINE_MAX_SEGMENTS")
+    assert len(JobSpec.model_validate(spec).segments or []) == 4
+
+
+def test_defaults_and_helpers() -> None:
+    spec = JobSpec.model_validate(job())
+    assert spec.resolution == (1280, 720)
+    assert spec.approval == "both"
+    assert spec.on_gate_timeout == "reject"
+    assert spec.gated("images") and spec.gated("clips")
+    assert JobSpec.model_validate(job(approval="images")).gated("clips") is False
+    assert SegmentSpec(prompt="  padded  ").prompt == "padded"
+
+
+def test_manifest_round_trip() -> None:
+    manifest = Manifest(job=JobSpec.model_validate(job()))
+    again = Manifest.from_json(manifest.to_json())
+    assert again == manifest
