@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from airflow.sdk import Context
+from airflow.sdk.exceptions import AirflowFailException
 from video_pipeline.final_video import assemble_job
 from video_pipeline.manifest import load_manifest, merge_segments, save_manifest
 from video_pipeline.models import FinalVideo, JobSpec, Manifest, VideoSegment, describe_validation_error
@@ -23,8 +24,8 @@ from video_pipeline_airflow.hooks.storage import get_storage
 log = logging.getLogger(__name__)
 
 
-class InvalidJobSpec(ValueError):
-    """The job spec cannot run; raised before any provider is called."""
+class InvalidJobSpec(AirflowFailException):
+    """The job spec cannot run: fails the run at once (no retry), before any provider is called."""
 
 
 def validate_job(context: Context) -> dict[str, Any]:

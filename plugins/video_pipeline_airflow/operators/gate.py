@@ -33,6 +33,7 @@ from video_pipeline.providers.registry import local_provider
 from video_pipeline.review import build_preview, gate_body, gate_subject
 from video_pipeline.storage import Storage
 from video_pipeline_airflow.hooks.storage import get_storage
+from video_pipeline_airflow.previews import preview_url
 from video_pipeline_airflow.settings import gate_poll_seconds
 from video_pipeline_airflow.triggers.gate import ApprovalGateTrigger
 
@@ -95,7 +96,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         key = variable_key(job.job_id, self.stage)
         self.subject = gate_subject(job, self.stage, round_)
         self.body = gate_body(
-            job, self.stage, segments, preview, lambda k: storage.url_for_preview(k, 7 * 86_400),
+            job, self.stage, segments, preview, lambda k: preview_url(storage, k),
             variable_key=key,
             credits_spent=sum(s.credits for s in segments),
             next_stage_estimate=0.0,

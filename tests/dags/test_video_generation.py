@@ -1,0 +1,74 @@
+"""DAG integrity: parses without import errors, documents itself, and wires the stages as designed."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def dagbag(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from airflow.dag_processing.dagbag import DagBag
+
+    started = time.perf_counter()
+    bag = DagBag(dag_folder=str(REPO / "dags"), bundle_name="tests")
+    bag.parse_seconds = time.perf_counter() - started  # type: ignore[attr-defined]
+    return bag
+
+
+def test_no_import_errors(dagbag) -> None:  # type: ignore[no-untyped-def]
+    assert dagbag.import_errors == {}
+    assert "video_generation" in dagbag.dags
+
+
+def test_parse_is_fast(dagbag) -> None:  # type: ignore[no-untyped-def]
+    assert dagbag.parse_seconds < 10, f"DAG folder took {dagbag.parse_seconds:.1f} s to parse"
+
+
+def test_documented_and_tagged(dagbag) -> None:  # type: ignore[no-untyped-def]
+    for dag in dagbag.dags.values():
+        assert dag.doc_md and len(dag.doc_md) > 100, dag.dag_id
+        assert dag.tags, dag.dag_id
+
+
+def test_stage_wiring(dagbag) -> None:  # type: ignore[no-untyped-def]
+    dag = dagbag.dags["video_generation"]
+    order = ["validate_job", "generate_image", "images_gate", "animate_segment", "clips_gate", "assemble", "publish"]
+    assert set(order) <= set(dag.task_ids)
+    for upstream, downstream in zip(order, order[1:], strict=False):
+        assert downstream in dag.get_task(upstream).downstream_task_ids, (upstream, downstream)
+
+
+def test_generation_tasks_retry_with_backoff(dagbag) -> None:  # type: ignore[no-untyped-def]
+    dag = dagbag.dags["video_generation"]
+    for task_id in ("generate_image", "animate_segment"):
+        task = dag.get_task(task_id)
+        assert task.retries >= 2
+        assert task.retry_exponential_backoff
+        assert task.map_index_template and "seg" in task.map_index_template
+
+
+def test_params_default_to_the_demo_job(dagbag) -> None:  # type: ignore[no-untyped-def]
+    dag = dagbag.dags["video_generation"]
+    demo = json.loads((REPO / "examples" / "jobs" / "demo.json").read_text())
+    resolved = dag.params.validate()
+    for key, value in demo.items():
+        assert resolved[key] == value
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("job_id", "../x"), ("segments", []), ("ratio", "4:3"), ("approval", "sometimes"),
+     ("segments", [{"prompt": "x" * 2000}]), ("segments", [{"prompt": "a", "duration_s": 30}])],
+)
+def test_param_schema_refuses_bad_conf(dagbag, field: str, value: object) -> None:  # type: ignore[no-untyped-def]
+    from airflow.sdk.definitions.param import ParamsDict
+
+    params = ParamsDict(dagbag.dags["video_generation"].params)
+    with pytest.raises(Exception, match=field):
+        params[field] = value

@@ -1,0 +1,91 @@
+"""A real Airflow (api-server, scheduler, dag-processor, triggerer; SQLite + LocalExecutor) for the module,
+plus moto's S3 server over HTTP, so the pipeline runs exactly as it does for a user."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from video_pipeline.approval import variable_key
+from video_pipeline.models import Manifest
+from video_pipeline.storage import Storage, open_storage
+from video_pipeline_airflow.local import LocalAirflow, free_port
+
+DAG_ID = "video_generation"
+BUCKET = "video-e2e"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket=BUCKET)
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def airflow(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> Iterator[LocalAirflow]:
+    home = tmp_path_factory.mktemp("airflow-home")
+    aws = {"conn_type": "aws", "login": "testing", "password": "testing",
+           "extra": {"endpoint_url": moto_endpoint, "region_name": "us-east-1"}}
+    cluster = LocalAirflow(home=home, storage_url=None, parallelism=6,
+                           extra_env={"AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws)})
+    with cluster:
+        yield cluster
+
+
+@pytest.fixture
+def local_storage(airflow: LocalAirflow, tmp_path: Path) -> Storage:
+    storage = open_storage((tmp_path / "data").as_uri())
+    airflow.set_variable("video_pipeline_storage_url", storage.url)
+    return storage
+
+
+@pytest.fixture
+def s3_storage(airflow: LocalAirflow, moto_endpoint: str) -> Storage:
+    client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    storage = open_storage(f"s3://{BUCKET}/e2e", s3_client=client)
+    airflow.set_variable("video_pipeline_storage_url", storage.url)
+    return storage
+
+
+def six_segment_job(job_id: str, **overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "job_id": job_id,
+        "title": f"E2E {job_id}",
+        "segments": [{"prompt": f"Scene {i}: a lantern over dark water", "duration_s": 2} for i in range(1, 7)],
+        "ratio": "1280:720",
+        "seed": 11,
+        "approval": "both",
+        "gate_timeout": 600,
+    }
+    spec.update(overrides)
+    return spec
+
+
+def decide_by_variable(airflow: LocalAirflow, run_id: str, job_id: str, stage: str, value: str) -> None:
+    """Wait for the gate to open (deferred), let a few seconds pass, then set the decision Variable."""
+    airflow.wait_for_task_state(DAG_ID, run_id, f"{stage}_gate", {"deferred"}, timeout=300)
+    import time
+
+    time.sleep(3)
+    airflow.set_variable(variable_key(job_id, stage), value)  # type: ignore[arg-type]
+
+
+def manifest_of(storage: Storage, job_id: str) -> Manifest:
+    return Manifest.from_json(storage.get_bytes(f"jobs/{job_id}/manifest.json"))
+
+
+def mapped_states(airflow: LocalAirflow, run_id: str, task_id: str) -> list[str | None]:
+    return [ti["state"] for ti in airflow.task_instances(DAG_ID, run_id) if ti["task_id"] == task_id]

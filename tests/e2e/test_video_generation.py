@@ -1,0 +1,105 @@
+"""The pipeline on real Airflow processes: both gates, rejection, S3 over HTTP, refusal of bad specs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import DAG_ID, decide_by_variable, manifest_of, mapped_states, six_segment_job
+from video_pipeline.approval import APPROVE
+from video_pipeline.ffmpeg import probe
+from video_pipeline.models import SegmentStatus
+from video_pipeline.storage import Storage
+from video_pipeline_airflow.local import LocalAirflow
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+
+def check_final(storage: Storage, job_id: str, tmp_path: Path, seconds: float, size: tuple[int, int]) -> None:
+    final = probe(storage.download_to(f"jobs/{job_id}/final.mp4", tmp_path / "final.mp4"))
+    assert abs(final.duration_s - seconds) <= 0.1 * 6
+    assert (final.width, final.height) == size
+    assert final.codec == "h264"
+    assert final.frame_count == int(seconds * 24)
+
+
+def test_both_gates_approved_by_variable(airflow: LocalAirflow, local_storage: Storage, tmp_path: Path) -> None:
+    job_id = "e2e-approved"
+    run_id = airflow.trigger(DAG_ID, six_segment_job(job_id))
+    decide_by_variable(airflow, run_id, job_id, "images", "approve")
+    decide_by_variable(airflow, run_id, job_id, "clips", '{"decision": "approve", "by": "e2e-reviewer"}')
+    assert airflow.wait_for_run(DAG_ID, run_id, timeout=300) == "success"
+
+    check_final(local_storage, job_id, tmp_path, 12.0, (1280, 720))
+    manifest = manifest_of(local_storage, job_id)
+    assert manifest.status == "succeeded"
+    assert manifest.final is not None and manifest.final.width == 1280
+    assert [s.index for s in manifest.segments] == [1, 2, 3, 4, 5, 6]
+    assert all(s.status == SegmentStatus.VIDEO_APPROVED and s.image_key and s.clip_key for s in manifest.segments)
+    assert [(d.stage, d.decision, d.via) for d in manifest.decisions] == [
+        ("images", "approve", "variable"), ("clips", "approve", "variable")]
+    assert manifest.decisions[1].by == "e2e-reviewer"
+    assert {"images", "clips"} <= set(manifest.timings_s)
+    progress = local_storage.get_bytes(f"jobs/{job_id}/progress.json").decode()
+    assert "images" in progress and "clips" in progress
+    # the decision Variable was consumed
+    assert airflow.api("GET", f"/api/v2/variables/video_approval__{job_id}__clips").status_code == 404
+
+
+def test_reject_at_images_gate_skips_everything_downstream(airflow: LocalAirflow, local_storage: Storage) -> None:
+    job_id = "e2e-rejected"
+    run_id = airflow.trigger(DAG_ID, six_segment_job(job_id, seed=99))
+    decide_by_variable(airflow, run_id, job_id, "images", "reject")
+    airflow.wait_for_run(DAG_ID, run_id, timeout=300)
+
+    assert airflow.task_state(DAG_ID, run_id, "images_gate") == "success"
+    assert mapped_states(airflow, run_id, "animate_segment") in ([], ["skipped"])
+    for task_id in ("clips_gate", "assemble", "publish"):
+        assert airflow.task_state(DAG_ID, run_id, task_id) == "skipped"
+    manifest = manifest_of(local_storage, job_id)
+    assert manifest.status == "rejected"
+    assert manifest.decisions[-1].decision == "reject"
+    assert not list(local_storage.list(f"jobs/{job_id}/clips/"))
+    assert not local_storage.exists(f"jobs/{job_id}/final.mp4")
+
+
+def test_s3_storage_over_http_with_rest_answers(airflow: LocalAirflow, s3_storage: Storage, tmp_path: Path) -> None:
+    job_id = "e2e-s3"
+    run_id = airflow.trigger(DAG_ID, six_segment_job(job_id, seed=5))
+    for stage in ("images", "clips"):
+        airflow.wait_for_task_state(DAG_ID, run_id, f"{stage}_gate", {"deferred"}, timeout=300)
+        response = airflow.answer_gate(DAG_ID, run_id, f"{stage}_gate", APPROVE, {"segments": None, "note": "ok"})
+        assert response.status_code == 200, response.text
+    assert airflow.wait_for_run(DAG_ID, run_id, timeout=300) == "success"
+
+    check_final(s3_storage, job_id, tmp_path, 12.0, (1280, 720))
+    assert len(list(s3_storage.list(f"jobs/{job_id}/images/"))) == 6
+    manifest = manifest_of(s3_storage, job_id)
+    assert [d.via for d in manifest.decisions] == ["ui", "ui"]
+    assert manifest.decisions[0].note == "ok"
+
+
+def test_bad_conf_is_refused_before_a_run_exists(airflow: LocalAirflow) -> None:
+    for bad in ({"job_id": "../x"}, {"segments": []}, {"segments": [{"prompt": "x" * 2000}]}):
+        conf = {**six_segment_job("e2e-bad"), **bad}
+        response = airflow.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
+        assert response.status_code == 400, response.text
+        assert next(iter(bad)) in response.text
+
+
+def test_spec_failing_validation_runs_no_generation(airflow: LocalAirflow, local_storage: Storage) -> None:
+    conf = {**six_segment_job("e2e-invalid"), "script": "Both a script and segments."}
+    run_id = airflow.trigger(DAG_ID, conf)
+    assert airflow.wait_for_run(DAG_ID, run_id, timeout=180) == "failed"
+    assert airflow.task_state(DAG_ID, run_id, "validate_job") == "failed"
+    assert set(mapped_states(airflow, run_id, "generate_image")) <= {"upstream_failed"}
+    assert not list(local_storage.list("jobs/e2e-invalid/images/"))
+
+
+def test_no_approval_runs_straight_through(airflow: LocalAirflow, local_storage: Storage, tmp_path: Path) -> None:
+    job_id = "e2e-no-approval"
+    run_id = airflow.trigger(DAG_ID, six_segment_job(job_id, approval="none", seed=21))
+    assert airflow.wait_for_run(DAG_ID, run_id, timeout=300) == "success"
+    check_final(local_storage, job_id, tmp_path, 12.0, (1280, 720))
+    assert [d.via for d in manifest_of(local_storage, job_id).decisions] == ["auto", "auto"]

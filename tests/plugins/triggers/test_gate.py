@@ -1,0 +1,129 @@
+"""ApprovalGateTrigger against an in-memory stand-in for Airflow's HITL table and Variables."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from airflow.sdk.timezone import utcnow
+from video_pipeline_airflow.triggers import gate as gate_module
+from video_pipeline_airflow.triggers.gate import ApprovalGateTrigger
+
+TI_ID = str(uuid.uuid4())
+KEY = "video_approval__fox__images"
+
+
+class FakeAirflow:
+    """The HITL detail row of one task instance and the Variable store, as the trigger sees them."""
+
+    def __init__(self) -> None:
+        self.variables: dict[str, str] = {}
+        self.answer: dict[str, Any] | None = None
+        self.refuse_update = False
+        self.deleted: list[str] = []
+
+    def get_detail(self, ti_id: uuid.UUID) -> SimpleNamespace:
+        assert str(ti_id) == TI_ID
+        if self.answer is None:
+            return SimpleNamespace(response_received=False, chosen_options=None)
+        user = self.answer.get("user")
+        return SimpleNamespace(
+            response_received=True,
+            chosen_options=self.answer["options"],
+            params_input=self.answer.get("params", {}),
+            responded_at=utcnow(),
+            responded_by_user=SimpleNamespace(id=user, name=user) if user else None,
+        )
+
+    def update(self, ti_id: uuid.UUID, chosen_options: list[str], params_input: dict[str, Any]) -> None:
+        if self.refuse_update or self.answer is not None:
+            raise RuntimeError("409: already answered")
+        self.answer = {"options": chosen_options, "params": params_input}
+
+    def variable_get(self, key: str, default: Any = None) -> Any:
+        return self.variables.get(key, default)
+
+    def variable_delete(self, key: str) -> None:
+        self.deleted.append(key)
+        self.variables.pop(key, None)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeAirflow:
+    fake = FakeAirflow()
+    monkeypatch.setattr(gate_module, "get_hitl_detail_content_detail", fake.get_detail)
+    monkeypatch.setattr(gate_module, "update_hitl_detail_response", fake.update)
+    monkeypatch.setattr(gate_module, "Variable", SimpleNamespace(get=fake.variable_get, delete=fake.variable_delete))
+    return fake
+
+
+def trigger(**overrides: Any) -> ApprovalGateTrigger:
+    args: dict[str, Any] = {"ti_id": TI_ID, "variable_key": KEY, "timeout_at": utcnow() + timedelta(hours=1),
+                            "poll_interval": 0.01}
+    args.update(overrides)
+    return ApprovalGateTrigger(**args)
+
+
+async def first_event(t: ApprovalGateTrigger, timeout: float = 2.0) -> dict[str, Any]:
+    event = await asyncio.wait_for(t.run().__anext__(), timeout)
+    return dict(event.payload)
+
+
+def test_serialize_round_trip() -> None:
+    original = trigger()
+    path, kwargs = original.serialize()
+    assert path == "video_pipeline_airflow.triggers.gate.ApprovalGateTrigger"
+    clone = ApprovalGateTrigger(**kwargs)
+    assert clone.serialize() == original.serialize()
+
+
+async def test_form_answer(fake: FakeAirflow) -> None:
+    fake.answer = {"options": ["Approve"], "params": {"note": "fine"}, "user": "ana"}
+    event = await first_event(trigger())
+    assert event["chosen_options"] == ["Approve"]
+    assert event["via"] == "ui"
+    assert event["responded_by_user"] == {"id": "ana", "name": "ana"}
+
+
+async def test_variable_answer_is_recorded_and_consumed(fake: FakeAirflow) -> None:
+    fake.variables[KEY] = '{"decision": "redo", "segments": [2, 4], "by": "ben"}'
+    event = await first_event(trigger())
+    assert event["chosen_options"] == ["Redo segments"]
+    assert event["params_input"]["segments"] == [2, 4]
+    assert event["via"] == "variable"
+    assert event["responded_by_user"]["name"] == "ben"
+    assert fake.answer == {"options": ["Redo segments"], "params": {"segments": [2, 4], "note": None}}
+    assert KEY not in fake.variables
+
+
+async def test_invalid_variable_is_dropped_and_the_gate_keeps_waiting(fake: FakeAirflow) -> None:
+    fake.variables[KEY] = "maybe"
+    run = asyncio.ensure_future(first_event(trigger()))
+    await asyncio.sleep(0.1)
+    assert not run.done()
+    assert fake.deleted == [KEY]
+    fake.variables[KEY] = "approve"
+    assert (await run)["chosen_options"] == ["Approve"]
+
+
+async def test_form_wins_a_race_with_the_variable(fake: FakeAirflow) -> None:
+    fake.variables[KEY] = "reject"
+    fake.refuse_update = True  # the form answered between our read and our write
+    run = asyncio.ensure_future(first_event(trigger()))
+    await asyncio.sleep(0.05)
+    fake.refuse_update = False
+    fake.answer = {"options": ["Approve"], "user": "ana"}
+    event = await run
+    assert (event["chosen_options"], event["via"]) == (["Approve"], "ui")
+
+
+@pytest.mark.parametrize("option", ["Reject", "Approve"])
+async def test_timeout_takes_the_configured_option(fake: FakeAirflow, option: str) -> None:
+    event = await first_event(trigger(timeout_at=utcnow() - timedelta(seconds=1), timeout_option=option))
+    assert (event["chosen_options"], event["via"]) == ([option], "timeout")
+    assert fake.answer is not None and fake.answer["options"] == [option]
