@@ -1,0 +1,63 @@
+"""
+### Nightly batch of video jobs
+
+Every night (cron from env `VIDEO_PIPELINE_NIGHTLY_CRON`, default 02:00 UTC, no catch-up):
+
+`intake` → `trigger_job` (one mapped `video_generation` run per valid spec) → `settle` (one per spec)
+
+- **intake** validates every `<storage>/inbox/*.json`: invalid specs move to `inbox/rejected/` with an
+  `.error.txt` beside them; valid ones move to `processing/`. Nothing is deleted or lost.
+- **trigger_job** triggers `video_generation` with the spec as conf and a run id derived from the spec's content,
+  so a re-run of this DAG never triggers the same spec twice (the existing run is skipped), then waits deferred.
+- **settle** moves each spec to `done/` or `failed/` as its run ends.
+
+Gates in these runs follow each spec's `gate_timeout` / `on_gate_timeout` (reject by default, never approve
+silently). `max_active_runs=1` and the provider pools keep a large inbox from flooding the provider.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import dag, task
+from video_pipeline_airflow import nightly
+
+NIGHTLY_CRON = os.environ.get("VIDEO_PIPELINE_NIGHTLY_CRON", "0 2 * * *")
+
+
+@dag(
+    dag_id="video_generation_nightly",
+    schedule=NIGHTLY_CRON,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["video", "nightly"],
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
+)
+def video_generation_nightly() -> None:
+    @task
+    def intake() -> list[dict[str, Any]]:
+        return nightly.intake()
+
+    @task(trigger_rule="all_done", map_index_template="{{ task.op_kwargs['spec']['name'] }}")
+    def settle(spec: dict[str, Any]) -> str:
+        return nightly.settle(spec)
+
+    specs = intake()
+    triggered = TriggerDagRunOperator.partial(
+        task_id="trigger_job",
+        trigger_dag_id="video_generation",
+        skip_when_already_exists=True,
+        wait_for_completion=True,
+        deferrable=True,
+        poke_interval=30,
+        map_index_template="{{ task.trigger_run_id }}",
+    ).expand_kwargs(specs.map(nightly.trigger_kwargs))
+    triggered >> settle.expand(spec=specs)
+
+
+video_generation_nightly()

@@ -1,0 +1,42 @@
+"""Steps of the nightly batch DAG; the inbox rules themselves live in ``video_pipeline.inbox``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+from video_pipeline import inbox
+from video_pipeline_airflow.hooks.storage import get_storage
+
+log = logging.getLogger(__name__)
+TARGET_DAG = "video_generation"
+
+
+def intake() -> list[dict[str, Any]]:
+    """New valid specs plus any still in processing/ (re-triggering those is a no-op: same run id)."""
+    storage = get_storage()
+    accepted, rejected = inbox.intake(storage)
+    for spec in rejected:
+        log.error("Rejected %s: %s (moved to %s)", spec.name, spec.error, inbox.REJECTED)
+    names = {a.name for a in accepted}
+    for key in storage.list(inbox.PROCESSING):
+        name = key[len(inbox.PROCESSING):]
+        if name.endswith(".json") and name not in names:
+            conf = inbox.validate_spec(storage.get_bytes(key))
+            accepted.append(inbox.AcceptedSpec(name, inbox.run_id_for(conf), conf))
+    log.info("Nightly intake: %d to run, %d rejected", len(accepted), len(rejected))
+    return [{"name": a.name, "run_id": a.run_id, "conf": a.conf} for a in sorted(accepted, key=lambda a: a.name)]
+
+
+def trigger_kwargs(spec: dict[str, Any]) -> dict[str, Any]:
+    return {"trigger_run_id": spec["run_id"], "conf": spec["conf"]}
+
+
+def settle(spec: dict[str, Any]) -> str:
+    state = RuntimeTaskInstance.get_dagrun_state(TARGET_DAG, spec["run_id"])
+    if state not in ("success", "failed"):
+        raise RuntimeError(f"run {spec['run_id']} is still {state}")
+    target = inbox.settle(get_storage(), spec["name"], "done" if state == "success" else "failed")
+    log.info("%s: run %s ended %s → %s", spec["name"], spec["run_id"], state, target)
+    return target
