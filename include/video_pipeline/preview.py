@@ -1,0 +1,60 @@
+"""Preview images for the gates: a numbered contact sheet of all segments and poster frames of clips."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from video_pipeline.ffmpeg import run_ffmpeg
+
+
+def _save_jpeg(image: Image.Image, dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    try:
+        image.save(tmp, format="JPEG", quality=85)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def contact_sheet(images: list[tuple[int, Path]], dest: Path, *, columns: int = 5, thumb_width: int = 320) -> Path:
+    """A grid of numbered thumbnails; opens one image at a time, so memory stays bounded for 500 segments."""
+    if not images:
+        raise ValueError("contact sheet needs at least one image")
+    with Image.open(images[0][1]) as first:
+        thumb_height = max(1, round(thumb_width * first.height / first.width))
+    columns = min(columns, len(images))
+    rows = math.ceil(len(images) / columns)
+    gap = 6
+    sheet = Image.new("RGB", (columns * (thumb_width + gap) + gap, rows * (thumb_height + gap) + gap), (24, 24, 24))
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=max(14, thumb_width // 10))
+    for position, (index, path) in enumerate(images):
+        x = gap + (position % columns) * (thumb_width + gap)
+        y = gap + (position // columns) * (thumb_height + gap)
+        with Image.open(path) as image:
+            thumb = image.convert("RGB")
+            thumb.thumbnail((thumb_width, thumb_height))
+            sheet.paste(thumb, (x, y))
+        label = f"{index}"
+        box = draw.textbbox((x + 6, y + 4), label, font=font)
+        draw.rectangle((box[0] - 4, box[1] - 2, box[2] + 4, box[3] + 2), fill=(0, 0, 0))
+        draw.text((x + 6, y + 4), label, font=font, fill=(255, 255, 255))
+    return _save_jpeg(sheet, dest)
+
+
+def poster_from_clip(clip: Path, dest: Path, at_s: float = 0.5) -> Path:
+    """One frame of a clip as a JPEG (the review form shows images, not video)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp.jpg")
+    try:
+        run_ffmpeg(["-ss", f"{at_s:.3f}", "-i", str(clip), "-frames:v", "1", "-q:v", "3", str(tmp)], timeout=60)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
