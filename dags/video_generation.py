@@ -25,12 +25,17 @@ from typing import Any
 from airflow.sdk import dag, task
 from video_pipeline_airflow import stages
 from video_pipeline_airflow.operators.gate import ApprovalGateOperator
-from video_pipeline_airflow.operators.segment import AnimateSegmentOperator, GenerateImageOperator
+from video_pipeline_airflow.operators.segment import (
+    SEGMENT_MAP_INDEX_TEMPLATE,
+    AnimateSegmentOperator,
+    GenerateImageOperator,
+)
 from video_pipeline_airflow.params import job_spec_params
 
 EXAMPLE_JOB = Path(__file__).resolve().parents[1] / "examples" / "jobs" / "demo.json"
 
-GENERATION_RETRIES: dict[str, Any] = {
+SEGMENT_TASK: dict[str, Any] = {
+    "map_index_template": SEGMENT_MAP_INDEX_TEMPLATE,
     "retries": 3,
     "retry_delay": timedelta(seconds=10),
     "retry_exponential_backoff": 2.0,
@@ -49,8 +54,8 @@ GENERATION_RETRIES: dict[str, Any] = {
     max_active_tasks=16,
 )
 def video_generation() -> None:
-    @task(multiple_outputs=True)
-    def validate_job(**context: Any) -> dict[str, Any]:
+    @task
+    def validate_job(**context: Any) -> list[dict[str, Any]]:
         return stages.validate_job(context)  # type: ignore[arg-type]
 
     @task
@@ -61,21 +66,18 @@ def video_generation() -> None:
     def publish(job: dict[str, Any], segments: list[dict[str, Any]], final: dict[str, Any]) -> str:
         return stages.publish(job, segments, final)
 
-    job = validate_job()
+    segments = validate_job()
+    job, total = segments["job"], segments["total"]  # the validated spec and segment count (XCom keys)
     images = GenerateImageOperator.partial(
-        task_id="generate_image", job=job["job"], total=job["total"], **GENERATION_RETRIES
-    ).expand(segment=job["segments"])
-    approved_images = ApprovalGateOperator(
-        task_id="images_gate", stage="images", job=job["job"], segments=images.output
-    )
+        task_id="generate_image", job=job, total=total, **SEGMENT_TASK
+    ).expand(segment=segments)
+    approved_images = ApprovalGateOperator(task_id="images_gate", stage="images", job=job, segments=images.output)
     clips = AnimateSegmentOperator.partial(
-        task_id="animate_segment", job=job["job"], total=job["total"], **GENERATION_RETRIES
+        task_id="animate_segment", job=job, total=total, **SEGMENT_TASK
     ).expand(segment=approved_images.output)
-    approved_clips = ApprovalGateOperator(
-        task_id="clips_gate", stage="clips", job=job["job"], segments=clips.output
-    )
-    final = assemble(job["job"], approved_clips.output)
-    publish(job["job"], approved_clips.output, final)
+    approved_clips = ApprovalGateOperator(task_id="clips_gate", stage="clips", job=job, segments=clips.output)
+    final = assemble(job, approved_clips.output)
+    publish(job, approved_clips.output, final)
 
 
 video_generation()

@@ -89,7 +89,7 @@ class JobSpec(BaseModel):
         Field(default=None, description="Plain text, split into segments on sentence boundaries.")
     )
     segments: list[SegmentSpec] | None = Field(
-        default=None, description="Explicit segments (instead of a script)."
+        default=None, min_length=1, description="Explicit segments (instead of a script)."
     )
     segment_duration_s: DurationS = Field(
         default=5, description="Target clip length when splitting a script (2–10 s)."

@@ -28,8 +28,12 @@ class InvalidJobSpec(AirflowFailException):
     """The job spec cannot run: fails the run at once (no retry), before any provider is called."""
 
 
-def validate_job(context: Context) -> dict[str, Any]:
-    """Validate the trigger conf as a JobSpec, split it into segments, and start the manifest."""
+def validate_job(context: Context) -> list[dict[str, Any]]:
+    """Validate the trigger conf as a JobSpec, split it into segments, and start the manifest.
+
+    Returns the segments (what the image stage maps over); the validated spec and the segment count go to
+    the XCom keys ``job`` and ``total`` (Airflow maps only over a task's return value).
+    """
     params = {k: v for k, v in dict(context["params"]).items() if v is not None}
     try:
         job = JobSpec.model_validate(params)
@@ -44,11 +48,10 @@ def validate_job(context: Context) -> dict[str, Any]:
     save_manifest(storage, manifest)
     log.info("Job %s: %d segments, %g s of video, storage %s", job.job_id, len(segments),
              sum(s.duration_s for s in segments), storage.url)
-    return {
-        "job": job.model_dump(mode="json"),
-        "segments": [s.model_dump(mode="json") for s in segments],
-        "total": len(segments),
-    }
+    ti = context["ti"]
+    ti.xcom_push(key="job", value=job.model_dump(mode="json"))
+    ti.xcom_push(key="total", value=len(segments))
+    return [s.model_dump(mode="json") for s in segments]
 
 
 def assemble(job: dict[str, Any], segments: list[dict[str, Any]]) -> dict[str, Any]:

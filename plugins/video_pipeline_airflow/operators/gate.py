@@ -47,6 +47,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
     ui_color = "#fff4cc"
 
     def __init__(self, *, stage: Stage, job: Any, segments: Any, **kwargs: Any) -> None:
+        kwargs.pop("params", None)  # the DAG's trigger params are not form fields of the gate
         super().__init__(
             subject=f"Review {stage}",
             options=OPTIONS,

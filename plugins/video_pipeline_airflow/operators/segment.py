@@ -37,7 +37,6 @@ class SegmentOperator(BaseOperator):
     finished_field: ClassVar[str]
 
     def __init__(self, *, job: Any, segment: Any, total: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("map_index_template", SEGMENT_MAP_INDEX_TEMPLATE)
         super().__init__(**kwargs)
         self.job = job
         self.segment = segment

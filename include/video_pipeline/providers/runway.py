@@ -1,0 +1,831 @@
+"""Runway developer API client (version 2024-11-06), sync and async, over httpx.
+
+The worker submits with :class:`RunwayClient`; the Airflow trigger polls with :class:`AsyncRunwayClient`. Both
+are thin loops around one shared core (:class:`_Core`) that builds every request and interprets every
+response and transport failure, so the two cannot drift apart.
+
+What the client promises:
+
+* Every API call sends ``Authorization: Bearer <key>`` and ``X-Runway-Version``. The key goes nowhere
+  else: not to output URLs or upload targets (both presigned), not into exception messages, reprs or logs.
+* 429, 500, 502, 503 and 504 and connection failures are retried here, with exponential backoff and full
+  jitter, honouring ``Retry-After``; after ``max_retries`` retries :class:`RunwayTransientError` is raised.
+* A POST that creates a billed task is never retried once it may have reached the server (see
+  :class:`RunwayAmbiguousSubmit`).
+* Everything else raises a :class:`RunwayError` subclass chosen in one place: :func:`error_for_status` for
+  HTTP answers and :func:`classify_failure` for failed tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import email.utils
+import logging
+import math
+import mimetypes
+import os
+import random
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from video_pipeline.providers.base import ClipRequest, ImageRequest
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.dev.runwayml.com"
+API_VERSION = "2024-11-06"
+DEFAULT_IMAGE_MODEL = "gen4_image"
+DEFAULT_VIDEO_MODEL = "gen4_turbo"
+#: Runway accepts data URIs up to 5 MB (the size of the URI, not of the file). Decimal MB: the conservative
+#: reading; a file just under the binary limit goes through an upload instead, which always works.
+DATA_URI_MAX_BYTES = 5_000_000
+#: HTTP answers that mean "try again later" (the notes name 429/502/503/504; 500 is treated the same way).
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_CHUNK = 1 << 16
+
+#: Ratios text_to_image accepts that a job can use, with Runway's price tier for each.
+IMAGE_RATIOS: dict[str, Literal["720p", "1080p"]] = {
+    "1920:1080": "1080p",
+    "1080:1920": "1080p",
+    "1024:1024": "1080p",  # Runway lists 1024:1024 with the 1080p ratios (720:720 is its 720p square)
+    "1280:720": "720p",
+    "720:1280": "720p",
+}
+
+#: The one pricing table (credits; 1 credit = $0.01). Video models per second of output; images per image
+#: by resolution tier.
+PRICING: dict[str, dict[str, float]] = {
+    "gen4_turbo": {"per_second": 5},
+    "gen4.5": {"per_second": 12},
+    "gen4_image": {"720p": 5, "1080p": 8},
+}
+
+TaskState = Literal["PENDING", "THROTTLED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
+TERMINAL_STATES: frozenset[str] = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+
+
+# --------------------------------------------------------------------------------------------------- errors
+
+
+class RunwayError(Exception):
+    """Base of every error this module raises. Messages never contain the API key or request headers."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        failure_code: str | None = None,
+        task_id: str | None = None,
+        issues: Sequence[Any] = (),
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.failure_code = failure_code
+        self.task_id = task_id
+        self.issues = list(issues)
+
+
+class RunwayPermanentError(RunwayError):
+    """Repeating the same request fails the same way: never retry unchanged."""
+
+
+class RunwayValidationError(RunwayPermanentError):
+    """HTTP 400: the request was refused; ``issues`` lists what the API said about each field."""
+
+
+class RunwayCreditsExhausted(RunwayPermanentError):
+    """HTTP 400 "You do not have enough credits to run this task." — top up before trying again."""
+
+
+class RunwayAuthError(RunwayPermanentError):
+    """HTTP 401: the API key is missing, wrong or revoked."""
+
+
+class RunwayNotFound(RunwayPermanentError):
+    """HTTP 404: no such task (or it was deleted)."""
+
+
+class RunwayOutputExpired(RunwayPermanentError):
+    """An output URL answered 403/404/410: its presigned link expired; the output cannot be fetched again."""
+
+
+class RunwayTaskCancelled(RunwayPermanentError):
+    """The task was cancelled (by us or in Runway's dashboard): resubmitting would override that decision."""
+
+
+class RunwayRetryableTaskFailure(RunwayError):
+    """The task failed on Runway's side (``THIRD_PARTY.UNAVAILABLE``, ``INTERNAL``, no code): resubmit."""
+
+
+class RunwayBadOutput(RunwayError):
+    """``INTERNAL.BAD_OUTPUT.*``: the model produced an unusable output; resubmit with a new seed.
+
+    A sibling of :class:`RunwayRetryableTaskFailure`, not a subclass: a handler for "resubmit unchanged" must
+    not catch it by accident, since the same seed tends to reproduce the same bad output.
+    """
+
+
+class RunwayTransientError(RunwayError):
+    """The API kept answering 429/5xx (or kept failing to connect) through every retry: try again later.
+
+    Raised for a creating POST only when no task can have been created, so resubmitting is safe.
+    """
+
+
+class RunwayAmbiguousSubmit(RunwayError):
+    """A task-creating POST was sent, but the connection broke before the answer arrived.
+
+    Runway may or may not have created (and billed) the task, and the API has no idempotency key and no way
+    to list tasks, so the client cannot find out. Retrying blindly is how the official SDK creates duplicate
+    billed tasks, so this client never does it: the caller decides (fail for a human to look at, or resubmit
+    knowingly). A connect error (nothing sent), a write error (the request never fully arrived, so the server
+    could not have parsed it) and a 429/5xx answer (the server's explicit "not done") are retried instead.
+    """
+
+
+#: ``classify_failure`` table: code prefix → error class. A prefix matches the code itself and any
+#: ``prefix.*`` below it; the first match wins (so ``INTERNAL.BAD_OUTPUT`` is checked before ``INTERNAL``).
+_FAILURE_PREFIXES: tuple[tuple[str, type[RunwayError]], ...] = (
+    ("SAFETY.INPUT", RunwayPermanentError),
+    ("SAFETY.OUTPUT", RunwayPermanentError),
+    ("INPUT_PREPROCESSING.SAFETY.TEXT", RunwayPermanentError),
+    ("ASSET.INVALID", RunwayPermanentError),
+    ("INTERNAL.BAD_OUTPUT", RunwayBadOutput),
+    ("THIRD_PARTY.UNAVAILABLE", RunwayRetryableTaskFailure),
+    ("INTERNAL", RunwayRetryableTaskFailure),
+    ("INPUT_PREPROCESSING.INTERNAL", RunwayRetryableTaskFailure),
+)
+
+
+def classify_failure(code: str | None) -> type[RunwayError]:
+    """The error class for a FAILED task's ``failureCode``.
+
+    Safety and invalid-asset failures are permanent (retrying unchanged pays again for the same refusal);
+    ``INTERNAL.BAD_OUTPUT.*`` wants a new seed; ``THIRD_PARTY.UNAVAILABLE``, ``INTERNAL`` and a missing code
+    are Runway's own trouble and worth a resubmit. An unknown code is treated as permanent: a human looks at
+    it once rather than the pipeline paying for it repeatedly.
+    """
+    if not code:
+        return RunwayRetryableTaskFailure
+    upper = code.upper()
+    for prefix, cls in _FAILURE_PREFIXES:
+        if upper == prefix or upper.startswith(prefix + "."):
+            return cls
+    return RunwayPermanentError
+
+
+def error_for_status(status_code: int, message: str, issues: Sequence[Any] = ()) -> RunwayError:
+    """The error for a non-success HTTP answer from the API (after retries, for the retryable ones)."""
+    text = f"HTTP {status_code}: {message}"
+    if status_code == 400:
+        if "credit" in message.lower():
+            return RunwayCreditsExhausted(text, status_code=status_code)
+        return RunwayValidationError(text, status_code=status_code, issues=issues)
+    if status_code == 401:
+        return RunwayAuthError(text, status_code=status_code)
+    if status_code == 404:
+        return RunwayNotFound(text, status_code=status_code)
+    if status_code in RETRY_STATUSES or status_code >= 500:
+        return RunwayTransientError(text, status_code=status_code)
+    return RunwayPermanentError(text, status_code=status_code)  # 403, 405, 409, 413, 422, …
+
+
+# -------------------------------------------------------------------------------------------- task status
+
+
+class TaskStatus(BaseModel):
+    """``GET /v1/tasks/{id}``, as the pipeline needs it."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    id: str
+    status: TaskState
+    progress: float | None = None
+    output: list[str] = Field(default_factory=list)
+    failure: str | None = None
+    failure_code: str | None = Field(default=None, alias="failureCode")
+    created_at: datetime | None = Field(default=None, alias="createdAt")
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATES
+
+    def error(self) -> RunwayError | None:
+        """The exception a FAILED or CANCELLED task stands for (``None`` otherwise)."""
+        if self.status == "CANCELLED":
+            return RunwayTaskCancelled(f"task {self.id} was cancelled", task_id=self.id)
+        if self.status != "FAILED":
+            return None
+        cls = classify_failure(self.failure_code)
+        code = self.failure_code or "no failure code"
+        return cls(
+            f"task {self.id} failed ({code}): {self.failure or ''}".rstrip(": "),
+            failure_code=self.failure_code,
+            task_id=self.id,
+        )
+
+    def raise_for_failure(self) -> None:
+        err = self.error()
+        if err is not None:
+            raise err
+
+
+# ----------------------------------------------------------------------------------- ratios, credits, uris
+
+
+def _ratio_wh(ratio: str) -> tuple[int, int]:
+    w, _, h = ratio.partition(":")
+    return int(w), int(h)
+
+
+def image_ratio_for(job_ratio: str) -> str:
+    """The text_to_image ratio closest to a job ratio: nearest aspect ratio, then nearest resolution.
+
+    Distances are taken on a log scale (|ln(a/b)|) so portrait and landscape are symmetric and "twice as
+    wide" weighs the same as "half as wide". Exact ties in aspect (1280:720 vs 1920:1080) go to the pixel
+    count closest to the job's, which also picks the cheaper image when the job is 720p. Results:
+    1280:720→1280:720, 720:1280→720:1280, 960:960/1104:832/832:1104→1024:1024, 1584:672→1280:720.
+    """
+    jw, jh = _ratio_wh(job_ratio)
+
+    def distance(candidate: str) -> tuple[float, float]:
+        cw, ch = _ratio_wh(candidate)
+        aspect = abs(math.log((cw / ch) / (jw / jh)))
+        size = abs(math.log((cw * ch) / (jw * jh)))
+        return round(aspect, 9), size
+
+    return min(IMAGE_RATIOS, key=distance)
+
+
+def image_resolution(ratio: str) -> Literal["720p", "1080p"]:
+    """Runway's price tier for a text_to_image ratio (a job ratio is mapped first)."""
+    return IMAGE_RATIOS[ratio if ratio in IMAGE_RATIOS else image_ratio_for(ratio)]
+
+
+def estimate_credits(
+    kind: Literal["image", "video"],
+    model: str,
+    duration_s: float | None = None,
+    resolution: str | None = None,
+) -> float:
+    """Credits one generation costs, from :data:`PRICING`.
+
+    ``video`` needs ``duration_s``; ``image`` needs ``resolution`` (``720p``, ``1080p`` or a ratio ``W:H``).
+    Unknown models raise ``ValueError`` rather than guessing a price a budget would trust.
+    """
+    prices = PRICING.get(model)
+    if prices is None:
+        raise ValueError(f"no price known for model {model!r}")
+    if kind == "video":
+        if "per_second" not in prices or duration_s is None:
+            raise ValueError(f"video pricing for {model!r} needs a video model and duration_s")
+        return prices["per_second"] * duration_s
+    if resolution is None:
+        raise ValueError("image pricing needs a resolution (720p, 1080p or a ratio)")
+    tier = resolution if resolution in ("720p", "1080p") else image_resolution(resolution)
+    if tier not in prices:
+        raise ValueError(f"image pricing for {model!r} has no tier {tier!r}")
+    return prices[tier]
+
+
+def estimate_image_credits(request: ImageRequest) -> float:
+    return estimate_credits("image", request.model or DEFAULT_IMAGE_MODEL, resolution=request.ratio)
+
+
+def estimate_clip_credits(request: ClipRequest) -> float:
+    return estimate_credits("video", request.model or DEFAULT_VIDEO_MODEL, duration_s=request.duration_s)
+
+
+def data_uri_size(file_size: int, mime: str) -> int:
+    """Length of ``data:<mime>;base64,<payload>`` for a file of ``file_size`` bytes."""
+    return len(f"data:{mime};base64,") + 4 * math.ceil(file_size / 3)
+
+
+def image_data_uri(path: str | os.PathLike[str], *, max_bytes: int = DATA_URI_MAX_BYTES) -> str | None:
+    """The image as a data URI when the URI fits Runway's limit, else ``None`` (then upload it instead).
+
+    The size is computed from the file's length before reading it, so a large file is never loaded.
+    """
+    p = Path(path)
+    mime = mimetypes.guess_type(p.name)[0] or "application/octet-stream"
+    if data_uri_size(p.stat().st_size, mime) > max_bytes:
+        return None
+    return f"data:{mime};base64,{base64.b64encode(p.read_bytes()).decode('ascii')}"
+
+
+def poll_delay(min_interval: float = 5.0, jitter: float = 0.25, rng: random.Random | None = None) -> float:
+    """Seconds until the next poll: never below ``min_interval`` (Runway asks for ≥ 5 s), plus jitter."""
+    return min_interval * (1.0 + (rng or random).uniform(0.0, jitter))
+
+
+# ------------------------------------------------------------------------------------------- shared core
+
+#: Transport failures that happen before a complete request reached the server. A write error counts: the
+#: server cannot act on a request body it never fully received.
+_NOTHING_DONE = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.ProxyError,
+    httpx.WriteError,
+    httpx.WriteTimeout,
+)
+#: Programming or configuration errors: retrying cannot help.
+_NEVER_RETRY = (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.TooManyRedirects)
+_SUCCESS = frozenset(range(200, 300))
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One logical request, independent of sync/async."""
+
+    method: str
+    url: str
+    target: Literal["api", "output", "upload"] = "api"
+    json: Mapping[str, Any] | None = None
+    form: Mapping[str, str] | None = None
+    file: tuple[str, Path, str] | None = None  # (filename, path, content type) for multipart uploads
+    creates_task: bool = False  # a billed POST: never retried once it may have reached the server
+    ok: frozenset[int] = _SUCCESS
+    tolerated: frozenset[int] = frozenset()
+
+    @property
+    def what(self) -> str:
+        path = httpx.URL(self.url).path if self.target == "api" else f"<{self.target} url>"
+        return f"{self.method} {path}"
+
+
+@dataclass
+class _Core:
+    """Request building, response parsing and the retry decisions shared by the sync and async clients."""
+
+    base_url: str
+    api_key: str = field(repr=False)
+    max_retries: int
+    backoff_base: float
+    backoff_cap: float
+    rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.api_key:
+            raise ValueError("api_key is empty")
+        # A key with characters illegal in a header would make h11 raise an error that quotes the header.
+        key = self.api_key
+        if not key.isascii() or not key.isprintable() or any(c.isspace() for c in key):
+            raise ValueError("api_key contains characters that are not allowed in an HTTP header")
+        self.base_url = self.base_url.rstrip("/")
+
+    # -- requests
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def headers(self, call: _Call) -> dict[str, str]:
+        if call.target != "api":
+            return {}  # presigned targets: the key must not travel to them
+        return {"Authorization": f"Bearer {self.api_key}", "X-Runway-Version": API_VERSION}
+
+    def request_kwargs(self, call: _Call, stack: contextlib.ExitStack) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"method": call.method, "url": call.url, "headers": self.headers(call)}
+        if call.json is not None:
+            kwargs["json"] = call.json
+        if call.form is not None:
+            kwargs["data"] = dict(call.form)
+        if call.file is not None:
+            name, path, ctype = call.file
+            kwargs["files"] = {"file": (name, stack.enter_context(path.open("rb")), ctype)}
+        return kwargs
+
+    def text_to_image(
+        self, request: ImageRequest, reference_images: Sequence[str | Mapping[str, str]] | None
+    ) -> _Call:
+        model = request.model or DEFAULT_IMAGE_MODEL
+        body: dict[str, Any] = {
+            "model": model,
+            "promptText": request.prompt,
+            "ratio": image_ratio_for(request.ratio),
+            "seed": request.seed,
+        }
+        refs = [{"uri": r} if isinstance(r, str) else dict(r) for r in reference_images or ()]
+        if refs:
+            body["referenceImages"] = refs
+        elif model == "gen4_image_turbo":
+            raise ValueError("gen4_image_turbo requires reference_images")
+        return _Call("POST", self.url("/v1/text_to_image"), json=body, creates_task=True)
+
+    def image_to_video(self, request: ClipRequest, prompt_image_uri: str) -> _Call:
+        model = request.model or DEFAULT_VIDEO_MODEL
+        body: dict[str, Any] = {
+            "model": model,
+            "promptImage": prompt_image_uri,
+            "ratio": request.ratio,
+            "duration": request.duration_s,
+            "seed": request.seed,
+        }
+        if request.prompt.strip():
+            body["promptText"] = request.prompt
+        elif model == "gen4.5":
+            raise ValueError("gen4.5 requires a prompt (promptText)")
+        return _Call("POST", self.url("/v1/image_to_video"), json=body, creates_task=True)
+
+    def create_upload(self, filename: str) -> _Call:
+        return _Call("POST", self.url("/v1/uploads"), json={"filename": filename, "type": "ephemeral"})
+
+    def upload_target(self, upload_url: str, fields: Mapping[str, str], path: Path, filename: str) -> _Call:
+        ctype = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        return _Call("POST", upload_url, target="upload", form=fields, file=(filename, path, ctype))
+
+    def get_task(self, task_id: str) -> _Call:
+        return _Call("GET", self.url(f"/v1/tasks/{_path_id(task_id)}"))
+
+    def cancel_task(self, task_id: str) -> _Call:
+        return _Call("DELETE", self.url(f"/v1/tasks/{_path_id(task_id)}"), tolerated=frozenset({404}))
+
+    def organization(self) -> _Call:
+        return _Call("GET", self.url("/v1/organization"))
+
+    def download(self, url: str) -> _Call:
+        return _Call("GET", url, target="output", ok=frozenset({200}))
+
+    # -- responses
+
+    def parse_task_id(self, call: _Call, response: httpx.Response) -> str:
+        try:
+            task_id = response.json()["id"]
+        except (ValueError, KeyError, TypeError):
+            task_id = None
+        if not isinstance(task_id, str) or not task_id:
+            # The server said 2xx, so a task may well exist; without its id we cannot resume it.
+            raise RunwayAmbiguousSubmit(f"{call.what}: HTTP {response.status_code} without a task id")
+        return task_id
+
+    def parse_task(self, response: httpx.Response) -> TaskStatus:
+        try:
+            return TaskStatus.model_validate(response.json())
+        except (ValueError, ValidationError) as exc:
+            raise RunwayError(f"unexpected task payload: {self.redact(str(exc))[:500]}") from None
+
+    def parse_upload(self, response: httpx.Response) -> tuple[str, str, dict[str, str]]:
+        try:
+            data = response.json()
+            fields = {str(k): str(v) for k, v in data["fields"].items()}
+            return str(data["runwayUri"]), str(data["uploadUrl"]), fields
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise RunwayError("unexpected upload payload (want runwayUri, uploadUrl, fields)") from None
+
+    def parse_json(self, response: httpx.Response) -> dict[str, Any]:
+        try:
+            data = response.json()
+        except ValueError:
+            raise RunwayError(f"HTTP {response.status_code}: not JSON") from None
+        if not isinstance(data, dict):
+            raise RunwayError(f"HTTP {response.status_code}: expected a JSON object")
+        return data
+
+    def redact(self, text: str) -> str:
+        return text.replace(self.api_key, "[redacted]")
+
+    def error_detail(self, response: httpx.Response) -> tuple[str, list[Any]]:
+        """The API's ``{"error": …, "issues": […]}`` as one readable line (bodies only, never headers)."""
+        issues: list[Any] = []
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and data.get("error"):
+            message = str(data["error"])
+            raw = data.get("issues")
+            if isinstance(raw, list):
+                issues = raw
+                parts = []
+                for issue in raw:
+                    if isinstance(issue, dict):
+                        loc = ".".join(str(p) for p in issue.get("path") or ()) or "body"
+                        parts.append(f"{loc}: {issue.get('message', '')}")
+                if parts:
+                    message = f"{message} ({'; '.join(parts)})"
+        else:
+            message = response.text.strip().replace("\n", " ")[:300] or response.reason_phrase
+        return self.redact(message)[:1000], issues
+
+    def error_for(self, call: _Call, response: httpx.Response) -> RunwayError:
+        message, issues = self.error_detail(response)
+        status = response.status_code
+        if call.target == "output" and status in (403, 404, 410):
+            return RunwayOutputExpired(
+                f"{call.what}: HTTP {status}: output URL expired or gone", status_code=status
+            )
+        if call.target == "upload" and status < 500 and status != 429:
+            return RunwayPermanentError(
+                f"{call.what}: HTTP {status}: upload refused: {message}", status_code=status
+            )
+        err = error_for_status(status, message, issues)
+        err.args = (f"{call.what}: {err.args[0]}",)
+        return err
+
+    # -- retry decisions (each returns the delay before the next attempt, or raises)
+
+    def after_response(self, call: _Call, response: httpx.Response, attempt: int) -> float | None:
+        """``None`` when the answer is final and good; a delay to retry; raises for a final error."""
+        status = response.status_code
+        if status in call.ok or status in call.tolerated:
+            return None
+        if status in RETRY_STATUSES:
+            if attempt < self.max_retries:
+                delay = self.backoff(attempt, retry_after(response))
+                log.warning(
+                    "runway %s: HTTP %s, retry %d/%d in %.2fs",
+                    call.what,
+                    status,
+                    attempt + 1,
+                    self.max_retries,
+                    delay,
+                )
+                return delay
+            message, _ = self.error_detail(response)
+            raise RunwayTransientError(
+                f"{call.what}: HTTP {status} after {attempt + 1} attempts: {message}", status_code=status
+            )
+        raise self.error_for(call, response)
+
+    def after_transport_error(self, call: _Call, exc: httpx.RequestError, attempt: int) -> float:
+        """Connection-level failures (and undecodable bodies): retry, or refuse to when a task-creating POST
+        may have reached the server."""
+        kind = type(exc).__name__
+        if isinstance(exc, _NEVER_RETRY):
+            raise RunwayPermanentError(f"{call.what}: {kind}") from None
+        if call.creates_task and not isinstance(exc, _NOTHING_DONE):
+            raise RunwayAmbiguousSubmit(
+                f"{call.what}: {kind} after the request was sent; a task may have been created"
+            ) from None
+        if attempt < self.max_retries:
+            delay = self.backoff(attempt, None)
+            log.warning(
+                "runway %s: %s, retry %d/%d in %.2fs", call.what, kind, attempt + 1, self.max_retries, delay
+            )
+            return delay
+        raise RunwayTransientError(f"{call.what}: {kind} after {attempt + 1} attempts") from None
+
+    def backoff(self, attempt: int, retry_after_s: float | None) -> float:
+        """Full jitter (uniform in [0, min(cap, base·2^attempt)]); a ``Retry-After`` is waited out instead,
+        clamped to ``backoff_cap`` so a server cannot park a worker indefinitely."""
+        if retry_after_s is not None:
+            return min(max(retry_after_s, 0.0), self.backoff_cap)
+        return self.rng.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2**attempt))
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds (delta-seconds, fractional allowed, or an HTTP date), else ``None``."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def _path_id(task_id: str) -> str:
+    if not task_id or "/" in task_id or task_id in (".", ".."):
+        raise ValueError("invalid task id")
+    return task_id
+
+
+def _part_path(dest: Path) -> Path:
+    return dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
+
+
+# ------------------------------------------------------------------------------------------------ clients
+
+
+class _ClientBase:
+    _core: _Core
+
+    @property
+    def base_url(self) -> str:
+        return self._core.base_url
+
+    def __repr__(self) -> str:  # the key stays out of reprs (and so out of logs and tracebacks)
+        return f"{type(self).__name__}(base_url={self._core.base_url!r}, api_key='***')"
+
+
+class RunwayClient(_ClientBase):
+    """Blocking client (the worker submits and downloads with it)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float | httpx.Timeout = 30.0,
+        max_retries: int = 5,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._core = _Core(base_url, api_key, max_retries, backoff_base, backoff_cap)
+        self._http = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
+
+    def __enter__(self) -> RunwayClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _send(self, call: _Call, sink: Path | None = None) -> httpx.Response:
+        attempt = 0
+        while True:
+            try:
+                with contextlib.ExitStack() as stack:
+                    kwargs = self._core.request_kwargs(call, stack)
+                    response = self._http.request(**kwargs) if sink is None else self._stream(kwargs, sink)
+            except httpx.RequestError as exc:
+                delay = self._core.after_transport_error(call, exc, attempt)
+            else:
+                maybe = self._core.after_response(call, response, attempt)
+                if maybe is None:
+                    return response
+                delay = maybe
+            attempt += 1
+            time.sleep(delay)
+
+    def _stream(self, kwargs: dict[str, Any], sink: Path) -> httpx.Response:
+        with self._http.stream(**kwargs, follow_redirects=True) as response:
+            if response.status_code == 200:
+                with sink.open("wb") as out:
+                    for chunk in response.iter_bytes(_CHUNK):
+                        out.write(chunk)
+            else:
+                response.read()
+        return response
+
+    def text_to_image(
+        self, request: ImageRequest, reference_images: Sequence[str | Mapping[str, str]] | None = None
+    ) -> str:
+        """Submit a gen4_image generation; returns the task id (persist it before polling)."""
+        call = self._core.text_to_image(request, reference_images)
+        return self._core.parse_task_id(call, self._send(call))
+
+    def image_to_video(self, request: ClipRequest, prompt_image_uri: str) -> str:
+        """Submit a clip from an image (https URL, data URI or runway:// URI); returns the task id."""
+        call = self._core.image_to_video(request, prompt_image_uri)
+        return self._core.parse_task_id(call, self._send(call))
+
+    def create_upload(self, filename: str) -> tuple[str, str, dict[str, str]]:
+        """Start an ephemeral upload: ``(runway_uri, upload_url, fields)``."""
+        return self._core.parse_upload(self._send(self._core.create_upload(filename)))
+
+    def upload_file(self, path: str | os.PathLike[str], *, filename: str | None = None) -> str:
+        """Upload a local file (create the upload, then the multipart POST); returns its ``runway://`` URI."""
+        p = Path(path)
+        name = filename or p.name
+        runway_uri, upload_url, fields = self.create_upload(name)
+        self._send(self._core.upload_target(upload_url, fields, p, name))
+        return runway_uri
+
+    def prompt_image_uri(self, path: str | os.PathLike[str]) -> str:
+        """A URI Runway accepts for a local image: a data URI when small enough, else an upload."""
+        return image_data_uri(path) or self.upload_file(path)
+
+    def get_task(self, task_id: str) -> TaskStatus:
+        return self._core.parse_task(self._send(self._core.get_task(task_id)))
+
+    def cancel_task(self, task_id: str) -> bool:
+        """Cancel (or delete) a task. ``False`` if Runway did not know it (already gone)."""
+        return self._send(self._core.cancel_task(task_id)).status_code != 404
+
+    def organization(self) -> dict[str, Any]:
+        return self._core.parse_json(self._send(self._core.organization()))
+
+    def download(self, url: str, dest_path: str | os.PathLike[str]) -> Path:
+        """Stream an output URL into ``dest_path`` (temp file + rename: never a partial file at the
+        destination). No API headers are sent: output URLs are presigned."""
+        dest = Path(dest_path)
+        part = _part_path(dest)
+        try:
+            self._send(self._core.download(url), sink=part)
+            os.replace(part, dest)
+        finally:
+            part.unlink(missing_ok=True)
+        return dest
+
+
+class AsyncRunwayClient(_ClientBase):
+    """Non-blocking client (the triggerer polls with it). Same methods as :class:`RunwayClient`, awaited."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float | httpx.Timeout = 30.0,
+        max_retries: int = 5,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 60.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._core = _Core(base_url, api_key, max_retries, backoff_base, backoff_cap)
+        self._http = httpx.AsyncClient(timeout=timeout, transport=transport, follow_redirects=False)
+
+    async def __aenter__(self) -> AsyncRunwayClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _send(self, call: _Call, sink: Path | None = None) -> httpx.Response:
+        attempt = 0
+        while True:
+            try:
+                with contextlib.ExitStack() as stack:
+                    kwargs = self._core.request_kwargs(call, stack)
+                    if sink is None:
+                        response = await self._http.request(**kwargs)
+                    else:
+                        response = await self._stream(kwargs, sink)
+            except httpx.RequestError as exc:
+                delay = self._core.after_transport_error(call, exc, attempt)
+            else:
+                maybe = self._core.after_response(call, response, attempt)
+                if maybe is None:
+                    return response
+                delay = maybe
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def _stream(self, kwargs: dict[str, Any], sink: Path) -> httpx.Response:
+        # File writes are small blocking calls; downloads happen on workers, the triggerer only polls.
+        async with self._http.stream(**kwargs, follow_redirects=True) as response:
+            if response.status_code == 200:
+                with sink.open("wb") as out:
+                    async for chunk in response.aiter_bytes(_CHUNK):
+                        out.write(chunk)
+            else:
+                await response.aread()
+        return response
+
+    async def text_to_image(
+        self, request: ImageRequest, reference_images: Sequence[str | Mapping[str, str]] | None = None
+    ) -> str:
+        call = self._core.text_to_image(request, reference_images)
+        return self._core.parse_task_id(call, await self._send(call))
+
+    async def image_to_video(self, request: ClipRequest, prompt_image_uri: str) -> str:
+        call = self._core.image_to_video(request, prompt_image_uri)
+        return self._core.parse_task_id(call, await self._send(call))
+
+    async def create_upload(self, filename: str) -> tuple[str, str, dict[str, str]]:
+        return self._core.parse_upload(await self._send(self._core.create_upload(filename)))
+
+    async def upload_file(self, path: str | os.PathLike[str], *, filename: str | None = None) -> str:
+        p = Path(path)
+        name = filename or p.name
+        runway_uri, upload_url, fields = await self.create_upload(name)
+        await self._send(self._core.upload_target(upload_url, fields, p, name))
+        return runway_uri
+
+    async def prompt_image_uri(self, path: str | os.PathLike[str]) -> str:
+        return image_data_uri(path) or await self.upload_file(path)
+
+    async def get_task(self, task_id: str) -> TaskStatus:
+        return self._core.parse_task(await self._send(self._core.get_task(task_id)))
+
+    async def cancel_task(self, task_id: str) -> bool:
+        return (await self._send(self._core.cancel_task(task_id))).status_code != 404
+
+    async def organization(self) -> dict[str, Any]:
+        return self._core.parse_json(await self._send(self._core.organization()))
+
+    async def download(self, url: str, dest_path: str | os.PathLike[str]) -> Path:
+        dest = Path(dest_path)
+        part = _part_path(dest)
+        try:
+            await self._send(self._core.download(url), sink=part)
+            os.replace(part, dest)
+        finally:
+            part.unlink(missing_ok=True)
+        return dest
