@@ -36,7 +36,7 @@ def free_port() -> int:
 @dataclass
 class LocalAirflow:
     home: Path
-    storage_url: str
+    storage_url: str | None
     port: int = field(default_factory=free_port)
     executor: str = "LocalExecutor"
     sql_alchemy_conn: str | None = None
@@ -73,9 +73,10 @@ class LocalAirflow:
             "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text(),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-            "AIRFLOW_VAR_VIDEO_PIPELINE_STORAGE_URL": self.storage_url,
             "AIRFLOW_VAR_VIDEO_PIPELINE_GATE_POLL_SECONDS": "2",
         }
+        if self.storage_url:  # else the Variable (set through the API) decides
+            env["AIRFLOW_VAR_VIDEO_PIPELINE_STORAGE_URL"] = self.storage_url
         if self.sql_alchemy_conn:
             env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.sql_alchemy_conn
         env.update(self.extra_env)

@@ -4,6 +4,7 @@ plus moto's S3 server over HTTP, so the pipeline runs exactly as it does for a u
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,8 +78,6 @@ def six_segment_job(job_id: str, **overrides: Any) -> dict[str, Any]:
 def decide_by_variable(airflow: LocalAirflow, run_id: str, job_id: str, stage: str, value: str) -> None:
     """Wait for the gate to open (deferred), let a few seconds pass, then set the decision Variable."""
     airflow.wait_for_task_state(DAG_ID, run_id, f"{stage}_gate", {"deferred"}, timeout=300)
-    import time
-
     time.sleep(3)
     airflow.set_variable(variable_key(job_id, stage), value)  # type: ignore[arg-type]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 def check_final(storage: Storage, job_id: str, tmp_path: Path, seconds: float, size: tuple[int, int]) -> None:
     final = probe(storage.download_to(f"jobs/{job_id}/final.mp4", tmp_path / "final.mp4"))
-    assert abs(final.duration_s - seconds) <= 0.1 * 6
+    assert abs(final.duration_s - seconds) <= 0.1 * seconds / 2
     assert (final.width, final.height) == size
     assert final.codec == "h264"
     assert final.frame_count == int(seconds * 24)
@@ -69,6 +70,7 @@ def test_s3_storage_over_http_with_rest_answers(airflow: LocalAirflow, s3_storag
     run_id = airflow.trigger(DAG_ID, six_segment_job(job_id, seed=5))
     for stage in ("images", "clips"):
         airflow.wait_for_task_state(DAG_ID, run_id, f"{stage}_gate", {"deferred"}, timeout=300)
+        time.sleep(3)  # a reviewer takes a moment; an answer within ~1 s of deferral hits Airflow bug #71172
         response = airflow.answer_gate(DAG_ID, run_id, f"{stage}_gate", APPROVE, {"segments": None, "note": "ok"})
         assert response.status_code == 200, response.text
     assert airflow.wait_for_run(DAG_ID, run_id, timeout=300) == "success"
@@ -99,7 +101,9 @@ def test_spec_failing_validation_runs_no_generation(airflow: LocalAirflow, local
 
 def test_no_approval_runs_straight_through(airflow: LocalAirflow, local_storage: Storage, tmp_path: Path) -> None:
     job_id = "e2e-no-approval"
-    run_id = airflow.trigger(DAG_ID, six_segment_job(job_id, approval="none", seed=21))
+    spec = six_segment_job(job_id, approval="none", seed=21)
+    spec["segments"] = spec["segments"][:2]
+    run_id = airflow.trigger(DAG_ID, spec)
     assert airflow.wait_for_run(DAG_ID, run_id, timeout=300) == "success"
-    check_final(local_storage, job_id, tmp_path, 12.0, (1280, 720))
+    check_final(local_storage, job_id, tmp_path, 4.0, (1280, 720))
     assert [d.via for d in manifest_of(local_storage, job_id).decisions] == ["auto", "auto"]

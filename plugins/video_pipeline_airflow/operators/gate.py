@@ -15,7 +15,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import SkipMixin
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Context, Param, Variable
-from airflow.sdk.execution_time.hitl import upsert_hitl_detail
+from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail, upsert_hitl_detail
 from video_pipeline.approval import (
     APPROVE,
     OPTIONS,
@@ -84,9 +84,32 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             manifest.decisions.append(decision)
             return self._act(context, storage, manifest, decision)
 
+        answered = self._unprocessed_form_answer(context, manifest)
+        if answered is not None:  # answered while this task was being retried: never ask twice
+            self.log.info("The form was answered during a retry; acting on that answer")
+            return self.execute_complete(context, answered)
         # A leftover decision (from a crashed or earlier run) must never answer this new round.
         Variable.delete(variable_key(job.job_id, self.stage))
         return self._open(context, storage, job, manifest, changed=[])
+
+    def _unprocessed_form_answer(self, context: Context, manifest: Manifest) -> dict[str, Any] | None:
+        """A form answer newer than the last decision recorded for this gate (e.g. REST raced a retry)."""
+        try:
+            detail = get_hitl_detail_content_detail(ti_id=context["task_instance"].id)
+        except Exception:  # no request was ever written for this task instance
+            return None
+        if not (detail.response_received and detail.chosen_options and detail.responded_at):
+            return None
+        recorded = decisions_for(manifest, context["run_id"], self.stage)
+        if recorded and detail.responded_at <= recorded[-1].at:
+            return None
+        user = detail.responded_by_user
+        return {
+            "chosen_options": list(detail.chosen_options),
+            "params_input": detail.params_input or {},
+            "responded_by_user": {"id": user.id, "name": user.name} if user else None,
+            "via": "ui",
+        }
 
     def _open(
         self, context: Context, storage: Storage, job: JobSpec, manifest: Manifest, changed: list[int]
