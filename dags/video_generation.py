@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import dag, task
+
 from video_pipeline_airflow import stages
 from video_pipeline_airflow.operators.gate import ApprovalGateOperator
 from video_pipeline_airflow.operators.segment import (
@@ -56,7 +57,7 @@ SEGMENT_TASK: dict[str, Any] = {
 def video_generation() -> None:
     @task
     def validate_job(**context: Any) -> list[dict[str, Any]]:
-        return stages.validate_job(context)  # type: ignore[arg-type]
+        return stages.validate_job(context)
 
     @task
     def assemble(job: dict[str, Any], segments: list[dict[str, Any]]) -> dict[str, Any]:
@@ -71,7 +72,9 @@ def video_generation() -> None:
     images = GenerateImageOperator.partial(
         task_id="generate_image", job=job, total=total, **SEGMENT_TASK
     ).expand(segment=segments)
-    approved_images = ApprovalGateOperator(task_id="images_gate", stage="images", job=job, segments=images.output)
+    approved_images = ApprovalGateOperator(
+        task_id="images_gate", stage="images", job=job, segments=images.output
+    )
     clips = AnimateSegmentOperator.partial(
         task_id="animate_segment", job=job, total=total, **SEGMENT_TASK
     ).expand(segment=approved_images.output)

@@ -23,6 +23,7 @@ from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import dag, task
+
 from video_pipeline_airflow import nightly
 
 NIGHTLY_CRON = os.environ.get("VIDEO_PIPELINE_NIGHTLY_CRON", "0 2 * * *")

@@ -74,8 +74,10 @@ def main() -> int:
             final = Path(urlparse(data.as_uri()).path) / manifest.final.key
             probed = probe(final)
             print(f"final.mp4: {final}")
-            print(f"  {probed.duration_s:.2f} s, {probed.width}x{probed.height} {probed.codec}, "
-                  f"{probed.frame_count} frames (planned {sum(s['duration_s'] for s in job['segments'])} s)")
+            print(
+                f"  {probed.duration_s:.2f} s, {probed.width}x{probed.height} {probed.codec}, "
+                f"{probed.frame_count} frames (planned {sum(s['duration_s'] for s in job['segments'])} s)"
+            )
             print(f"  stage wall times: {manifest.timings_s}")
         print(f"manifest:  {data / JobLayout(job['job_id']).manifest}")
         print(f"UI:        {airflow.base_url}/dags/{DAG_ID}/runs/{run_id}")

@@ -54,19 +54,25 @@ def parse_variable_value(raw: Any) -> DecisionRequest:
     if isinstance(raw, str):
         text = raw.strip()
         if text.lower() in ("approve", "reject"):
-            return DecisionRequest(decision=text.lower())  # type: ignore[arg-type]
+            return DecisionRequest(decision=text.lower())
         try:
             raw = json.loads(text)
         except json.JSONDecodeError:
-            raise DecisionError(f"decision value {text[:40]!r} is not understood: {VALID_VALUES_HINT}") from None
+            raise DecisionError(
+                f"decision value {text[:40]!r} is not understood: {VALID_VALUES_HINT}"
+            ) from None
     if not isinstance(raw, dict):
         raise DecisionError(f"decision value must be a string or a JSON object: {VALID_VALUES_HINT}")
     try:
         request = DecisionRequest.model_validate(raw)
     except ValidationError as exc:
-        raise DecisionError(f"invalid decision: {describe_validation_error(exc)}; {VALID_VALUES_HINT}") from None
+        raise DecisionError(
+            f"invalid decision: {describe_validation_error(exc)}; {VALID_VALUES_HINT}"
+        ) from None
     if request.decision == "redo" and not request.segments:
-        raise DecisionError(f'a "redo" decision needs "segments" (the numbers to regenerate); {VALID_VALUES_HINT}')
+        raise DecisionError(
+            f'a "redo" decision needs "segments" (the numbers to regenerate); {VALID_VALUES_HINT}'
+        )
     return request
 
 
@@ -79,8 +85,9 @@ def parse_form_answer(chosen_options: list[str], params_input: dict[str, Any] | 
     decision = OPTION_TO_DECISION[chosen_options[0]]
     if decision == "redo" and not segments:
         raise DecisionError('"Redo segments" needs the segment numbers to regenerate')
-    return DecisionRequest(decision=decision, segments=segments if decision == "redo" else [],
-                           note=params.get("note") or None)
+    return DecisionRequest(
+        decision=decision, segments=segments if decision == "redo" else [], note=params.get("note") or None
+    )
 
 
 def check_segments(request: DecisionRequest, available: list[int]) -> None:

@@ -57,17 +57,37 @@ def assemble(
     _probe_clips(clips)
     tmp = dest.with_name(f".{dest.name}.tmp.mp4")
     try:
-        run_ffmpeg(["-f", "concat", "-safe", "0", "-i", str(_concat_list(clips, workdir)), "-map", "0",
-                    "-c", "copy", "-movflags", "+faststart", str(tmp)], timeout=1800)
+        run_ffmpeg(
+            [
+                "-f",
+                "concat",
+                "-safe",
+                "0",
+                "-i",
+                str(_concat_list(clips, workdir)),
+                "-map",
+                "0",
+                "-c",
+                "copy",
+                "-movflags",
+                "+faststart",
+                str(tmp),
+            ],
+            timeout=1800,
+        )
         result = probe(tmp)
         planned = sum(expected_durations)
         tolerance = 0.1 * len(expected_durations)
         if abs(result.duration_s - planned) > tolerance:
-            raise AssemblyError(f"final video is {result.duration_s:.2f} s, planned {planned:.2f} s "
-                                f"(tolerance {tolerance:.1f} s)")
+            raise AssemblyError(
+                f"final video is {result.duration_s:.2f} s, planned {planned:.2f} s "
+                f"(tolerance {tolerance:.1f} s)"
+            )
         if (result.width, result.height) != expected_resolution:
-            raise AssemblyError(f"final video is {result.width}x{result.height}, planned "
-                                f"{expected_resolution[0]}x{expected_resolution[1]}")
+            raise AssemblyError(
+                f"final video is {result.width}x{result.height}, planned "
+                f"{expected_resolution[0]}x{expected_resolution[1]}"
+            )
         os.replace(tmp, dest)
     except FFmpegError as exc:
         raise AssemblyError(f"ffmpeg could not join the clips: {exc}") from None

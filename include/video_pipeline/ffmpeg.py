@@ -47,8 +47,16 @@ class VideoProbe:
 
     def stream_signature(self) -> tuple[object, ...]:
         """What must match for clips to be joined with a stream copy."""
-        return (self.codec, self.profile, self.width, self.height, self.pix_fmt, round(self.fps, 3),
-                self.time_base, self.has_audio)
+        return (
+            self.codec,
+            self.profile,
+            self.width,
+            self.height,
+            self.pix_fmt,
+            round(self.fps, 3),
+            self.time_base,
+            self.has_audio,
+        )
 
 
 def probe(path: Path) -> VideoProbe:

@@ -19,7 +19,9 @@ def assemble_job(storage: Storage, job: JobSpec, segments: list[VideoSegment]) -
     target = JobLayout(job.job_id).final
     with tempfile.TemporaryDirectory(prefix="vp-assemble-") as tmp:
         workdir = Path(tmp)
-        clips = [storage.download_to(s.clip_key, workdir / f"{s.index:03d}.mp4") for s in ordered if s.clip_key]
+        clips = [
+            storage.download_to(s.clip_key, workdir / f"{s.index:03d}.mp4") for s in ordered if s.clip_key
+        ]
         out = workdir / "final.mp4"
         probe = assemble(
             clips,

@@ -41,7 +41,9 @@ class RejectedSpec:
 
 def pending_specs(storage: Storage) -> list[str]:
     """File names directly under ``inbox/`` (not in its subfolders)."""
-    return sorted(k[len(INBOX):] for k in storage.list(INBOX) if k.endswith(".json") and "/" not in k[len(INBOX):])
+    return sorted(
+        k[len(INBOX) :] for k in storage.list(INBOX) if k.endswith(".json") and "/" not in k[len(INBOX) :]
+    )
 
 
 def run_id_for(spec: dict[str, object]) -> str:

@@ -85,9 +85,9 @@ class JobSpec(BaseModel):
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] = Field(
         description="Human-readable title."
     )
-    script: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100_000)] | None = (
-        Field(default=None, description="Plain text, split into segments on sentence boundaries.")
-    )
+    script: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100_000)] | None
+    ) = Field(default=None, description="Plain text, split into segments on sentence boundaries.")
     segments: list[SegmentSpec] | None = Field(
         default=None, min_length=1, description="Explicit segments (instead of a script)."
     )
@@ -111,7 +111,9 @@ class JobSpec(BaseModel):
 
     @field_validator("segments")
     @classmethod
-    def _segment_count(cls, value: list[SegmentSpec] | None, info: ValidationInfo) -> list[SegmentSpec] | None:
+    def _segment_count(
+        cls, value: list[SegmentSpec] | None, info: ValidationInfo
+    ) -> list[SegmentSpec] | None:
         if value is None:
             return value
         cap = max_segments(info)

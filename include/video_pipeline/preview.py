@@ -22,7 +22,9 @@ def _save_jpeg(image: Image.Image, dest: Path) -> Path:
     return dest
 
 
-def contact_sheet(images: list[tuple[int, Path]], dest: Path, *, columns: int = 5, thumb_width: int = 320) -> Path:
+def contact_sheet(
+    images: list[tuple[int, Path]], dest: Path, *, columns: int = 5, thumb_width: int = 320
+) -> Path:
     """A grid of numbered thumbnails; opens one image at a time, so memory stays bounded for 500 segments."""
     if not images:
         raise ValueError("contact sheet needs at least one image")
@@ -31,7 +33,9 @@ def contact_sheet(images: list[tuple[int, Path]], dest: Path, *, columns: int = 
     columns = min(columns, len(images))
     rows = math.ceil(len(images) / columns)
     gap = 6
-    sheet = Image.new("RGB", (columns * (thumb_width + gap) + gap, rows * (thumb_height + gap) + gap), (24, 24, 24))
+    sheet = Image.new(
+        "RGB", (columns * (thumb_width + gap) + gap, rows * (thumb_height + gap) + gap), (24, 24, 24)
+    )
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(size=max(14, thumb_width // 10))
     for position, (index, path) in enumerate(images):
@@ -53,7 +57,9 @@ def poster_from_clip(clip: Path, dest: Path, at_s: float = 0.5) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp.jpg")
     try:
-        run_ffmpeg(["-ss", f"{at_s:.3f}", "-i", str(clip), "-frames:v", "1", "-q:v", "3", str(tmp)], timeout=60)
+        run_ffmpeg(
+            ["-ss", f"{at_s:.3f}", "-i", str(clip), "-frames:v", "1", "-q:v", "3", str(tmp)], timeout=60
+        )
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)

@@ -48,8 +48,12 @@ def record_completion(
     done = len(list(storage.list(f"{layout.root}/progress/{stage}/done/")))
     claimed = []
     for milestone in milestones(done, total, every):
-        event = ProgressEvent(job_id=job_id, stage=stage, completed=milestone, total=total, final=milestone == total)
-        if storage.create_exclusive(layout.progress_event(stage, milestone), event.model_dump_json().encode()):
+        event = ProgressEvent(
+            job_id=job_id, stage=stage, completed=milestone, total=total, final=milestone == total
+        )
+        if storage.create_exclusive(
+            layout.progress_event(stage, milestone), event.model_dump_json().encode()
+        ):
             claimed.append(event)
     if claimed:
         rebuild_progress(storage, job_id)

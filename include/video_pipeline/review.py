@@ -32,7 +32,9 @@ class GatePreview:
     items: list[PreviewItem]
 
 
-def build_preview(storage: Storage, job: JobSpec, stage: Stage, segments: list[VideoSegment], round_: int) -> GatePreview:
+def build_preview(
+    storage: Storage, job: JobSpec, stage: Stage, segments: list[VideoSegment], round_: int
+) -> GatePreview:
     """Write the contact sheet of all segments and the first N previews (posters for clips) to storage."""
     layout = JobLayout(job.job_id)
     items: list[PreviewItem] = []

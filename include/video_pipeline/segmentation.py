@@ -5,7 +5,14 @@ from __future__ import annotations
 import math
 import re
 
-from video_pipeline.models import MAX_DURATION_S, MIN_DURATION_S, JobSpec, SegmentSpec, VideoSegment, max_segments
+from video_pipeline.models import (
+    MAX_DURATION_S,
+    MIN_DURATION_S,
+    JobSpec,
+    SegmentSpec,
+    VideoSegment,
+    max_segments,
+)
 
 WORDS_PER_SECOND = 2.5
 _ABBREVIATIONS = {"mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "vs.", "etc.", "e.g.", "i.e.", "jr.", "sr."}
@@ -58,7 +65,9 @@ def _truncate(text: str, limit: int = 1000) -> str:
     return text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-def split_script(script: str, target_duration_s: int, words_per_second: float = WORDS_PER_SECOND) -> list[SegmentSpec]:
+def split_script(
+    script: str, target_duration_s: int, words_per_second: float = WORDS_PER_SECOND
+) -> list[SegmentSpec]:
     """Greedily pack consecutive sentences while their estimated spoken time stays within the target."""
     target_words = max(1, int(target_duration_s * words_per_second))
     max_words = max(1, int(MAX_DURATION_S * words_per_second))
@@ -77,13 +86,17 @@ def split_script(script: str, target_duration_s: int, words_per_second: float = 
     for chunk in chunks:
         seconds = math.ceil(_words(chunk) / words_per_second)
         duration = min(MAX_DURATION_S, max(MIN_DURATION_S, seconds))
-        segments.append(SegmentSpec(prompt=_truncate(chunk), narration=_truncate(chunk, 2000), duration_s=duration))
+        segments.append(
+            SegmentSpec(prompt=_truncate(chunk), narration=_truncate(chunk, 2000), duration_s=duration)
+        )
     return segments
 
 
 def segments_for(job: JobSpec) -> list[VideoSegment]:
     """The job's segments, numbered from 1; segment n gets seed ``job.seed + n``."""
-    specs = job.segments if job.segments is not None else split_script(job.script or "", job.segment_duration_s)
+    specs = (
+        job.segments if job.segments is not None else split_script(job.script or "", job.segment_duration_s)
+    )
     cap = max_segments()
     if not specs:
         raise ValueError("script: yields no segments (is it only whitespace or punctuation?)")

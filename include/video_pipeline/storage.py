@@ -274,16 +274,18 @@ class S3Storage:
         full = self.prefix + _check_prefix(prefix) if prefix.strip("/") else self.prefix
         paginator = self.client.get_paginator("list_objects_v2")
         keys = [
-            obj["Key"][len(self.prefix):]
+            obj["Key"][len(self.prefix) :]
             for page in paginator.paginate(Bucket=self.bucket, Prefix=full)
             for obj in page.get("Contents", [])
         ]
         return iter(sorted(keys))
 
     def url_for_preview(self, key: str, expires_s: int = 3600) -> str:
-        return str(self.client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_s
-        ))
+        return str(
+            self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_s
+            )
+        )
 
 
 _CHUNK = 1 << 20

@@ -85,7 +85,11 @@ class LocalAirflow:
     def airflow(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(Path(sys.executable).parent / "airflow"), *args],
-            env=self.env(), capture_output=True, text=True, timeout=timeout, check=True,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
         )
 
     def start(self, timeout: float = 180) -> None:
@@ -99,7 +103,10 @@ class LocalAirflow:
         log = (self.home / "logs" / f"{name}.log").open("ab")
         self._procs[name] = subprocess.Popen(
             [str(Path(sys.executable).parent / "airflow"), *name.split(), *args],
-            env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def stop_process(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
@@ -135,7 +142,9 @@ class LocalAirflow:
     def _ready(self) -> bool:
         for name, proc in self._procs.items():
             if proc.poll() is not None:
-                raise RuntimeError(f"airflow {name} exited with {proc.returncode}; see {self.home}/logs/{name}.log")
+                raise RuntimeError(
+                    f"airflow {name} exited with {proc.returncode}; see {self.home}/logs/{name}.log"
+                )
         try:
             return self.api("GET", "/api/v2/dags/video_generation").status_code == 200
         except httpx.HTTPError:
@@ -153,7 +162,9 @@ class LocalAirflow:
         return httpx.request(method, f"{self.base_url}{path}", headers=headers, timeout=30, **kwargs)
 
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
-        response = self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+        response = self.api(
+            "POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf}
+        )
         if response.status_code >= 400:
             raise RuntimeError(f"trigger refused ({response.status_code}): {response.text}")
         return str(response.json()["dag_run_id"])
@@ -164,7 +175,9 @@ class LocalAirflow:
         return str(response.json()["state"])
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        response = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})
+        response = self.api(
+            "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000}
+        )
         response.raise_for_status()
         return list(response.json()["task_instances"])
 
@@ -178,14 +191,19 @@ class LocalAirflow:
             response = self.api("PATCH", f"/api/v2/variables/{key}", json={"key": key, "value": value})
         response.raise_for_status()
 
-    def answer_gate(self, dag_id: str, run_id: str, task_id: str, option: str, params: dict[str, Any]) -> httpx.Response:
+    def answer_gate(
+        self, dag_id: str, run_id: str, task_id: str, option: str, params: dict[str, Any]
+    ) -> httpx.Response:
         """Answer a gate the way the UI's Required Action form does."""
         return self.api(
-            "PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
+            "PATCH",
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
             json={"chosen_options": [option], "params_input": params},
         )
 
-    def wait_until(self, predicate: Callable[[], Any], timeout: float, what: str, interval: float = 1.0) -> Any:
+    def wait_until(
+        self, predicate: Callable[[], Any], timeout: float, what: str, interval: float = 1.0
+    ) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             value = predicate()
@@ -195,11 +213,17 @@ class LocalAirflow:
         raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float) -> str:
-        return str(self.wait_until(
-            lambda: (s := self.run_state(dag_id, run_id)) in TERMINAL_RUN_STATES and s, timeout, f"run {run_id}"
-        ))
+        return str(
+            self.wait_until(
+                lambda: (s := self.run_state(dag_id, run_id)) in TERMINAL_RUN_STATES and s,
+                timeout,
+                f"run {run_id}",
+            )
+        )
 
-    def wait_for_task_state(self, dag_id: str, run_id: str, task_id: str, states: set[str], timeout: float) -> str:
+    def wait_for_task_state(
+        self, dag_id: str, run_id: str, task_id: str, states: set[str], timeout: float
+    ) -> str:
         def reached() -> str | None:
             state = self.task_state(dag_id, run_id, task_id)
             if state in {"failed", "upstream_failed"} and state not in states:

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
 from video_pipeline import inbox
 from video_pipeline_airflow.hooks.storage import get_storage
 
@@ -21,12 +22,14 @@ def intake() -> list[dict[str, Any]]:
         log.error("Rejected %s: %s (moved to %s)", spec.name, spec.error, inbox.REJECTED)
     names = {a.name for a in accepted}
     for key in storage.list(inbox.PROCESSING):
-        name = key[len(inbox.PROCESSING):]
+        name = key[len(inbox.PROCESSING) :]
         if name.endswith(".json") and name not in names:
             conf = inbox.validate_spec(storage.get_bytes(key))
             accepted.append(inbox.AcceptedSpec(name, inbox.run_id_for(conf), conf))
     log.info("Nightly intake: %d to run, %d rejected", len(accepted), len(rejected))
-    return [{"name": a.name, "run_id": a.run_id, "conf": a.conf} for a in sorted(accepted, key=lambda a: a.name)]
+    return [
+        {"name": a.name, "run_id": a.run_id, "conf": a.conf} for a in sorted(accepted, key=lambda a: a.name)
+    ]
 
 
 def trigger_kwargs(spec: dict[str, Any]) -> dict[str, Any]:

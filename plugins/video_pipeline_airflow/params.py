@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Param
+
 from video_pipeline.models import JobSpec
 
 

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from airflow.api_fastapi.core_api.security import get_user
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from airflow.api_fastapi.core_api.security import get_user
 from video_pipeline.storage import LocalStorage, ObjectNotFound, StorageError
 from video_pipeline_airflow.hooks.storage import get_storage
 
 app = FastAPI(title="Video pipeline previews")
-
 
 
 @app.get("/files/{key:path}")

@@ -7,6 +7,7 @@ S3 objects get presigned URLs. Local objects are served by the api-server's prev
 from __future__ import annotations
 
 from airflow.configuration import conf
+
 from video_pipeline.storage import LocalStorage, Storage
 
 URL_PREFIX = "/video-previews"

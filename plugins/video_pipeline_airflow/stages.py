@@ -9,10 +9,10 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
+from pydantic import ValidationError
+
 from video_pipeline.final_video import assemble_job
 from video_pipeline.manifest import load_manifest, merge_segments, save_manifest
 from video_pipeline.models import FinalVideo, JobSpec, Manifest, VideoSegment, describe_validation_error
@@ -46,8 +46,13 @@ def validate_job(context: Context) -> list[dict[str, Any]]:
     storage = get_storage()
     manifest = Manifest(job=job, run_id=context["run_id"], segments=segments)
     save_manifest(storage, manifest)
-    log.info("Job %s: %d segments, %g s of video, storage %s", job.job_id, len(segments),
-             sum(s.duration_s for s in segments), storage.url)
+    log.info(
+        "Job %s: %d segments, %g s of video, storage %s",
+        job.job_id,
+        len(segments),
+        sum(s.duration_s for s in segments),
+        storage.url,
+    )
     ti = context["ti"]
     ti.xcom_push(key="job", value=job.model_dump(mode="json"))
     ti.xcom_push(key="total", value=len(segments))
@@ -57,8 +62,14 @@ def validate_job(context: Context) -> list[dict[str, Any]]:
 def assemble(job: dict[str, Any], segments: list[dict[str, Any]]) -> dict[str, Any]:
     spec = JobSpec.model_validate(job)
     final = assemble_job(get_storage(), spec, [VideoSegment.model_validate(s) for s in segments])
-    log.info("final.mp4: %.2f s, %dx%d %s, %d bytes", final.duration_s, final.width, final.height,
-             final.codec, final.size_bytes)
+    log.info(
+        "final.mp4: %.2f s, %dx%d %s, %d bytes",
+        final.duration_s,
+        final.width,
+        final.height,
+        final.codec,
+        final.size_bytes,
+    )
     return final.model_dump(mode="json")
 
 
@@ -79,15 +90,18 @@ def publish(job: dict[str, Any], segments: list[dict[str, Any]], final: dict[str
     merge_segments(manifest, done)
     manifest.final = FinalVideo.model_validate(final)
     manifest.status = "succeeded"
-    for stage, start, end in (("images", "image_started_at", "image_finished_at"),
-                              ("clips", "clip_started_at", "clip_finished_at")):
+    for stage, start, end in (
+        ("images", "image_started_at", "image_finished_at"),
+        ("clips", "clip_started_at", "clip_finished_at"),
+    ):
         window = _window([getattr(s, start) for s in done], [getattr(s, end) for s in done])
         if window is not None:
             manifest.timings_s[stage] = window
     for decision in manifest.decisions:
         if decision.opened_at and decision.run_id == manifest.run_id:
             manifest.timings_s[f"{decision.stage}_gate_wait"] = round(
-                (decision.at - decision.opened_at).total_seconds(), 3)
+                (decision.at - decision.opened_at).total_seconds(), 3
+            )
     save_manifest(storage, manifest)
     rebuild_progress(storage, spec.job_id)
     url = storage.url_for_preview(manifest.final.key)

@@ -28,8 +28,13 @@ def moto_endpoint() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                 aws_secret_access_key="testing").create_bucket(Bucket=BUCKET)
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).create_bucket(Bucket=BUCKET)
     yield endpoint
     server.stop()
 
@@ -37,10 +42,15 @@ def moto_endpoint() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def airflow(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> Iterator[LocalAirflow]:
     home = tmp_path_factory.mktemp("airflow-home")
-    aws = {"conn_type": "aws", "login": "testing", "password": "testing",
-           "extra": {"endpoint_url": moto_endpoint, "region_name": "us-east-1"}}
-    cluster = LocalAirflow(home=home, storage_url=None, parallelism=6,
-                           extra_env={"AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws)})
+    aws = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {"endpoint_url": moto_endpoint, "region_name": "us-east-1"},
+    }
+    cluster = LocalAirflow(
+        home=home, storage_url=None, parallelism=6, extra_env={"AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws)}
+    )
     with cluster:
         yield cluster
 
@@ -54,8 +64,13 @@ def local_storage(airflow: LocalAirflow, tmp_path: Path) -> Storage:
 
 @pytest.fixture
 def s3_storage(airflow: LocalAirflow, moto_endpoint: str) -> Storage:
-    client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     storage = open_storage(f"s3://{BUCKET}/e2e", s3_client=client)
     airflow.set_variable("video_pipeline_storage_url", storage.url)
     return storage
@@ -65,7 +80,9 @@ def six_segment_job(job_id: str, **overrides: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "job_id": job_id,
         "title": f"E2E {job_id}",
-        "segments": [{"prompt": f"Scene {i}: a lantern over dark water", "duration_s": 2} for i in range(1, 7)],
+        "segments": [
+            {"prompt": f"Scene {i}: a lantern over dark water", "duration_s": 2} for i in range(1, 7)
+        ],
         "ratio": "1280:720",
         "seed": 11,
         "approval": "both",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,9 @@ def check_final(storage: Storage, job_id: str, tmp_path: Path, seconds: float, s
     assert final.frame_count == int(seconds * 24)
 
 
-def test_both_gates_approved_by_variable(airflow: LocalAirflow, local_storage: Storage, tmp_path: Path) -> None:
+def test_both_gates_approved_by_variable(
+    airflow: LocalAirflow, local_storage: Storage, tmp_path: Path
+) -> None:
     job_id = "e2e-approved"
     run_id = airflow.trigger(DAG_ID, six_segment_job(job_id))
     decide_by_variable(airflow, run_id, job_id, "images", "approve")
@@ -37,9 +40,13 @@ def test_both_gates_approved_by_variable(airflow: LocalAirflow, local_storage: S
     assert manifest.status == "succeeded"
     assert manifest.final is not None and manifest.final.width == 1280
     assert [s.index for s in manifest.segments] == [1, 2, 3, 4, 5, 6]
-    assert all(s.status == SegmentStatus.VIDEO_APPROVED and s.image_key and s.clip_key for s in manifest.segments)
+    assert all(
+        s.status == SegmentStatus.VIDEO_APPROVED and s.image_key and s.clip_key for s in manifest.segments
+    )
     assert [(d.stage, d.decision, d.via) for d in manifest.decisions] == [
-        ("images", "approve", "variable"), ("clips", "approve", "variable")]
+        ("images", "approve", "variable"),
+        ("clips", "approve", "variable"),
+    ]
     assert manifest.decisions[1].by == "e2e-reviewer"
     assert {"images", "clips"} <= set(manifest.timings_s)
     progress = local_storage.get_bytes(f"jobs/{job_id}/progress.json").decode()
@@ -48,7 +55,9 @@ def test_both_gates_approved_by_variable(airflow: LocalAirflow, local_storage: S
     assert airflow.api("GET", f"/api/v2/variables/video_approval__{job_id}__clips").status_code == 404
 
 
-def test_reject_at_images_gate_skips_everything_downstream(airflow: LocalAirflow, local_storage: Storage) -> None:
+def test_reject_at_images_gate_skips_everything_downstream(
+    airflow: LocalAirflow, local_storage: Storage
+) -> None:
     job_id = "e2e-rejected"
     run_id = airflow.trigger(DAG_ID, six_segment_job(job_id, seed=99))
     decide_by_variable(airflow, run_id, job_id, "images", "reject")
@@ -65,13 +74,17 @@ def test_reject_at_images_gate_skips_everything_downstream(airflow: LocalAirflow
     assert not local_storage.exists(f"jobs/{job_id}/final.mp4")
 
 
-def test_s3_storage_over_http_with_rest_answers(airflow: LocalAirflow, s3_storage: Storage, tmp_path: Path) -> None:
+def test_s3_storage_over_http_with_rest_answers(
+    airflow: LocalAirflow, s3_storage: Storage, tmp_path: Path
+) -> None:
     job_id = "e2e-s3"
     run_id = airflow.trigger(DAG_ID, six_segment_job(job_id, seed=5))
     for stage in ("images", "clips"):
         airflow.wait_for_task_state(DAG_ID, run_id, f"{stage}_gate", {"deferred"}, timeout=300)
         time.sleep(3)  # a reviewer takes a moment; an answer within ~1 s of deferral hits Airflow bug #71172
-        response = airflow.answer_gate(DAG_ID, run_id, f"{stage}_gate", APPROVE, {"segments": None, "note": "ok"})
+        response = airflow.answer_gate(
+            DAG_ID, run_id, f"{stage}_gate", APPROVE, {"segments": None, "note": "ok"}
+        )
         assert response.status_code == 200, response.text
     assert airflow.wait_for_run(DAG_ID, run_id, timeout=300) == "success"
 
@@ -83,9 +96,12 @@ def test_s3_storage_over_http_with_rest_answers(airflow: LocalAirflow, s3_storag
 
 
 def test_bad_conf_is_refused_before_a_run_exists(airflow: LocalAirflow) -> None:
+    bad: dict[str, Any]
     for bad in ({"job_id": "../x"}, {"segments": []}, {"segments": [{"prompt": "x" * 2000}]}):
         conf = {**six_segment_job("e2e-bad"), **bad}
-        response = airflow.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
+        response = airflow.api(
+            "POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf}
+        )
         assert response.status_code == 400, response.text
         assert next(iter(bad)) in response.text
 
@@ -99,7 +115,9 @@ def test_spec_failing_validation_runs_no_generation(airflow: LocalAirflow, local
     assert not list(local_storage.list("jobs/e2e-invalid/images/"))
 
 
-def test_no_approval_runs_straight_through(airflow: LocalAirflow, local_storage: Storage, tmp_path: Path) -> None:
+def test_no_approval_runs_straight_through(
+    airflow: LocalAirflow, local_storage: Storage, tmp_path: Path
+) -> None:
     job_id = "e2e-no-approval"
     spec = six_segment_job(job_id, approval="none", seed=21)
     spec["segments"] = spec["segments"][:2]

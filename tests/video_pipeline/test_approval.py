@@ -18,15 +18,24 @@ def test_variable_key() -> None:
     assert variable_key("fox-1", "images") == "video_approval__fox-1__images"
 
 
-@pytest.mark.parametrize(("raw", "decision"), [("approve", "approve"), (" Reject\n", "reject"),
-                                               ('{"decision": "approve", "by": "ana"}', "approve")])
+@pytest.mark.parametrize(
+    ("raw", "decision"),
+    [("approve", "approve"), (" Reject\n", "reject"), ('{"decision": "approve", "by": "ana"}', "approve")],
+)
 def test_simple_values(raw: str, decision: str) -> None:
     assert parse_variable_value(raw).decision == decision
 
 
 def test_redo_json() -> None:
-    request = parse_variable_value('{"decision": "redo", "segments": [3, 7], "note": "too dark", "by": "ana"}')
-    assert (request.decision, request.segments, request.note, request.by) == ("redo", [3, 7], "too dark", "ana")
+    request = parse_variable_value(
+        '{"decision": "redo", "segments": [3, 7], "note": "too dark", "by": "ana"}'
+    )
+    assert (request.decision, request.segments, request.note, request.by) == (
+        "redo",
+        [3, 7],
+        "too dark",
+        "ana",
+    )
 
 
 @pytest.mark.parametrize(

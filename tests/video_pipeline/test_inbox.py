@@ -29,7 +29,11 @@ def test_intake_moves_valid_and_invalid_specs(storage: LocalStorage) -> None:
     accepted, rejected = inbox.intake(storage)
     assert [a.name for a in accepted] == ["a.json", "b.json", "c.json"]
     assert {r.name for r in rejected} == {"bad-json.json", "bad-field.json"}
-    assert sorted(storage.list("processing/")) == ["processing/a.json", "processing/b.json", "processing/c.json"]
+    assert sorted(storage.list("processing/")) == [
+        "processing/a.json",
+        "processing/b.json",
+        "processing/c.json",
+    ]
     assert "job_id" in storage.get_bytes("inbox/rejected/bad-field.json.error.txt").decode()
     assert "JSON" in storage.get_bytes("inbox/rejected/bad-json.json.error.txt").decode()
     assert storage.get_bytes("inbox/rejected/bad-json.json") == b"{not json"  # kept, byte for byte

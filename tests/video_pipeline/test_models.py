@@ -13,7 +13,11 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "jobs"
 
 
 def job(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"job_id": "fox-1", "title": "Fox", "segments": [{"prompt": "a fox", "duration_s": 3}]}
+    base: dict[str, Any] = {
+        "job_id": "fox-1",
+        "title": "Fox",
+        "segments": [{"prompt": "a fox", "duration_s": 3}],
+    }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not ...}
 

@@ -24,8 +24,13 @@ class ImageRequest(BaseModel):
 
     def cache_fields(self, provider: str) -> dict[str, Any]:
         """Everything that determines the output (the content-addressed cache key)."""
-        return {"provider": provider, "model": self.model, "prompt": self.prompt, "seed": self.seed,
-                "ratio": self.ratio}
+        return {
+            "provider": provider,
+            "model": self.model,
+            "prompt": self.prompt,
+            "seed": self.seed,
+            "ratio": self.ratio,
+        }
 
 
 class ClipRequest(BaseModel):
@@ -38,8 +43,15 @@ class ClipRequest(BaseModel):
     image_sha256: str
 
     def cache_fields(self, provider: str) -> dict[str, Any]:
-        return {"provider": provider, "model": self.model, "prompt": self.prompt, "seed": self.seed,
-                "ratio": self.ratio, "duration_s": self.duration_s, "image_sha256": self.image_sha256}
+        return {
+            "provider": provider,
+            "model": self.model,
+            "prompt": self.prompt,
+            "seed": self.seed,
+            "ratio": self.ratio,
+            "duration_s": self.duration_s,
+            "image_sha256": self.image_sha256,
+        }
 
 
 class LocalProvider(Protocol):

@@ -21,8 +21,25 @@ from video_pipeline.providers.base import ClipRequest, ImageRequest
 
 FPS = 24
 TIMESCALE = 12288
-ENCODE = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-profile:v", "high", "-pix_fmt", "yuv420p",
-          "-g", str(2 * FPS), "-video_track_timescale", str(TIMESCALE), "-movflags", "+faststart", "-an"]
+ENCODE = [
+    "-c:v",
+    "libx264",
+    "-preset",
+    "veryfast",
+    "-crf",
+    "23",
+    "-profile:v",
+    "high",
+    "-pix_fmt",
+    "yuv420p",
+    "-g",
+    str(2 * FPS),
+    "-video_track_timescale",
+    str(TIMESCALE),
+    "-movflags",
+    "+faststart",
+    "-an",
+]
 ZOOM = 0.12  # how far the camera pushes in over a clip
 
 
@@ -60,8 +77,9 @@ class StoryboardProvider:
         rng = _rng(request.prompt, request.seed, request.ratio)
         top, bottom = _palette(rng)
         gradient = Image.linear_gradient("L").resize((width, height))
-        image = Image.composite(Image.new("RGB", (width, height), bottom), Image.new("RGB", (width, height), top),
-                                gradient)
+        image = Image.composite(
+            Image.new("RGB", (width, height), bottom), Image.new("RGB", (width, height), top), gradient
+        )
         draw = ImageDraw.Draw(image, "RGBA")
         for _ in range(12):  # soft shapes so the camera move is visible
             r = rng.randint(height // 12, height // 4)
@@ -76,9 +94,15 @@ class StoryboardProvider:
         panel_h = line_h * len(lines) + unit // 12
         draw.rectangle((0, height - panel_h, width, height), fill=(0, 0, 0, 140))
         for i, line in enumerate(lines):
-            draw.text((unit // 24, height - panel_h + unit // 24 + i * line_h), line, font=caption_font,
-                      fill=(255, 255, 255, 255))
-        draw.text((unit // 24, unit // 30), f"#{request.index:03d}", font=number_font, fill=(255, 255, 255, 220))
+            draw.text(
+                (unit // 24, height - panel_h + unit // 24 + i * line_h),
+                line,
+                font=caption_font,
+                fill=(255, 255, 255, 255),
+            )
+        draw.text(
+            (unit // 24, unit // 30), f"#{request.index:03d}", font=number_font, fill=(255, 255, 255, 220)
+        )
         return _atomic_save(dest, lambda tmp: image.save(tmp, format="PNG", optimize=False))
 
     def render_clip(self, request: ClipRequest, image: Path, dest: Path) -> Path:
@@ -90,15 +114,21 @@ class StoryboardProvider:
         pan = rng.choice([0.0, 0.5, 1.0])
         z = f"1+{ZOOM}*on/{frames}" if zoom_in else f"1+{ZOOM}-{ZOOM}*on/{frames}"
         x = f"(iw-iw/zoom)*{pan}" if pan != 0.5 else "(iw-iw/zoom)/2"
-        vf = (f"zoompan=z='{z}':x='{x}':y='(ih-ih/zoom)/2':d={frames}:s={width}x{height}:fps={FPS},"
-              "format=yuv420p")
+        vf = (
+            f"zoompan=z='{z}':x='{x}':y='(ih-ih/zoom)/2':d={frames}:s={width}x{height}:fps={FPS},"
+            "format=yuv420p"
+        )
         with tempfile.TemporaryDirectory(prefix="vp-storyboard-") as tmp:
             big = Path(tmp) / "big.png"
             with Image.open(image) as source:
                 source.convert("RGB").resize((width * 2, height * 2), Image.Resampling.BICUBIC).save(big)
-            return _atomic_save(dest, lambda out: run_ffmpeg(
-                ["-i", str(big), "-vf", vf, "-frames:v", str(frames), *ENCODE, "-f", "mp4", str(out)],
-                timeout=300))
+            return _atomic_save(
+                dest,
+                lambda out: run_ffmpeg(
+                    ["-i", str(big), "-vf", vf, "-frames:v", str(frames), *ENCODE, "-f", "mp4", str(out)],
+                    timeout=300,
+                ),
+            )
 
     def estimate_image_credits(self, request: ImageRequest) -> float:
         return 0.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.sdk import BaseHook
+
 from video_pipeline.providers.runway import DEFAULT_BASE_URL, AsyncRunwayClient, RunwayClient
 
 

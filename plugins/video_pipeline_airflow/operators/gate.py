@@ -16,6 +16,7 @@ from airflow.providers.common.compat.sdk import SkipMixin
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Context, Param, Variable
 from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail, upsert_hitl_detail
+
 from video_pipeline.approval import (
     APPROVE,
     OPTIONS,
@@ -57,7 +58,9 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
                     type=["array", "null"],
                     description="Redo only: the segment numbers to regenerate, one per line.",
                 ),
-                "note": Param(None, type=["string", "null"], description="Optional note for the audit trail."),
+                "note": Param(
+                    None, type=["string", "null"], description="Optional note for the audit trail."
+                ),
             },
             **kwargs,
         )
@@ -79,8 +82,14 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             self.log.info("Replaying the recorded %s decision from the manifest", recorded[-1].decision)
             return self._act(context, storage, manifest, recorded[-1])
         if not job.gated(self.stage):
-            decision = Decision(stage=self.stage, decision="approve", via="auto", by="approval mode",
-                                run_id=run_id, note=f"approval: {job.approval}")
+            decision = Decision(
+                stage=self.stage,
+                decision="approve",
+                via="auto",
+                by="approval mode",
+                run_id=run_id,
+                note=f"approval: {job.approval}",
+            )
             manifest.decisions.append(decision)
             return self._act(context, storage, manifest, decision)
 
@@ -120,7 +129,11 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         key = variable_key(job.job_id, self.stage)
         self.subject = gate_subject(job, self.stage, round_)
         self.body = gate_body(
-            job, self.stage, segments, preview, lambda k: preview_url(storage, k),
+            job,
+            self.stage,
+            segments,
+            preview,
+            lambda k: preview_url(storage, k),
             variable_key=key,
             credits_spent=sum(s.credits for s in segments),
             next_stage_estimate=0.0,
@@ -142,7 +155,8 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         timeout_option = APPROVE if job.on_gate_timeout == "approve" else REJECT
         self.log.info(
             "Gate open (round %d): answer in the UI (Required Action tab) or set the Variable %s",
-            round_, key,
+            round_,
+            key,
         )
         self.defer(
             trigger=ApprovalGateTrigger(
@@ -157,7 +171,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
 
     # -- deciding --------------------------------------------------------------------------------------
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:  # type: ignore[override]
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         job = JobSpec.model_validate(self.job)
         storage = get_storage()
         manifest = self._manifest(storage, job)
@@ -187,18 +201,29 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         )
         manifest.decisions.append(decision)
         self.log.info(
-            "Decision: %s by %s via %s (round %d)%s", decision.decision, decision.by, decision.via,
-            decision.round, f", segments {decision.segments}" if decision.segments else "",
+            "Decision: %s by %s via %s (round %d)%s",
+            decision.decision,
+            decision.by,
+            decision.via,
+            decision.round,
+            f", segments {decision.segments}" if decision.segments else "",
         )
         if decision.decision == "redo":
             return self._redo(context, storage, job, manifest, request, decision.round)
         return self._act(context, storage, manifest, decision)
 
     def _redo(
-        self, context: Context, storage: Storage, job: JobSpec, manifest: Manifest,
-        request: DecisionRequest, round_: int,
+        self,
+        context: Context,
+        storage: Storage,
+        job: JobSpec,
+        manifest: Manifest,
+        request: DecisionRequest,
+        round_: int,
     ) -> None:
-        redo_rounds = sum(1 for d in decisions_for(manifest, context["run_id"], self.stage) if d.decision == "redo")
+        redo_rounds = sum(
+            1 for d in decisions_for(manifest, context["run_id"], self.stage) if d.decision == "redo"
+        )
         if redo_rounds > job.max_redo_rounds:
             self.log.error("max_redo_rounds (%d) reached; approve or reject", job.max_redo_rounds)
             manifest.decisions.pop()

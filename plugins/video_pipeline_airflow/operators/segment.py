@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator, Context
+
 from video_pipeline.generation import animate_segment, generate_image
 from video_pipeline.models import JobSpec, Stage, VideoSegment, utcnow
 from video_pipeline.progress import record_completion
@@ -23,8 +24,7 @@ log = logging.getLogger(__name__)
 
 #: Shows each mapped task as ``seg 007 – "a red fox at dawn"`` in the grid.
 SEGMENT_MAP_INDEX_TEMPLATE = (
-    "seg {{ '%03d' % task.segment['index'] }} – "
-    "\"{{ task.segment['prompt'] | truncate(40, True, '…', 0) }}\""
+    "seg {{ '%03d' % task.segment['index'] }} – \"{{ task.segment['prompt'] | truncate(40, True, '…', 0) }}\""
 )
 
 Step = Callable[[Storage, JobSpec, VideoSegment, LocalProvider], VideoSegment]
@@ -53,7 +53,9 @@ class SegmentOperator(BaseOperator):
         result = self.step()(storage, job, segment, local_provider(job))
         result = result.model_copy(update={self.started_field: started, self.finished_field: utcnow()})
         cached = result.image_cache_hit if self.stage == "images" else result.clip_cache_hit
-        self.log.info("%s: %s done%s", result.label, self.stage, " (cache hit, no provider call)" if cached else "")
+        self.log.info(
+            "%s: %s done%s", result.label, self.stage, " (cache hit, no provider call)" if cached else ""
+        )
         for event in record_completion(storage, job.job_id, self.stage, segment.index, int(self.total)):
             self.log.info("Progress: %s", event.message)
         return result.model_dump(mode="json")

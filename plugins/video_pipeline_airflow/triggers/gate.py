@@ -14,12 +14,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from asgiref.sync import sync_to_async
-
 from airflow.sdk import Variable
 from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail, update_hitl_detail_response
 from airflow.sdk.timezone import utcnow
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+from asgiref.sync import sync_to_async
+
 from video_pipeline.approval import DECISION_TO_OPTION, REJECT, DecisionError, parse_variable_value
 
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
 from video_pipeline.providers.runway import RunwayError, poll_delay
 from video_pipeline_airflow.hooks.runway import RunwayHook
 
@@ -42,12 +43,22 @@ class RunwayTaskTrigger(BaseTrigger):
                 try:
                     status = await client.get_task(self.provider_task_id)
                 except RunwayError as exc:  # already retried inside the client; the task decides what next
-                    yield TriggerEvent({"provider_task_id": self.provider_task_id, "status": "ERROR",
-                                        "error": str(exc), "error_type": type(exc).__name__})
+                    yield TriggerEvent(
+                        {
+                            "provider_task_id": self.provider_task_id,
+                            "status": "ERROR",
+                            "error": str(exc),
+                            "error_type": type(exc).__name__,
+                        }
+                    )
                     return
                 if status.status != last_status or status.status == "RUNNING":
-                    self.log.info("Runway task %s: %s%s", self.provider_task_id, status.status,
-                                  f" {status.progress:.0%}" if status.progress is not None else "")
+                    self.log.info(
+                        "Runway task %s: %s%s",
+                        self.provider_task_id,
+                        status.status,
+                        f" {status.progress:.0%}" if status.progress is not None else "",
+                    )
                     last_status = status.status
                 if status.terminal:
                     yield TriggerEvent(status.model_dump(mode="json", by_alias=True))

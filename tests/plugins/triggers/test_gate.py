@@ -9,8 +9,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-
 from airflow.sdk.timezone import utcnow
+
 from video_pipeline_airflow.triggers import gate as gate_module
 from video_pipeline_airflow.triggers.gate import ApprovalGateTrigger
 
@@ -58,13 +58,19 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeAirflow:
     fake = FakeAirflow()
     monkeypatch.setattr(gate_module, "get_hitl_detail_content_detail", fake.get_detail)
     monkeypatch.setattr(gate_module, "update_hitl_detail_response", fake.update)
-    monkeypatch.setattr(gate_module, "Variable", SimpleNamespace(get=fake.variable_get, delete=fake.variable_delete))
+    monkeypatch.setattr(
+        gate_module, "Variable", SimpleNamespace(get=fake.variable_get, delete=fake.variable_delete)
+    )
     return fake
 
 
 def trigger(**overrides: Any) -> ApprovalGateTrigger:
-    args: dict[str, Any] = {"ti_id": TI_ID, "variable_key": KEY, "timeout_at": utcnow() + timedelta(hours=1),
-                            "poll_interval": 0.01}
+    args: dict[str, Any] = {
+        "ti_id": TI_ID,
+        "variable_key": KEY,
+        "timeout_at": utcnow() + timedelta(hours=1),
+        "poll_interval": 0.01,
+    }
     args.update(overrides)
     return ApprovalGateTrigger(**args)
 

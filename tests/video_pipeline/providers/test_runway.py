@@ -14,6 +14,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.support.fake_runway import FakeRunway
+from tests.video_pipeline.providers.conftest import (
+    CANARY_KEY,
+    RecordingTransport,
+    clip_request,
+    image_request,
+    wait_terminal,
+)
 from video_pipeline.models import RATIOS
 from video_pipeline.providers.runway import (
     API_VERSION,
@@ -46,15 +55,6 @@ from video_pipeline.providers.runway import (
     image_resolution,
     poll_delay,
     retry_after,
-)
-
-from tests.support.fake_runway import FakeRunway
-from tests.video_pipeline.providers.conftest import (
-    CANARY_KEY,
-    RecordingTransport,
-    clip_request,
-    image_request,
-    wait_terminal,
 )
 
 

@@ -1,0 +1,72 @@
+"""Paid provider work, remembered in storage so it is never paid for twice.
+
+A submission record is written the moment a provider accepts a request (before the first poll) under a key
+derived from everything that determines the output. A retried, cleared or restarted task — or another run of
+the same job — finds the record and resumes the same provider task instead of submitting again. The record is
+removed once the output is safely in the content-addressed cache (or the provider task failed for good).
+
+The spend ledger (``jobs/<job_id>/spend/``) holds one object per paid submission, so ``budget_credits`` can be
+enforced before each submission and the manifest can say what a job cost.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from video_pipeline.layout import CacheKind
+from video_pipeline.models import utcnow
+from video_pipeline.storage import Storage
+
+
+class Submission(BaseModel):
+    provider: str
+    provider_task_id: str
+    job_id: str
+    index: int
+    seed: int
+    credits: float
+    submitted_at: datetime = Field(default_factory=utcnow)
+
+
+class BudgetExceeded(RuntimeError):
+    """Submitting would take the job past its ``budget_credits``."""
+
+
+def submission_key(kind: CacheKind, digest: str) -> str:
+    return f"provider-tasks/{kind}/{digest}.json"
+
+
+def load_submission(storage: Storage, kind: CacheKind, digest: str) -> Submission | None:
+    key = submission_key(kind, digest)
+    if not storage.exists(key):
+        return None
+    return Submission.model_validate_json(storage.get_bytes(key))
+
+
+def save_submission(storage: Storage, kind: CacheKind, digest: str, submission: Submission) -> None:
+    storage.put_bytes(submission_key(kind, digest), submission.model_dump_json().encode(), "application/json")
+    ledger = f"jobs/{submission.job_id}/spend/{submission.provider_task_id}.json"
+    storage.put_bytes(ledger, json.dumps({"kind": kind, **submission.model_dump(mode="json")}).encode())
+
+
+def clear_submission(storage: Storage, kind: CacheKind, digest: str) -> None:
+    storage.delete(submission_key(kind, digest))
+
+
+def credits_spent(storage: Storage, job_id: str) -> float:
+    return sum(
+        float(json.loads(storage.get_bytes(key))["credits"]) for key in storage.list(f"jobs/{job_id}/spend/")
+    )
+
+
+def check_budget(storage: Storage, job_id: str, budget: int | None, cost: float) -> None:
+    if budget is None:
+        return
+    spent = credits_spent(storage, job_id)
+    if spent + cost > budget:
+        raise BudgetExceeded(
+            f"budget_credits {budget} would be exceeded: {spent:g} spent, this submission costs {cost:g}"
+        )
