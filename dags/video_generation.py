@@ -32,6 +32,7 @@ from video_pipeline_airflow.operators.segment import (
     GenerateImageOperator,
 )
 from video_pipeline_airflow.params import job_spec_params
+from video_pipeline_airflow.settings import CLIP_POOL, IMAGE_POOL
 
 EXAMPLE_JOB = Path(__file__).resolve().parents[1] / "examples" / "jobs" / "demo.json"
 
@@ -70,13 +71,13 @@ def video_generation() -> None:
     segments = validate_job()
     job, total = segments["job"], segments["total"]  # the validated spec and segment count (XCom keys)
     images = GenerateImageOperator.partial(
-        task_id="generate_image", job=job, total=total, **SEGMENT_TASK
+        task_id="generate_image", job=job, total=total, pool=IMAGE_POOL, **SEGMENT_TASK
     ).expand(segment=segments)
     approved_images = ApprovalGateOperator(
         task_id="images_gate", stage="images", job=job, segments=images.output
     )
     clips = AnimateSegmentOperator.partial(
-        task_id="animate_segment", job=job, total=total, **SEGMENT_TASK
+        task_id="animate_segment", job=job, total=total, pool=CLIP_POOL, **SEGMENT_TASK
     ).expand(segment=approved_images.output)
     approved_clips = ApprovalGateOperator(task_id="clips_gate", stage="clips", job=job, segments=clips.output)
     final = assemble(job, approved_clips.output)

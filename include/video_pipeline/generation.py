@@ -1,20 +1,34 @@
 """One segment's image or clip: content-addressed cache first, then the provider, then the job's layout.
 
 The cache key covers everything that determines the output, so a re-run of the same job (or a redo that
-restores an earlier prompt) costs no provider call. Outputs are written to the cache and then copied to the
-job's layout, both atomically: a reader never sees a partial image or clip.
+restores an earlier prompt) costs no provider call. Outputs go to the cache and are then copied to the job's
+layout, both atomically: a reader never sees a partial image or clip. Local providers render inline
+(``generate_image`` / ``animate_segment``); remote ones submit, wait, and call :func:`store` with the download.
 """
 
 from __future__ import annotations
 
 import hashlib
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from video_pipeline.layout import JobLayout, cache_key
+from video_pipeline.layout import CacheKind, JobLayout, cache_key, content_hash
 from video_pipeline.models import JobSpec, SegmentStatus, VideoSegment
 from video_pipeline.providers.base import ClipRequest, ImageRequest, LocalProvider
 from video_pipeline.storage import Storage
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What a segment's step will produce, and where it is cached and stored."""
+
+    kind: CacheKind
+    request: ImageRequest | ClipRequest
+    provider: str
+    digest: str
+    cache_key: str
+    target: str
 
 
 def image_request(job: JobSpec, segment: VideoSegment) -> ImageRequest:
@@ -43,53 +57,90 @@ def sha256_of(storage: Storage, key: str) -> str:
     return digest.hexdigest()
 
 
-def generate_image(
-    storage: Storage, job: JobSpec, segment: VideoSegment, provider: LocalProvider
-) -> VideoSegment:
-    """Render (or reuse) the segment's image and store it at ``jobs/<id>/images/NNN.png``."""
-    request = image_request(job, segment)
-    cached = cache_key("images", request.cache_fields(provider.name))
-    hit = storage.exists(cached)
-    if not hit:
-        with tempfile.TemporaryDirectory(prefix="vp-image-") as tmp:
-            path = provider.render_image(request, Path(tmp) / "image.png")
-            storage.put_file(cached, path, content_type="image/png")
-    target = JobLayout(job.job_id).image(segment.index)
-    storage.copy(cached, target)
-    return segment.model_copy(
-        update={
-            "image_key": target,
-            "image_cache_hit": hit,
-            "status": SegmentStatus.IMAGE_READY,
-            "credits": segment.credits + (0.0 if hit else provider.estimate_image_credits(request)),
-        }
+def _planned(kind: CacheKind, request: ImageRequest | ClipRequest, provider: str, target: str) -> Planned:
+    fields = request.cache_fields(provider)
+    return Planned(kind, request, provider, content_hash(fields), cache_key(kind, fields), target)
+
+
+def plan_image(job: JobSpec, segment: VideoSegment, provider: str) -> Planned:
+    return _planned(
+        "images", image_request(job, segment), provider, JobLayout(job.job_id).image(segment.index)
     )
 
 
-def animate_segment(
-    storage: Storage, job: JobSpec, segment: VideoSegment, provider: LocalProvider
-) -> VideoSegment:
-    """Turn the segment's approved image into a clip at ``jobs/<id>/clips/NNN.mp4``."""
+def plan_clip(storage: Storage, job: JobSpec, segment: VideoSegment, provider: str) -> Planned:
+    """Fails clearly if the approved image is missing: animating nothing would waste a paid call."""
     if not segment.image_key or not storage.exists(segment.image_key):
         raise FileNotFoundError(
             f"{segment.label}: image object {segment.image_key!r} is missing from {storage.url}; "
             "regenerate the image before animating it"
         )
     request = clip_request(job, segment, sha256_of(storage, segment.image_key))
-    cached = cache_key("clips", request.cache_fields(provider.name))
-    hit = storage.exists(cached)
-    if not hit:
-        with tempfile.TemporaryDirectory(prefix="vp-clip-") as tmp:
-            image = storage.download_to(segment.image_key, Path(tmp) / "image.png")
-            path = provider.render_clip(request, image, Path(tmp) / "clip.mp4")
-            storage.put_file(cached, path, content_type="video/mp4")
-    target = JobLayout(job.job_id).clip(segment.index)
-    storage.copy(cached, target)
-    return segment.model_copy(
-        update={
-            "clip_key": target,
-            "clip_cache_hit": hit,
-            "status": SegmentStatus.VIDEO_READY,
-            "credits": segment.credits + (0.0 if hit else provider.estimate_clip_credits(request)),
-        }
-    )
+    return _planned("clips", request, provider, JobLayout(job.job_id).clip(segment.index))
+
+
+def _done(
+    planned: Planned, segment: VideoSegment, *, hit: bool, credits: float, task_id: str | None
+) -> VideoSegment:
+    if planned.kind == "images":
+        update = {"image_key": planned.target, "image_cache_hit": hit, "status": SegmentStatus.IMAGE_READY}
+        if task_id:
+            update["image_task_id"] = task_id
+    else:
+        update = {"clip_key": planned.target, "clip_cache_hit": hit, "status": SegmentStatus.VIDEO_READY}
+        if task_id:
+            update["clip_task_id"] = task_id
+    return segment.model_copy(update={**update, "credits": segment.credits + credits})
+
+
+def reuse(storage: Storage, planned: Planned, segment: VideoSegment) -> VideoSegment | None:
+    """The cached output copied into the job's layout, or None on a cache miss. Costs no provider call."""
+    if not storage.exists(planned.cache_key):
+        return None
+    storage.copy(planned.cache_key, planned.target)
+    return _done(planned, segment, hit=True, credits=0.0, task_id=None)
+
+
+def store(
+    storage: Storage,
+    planned: Planned,
+    segment: VideoSegment,
+    path: Path,
+    *,
+    credits: float,
+    task_id: str | None,
+) -> VideoSegment:
+    """Put a freshly generated output into the cache, then into the job's layout."""
+    content_type = "image/png" if planned.kind == "images" else "video/mp4"
+    storage.put_file(planned.cache_key, path, content_type=content_type)
+    storage.copy(planned.cache_key, planned.target)
+    return _done(planned, segment, hit=False, credits=credits, task_id=task_id)
+
+
+def generate_image(
+    storage: Storage, job: JobSpec, segment: VideoSegment, provider: LocalProvider
+) -> VideoSegment:
+    """Render (or reuse) the segment's image and store it at ``jobs/<id>/images/NNN.png``."""
+    planned = plan_image(job, segment, provider.name)
+    if (hit := reuse(storage, planned, segment)) is not None:
+        return hit
+    assert isinstance(planned.request, ImageRequest)
+    with tempfile.TemporaryDirectory(prefix="vp-image-") as tmp:
+        path = provider.render_image(planned.request, Path(tmp) / "image.png")
+        credits = provider.estimate_image_credits(planned.request)
+        return store(storage, planned, segment, path, credits=credits, task_id=None)
+
+
+def animate_segment(
+    storage: Storage, job: JobSpec, segment: VideoSegment, provider: LocalProvider
+) -> VideoSegment:
+    """Turn the segment's approved image into a clip at ``jobs/<id>/clips/NNN.mp4``."""
+    planned = plan_clip(storage, job, segment, provider.name)
+    if (hit := reuse(storage, planned, segment)) is not None:
+        return hit
+    assert isinstance(planned.request, ClipRequest) and segment.image_key
+    with tempfile.TemporaryDirectory(prefix="vp-clip-") as tmp:
+        image = storage.download_to(segment.image_key, Path(tmp) / "image.png")
+        path = provider.render_clip(planned.request, image, Path(tmp) / "clip.mp4")
+        credits = provider.estimate_clip_credits(planned.request)
+        return store(storage, planned, segment, path, credits=credits, task_id=None)

@@ -28,6 +28,7 @@ class Submission(BaseModel):
     index: int
     seed: int
     credits: float
+    digest: str
     submitted_at: datetime = Field(default_factory=utcnow)
 
 
@@ -54,6 +55,38 @@ def save_submission(storage: Storage, kind: CacheKind, digest: str, submission: 
 
 def clear_submission(storage: Storage, kind: CacheKind, digest: str) -> None:
     storage.delete(submission_key(kind, digest))
+
+
+def pending_submissions(storage: Storage, job_id: str) -> list[tuple[CacheKind, Submission]]:
+    """Paid submissions of a job whose output has not been stored yet (in flight, or abandoned)."""
+    pending: list[tuple[CacheKind, Submission]] = []
+    for key in storage.list(f"jobs/{job_id}/spend/"):
+        entry = json.loads(storage.get_bytes(key))
+        kind: CacheKind = entry["kind"]
+        current = load_submission(storage, kind, entry["digest"])
+        if current is not None and current.provider_task_id == entry["provider_task_id"]:
+            pending.append((kind, current))
+    return pending
+
+
+def reseed(storage: Storage, kind: CacheKind, digest: str, *, bump: bool = False) -> int | None:
+    """The seed to use instead of the requested one after ``INTERNAL.BAD_OUTPUT`` (``bump`` records a new one)."""
+    key = f"provider-tasks/{kind}/{digest}.reseed"
+    current = int(storage.get_bytes(key)) if storage.exists(key) else None
+    if bump:
+        current = (current or 0) + 1_000_003
+        storage.put_bytes(key, str(current).encode())
+    return current
+
+
+def stop_job(storage: Storage, job_id: str, reason: str) -> None:
+    """Stop every further submission of a job (e.g. the account ran out of credits)."""
+    storage.put_bytes(f"jobs/{job_id}/STOPPED", reason.encode(), "text/plain")
+
+
+def stop_reason(storage: Storage, job_id: str) -> str | None:
+    key = f"jobs/{job_id}/STOPPED"
+    return storage.get_bytes(key).decode() if storage.exists(key) else None
 
 
 def credits_spent(storage: Storage, job_id: str) -> float:

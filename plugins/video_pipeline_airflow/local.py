@@ -22,6 +22,8 @@ from typing import Any
 
 import httpx
 
+from video_pipeline_airflow.settings import CLIP_POOL, DEFAULT_POOL_SLOTS, IMAGE_POOL
+
 REPO = Path(__file__).resolve().parents[2]
 PROCESSES = ("api-server", "scheduler", "dag-processor", "triggerer")
 TERMINAL_RUN_STATES = {"success", "failed"}
@@ -41,6 +43,7 @@ class LocalAirflow:
     executor: str = "LocalExecutor"
     sql_alchemy_conn: str | None = None
     parallelism: int = 8
+    pool_slots: int = DEFAULT_POOL_SLOTS
     processes: tuple[str, ...] = PROCESSES
     extra_env: dict[str, str] = field(default_factory=dict)
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False)
@@ -98,6 +101,20 @@ class LocalAirflow:
         for name in self.processes:
             self.start_process(name)
         self.wait_until(self._ready, timeout, "Airflow api-server and DAG parsing")
+        for pool in (IMAGE_POOL, CLIP_POOL):
+            self.set_pool(pool, self.pool_slots)
+
+    def set_pool(self, name: str, slots: int) -> None:
+        body = {
+            "name": name,
+            "slots": slots,
+            "include_deferred": True,
+            "description": "provider concurrency x queue depth (deferred tasks count)",
+        }
+        response = self.api("POST", "/api/v2/pools", json=body)
+        if response.status_code == 409:
+            response = self.api("PATCH", f"/api/v2/pools/{name}", json=body)
+        response.raise_for_status()
 
     def start_process(self, name: str, *args: str) -> None:
         log = (self.home / "logs" / f"{name}.log").open("ab")

@@ -11,6 +11,11 @@ STORAGE_URL_VARIABLE = "video_pipeline_storage_url"
 AWS_CONN_ID = "aws_default"
 RUNWAY_CONN_ID = "runway_default"
 NOTIFY_CONN_ID = "video_pipeline_notify"
+#: Provider pools, created with ``--include-deferred`` so tasks waiting on the provider count against them.
+#: Size = the provider's concurrency × a queue depth (2), so the provider always has queued work.
+IMAGE_POOL = "video_images"
+CLIP_POOL = "video_clips"
+DEFAULT_POOL_SLOTS = 4
 GATE_POLL_VARIABLE = "video_pipeline_gate_poll_seconds"
 
 
@@ -25,3 +30,11 @@ def storage_url() -> str:
 def gate_poll_seconds() -> float:
     """How often a gate checks for a Variable decision; short in tests, 10 s by default."""
     return float(Variable.get(GATE_POLL_VARIABLE, default="10"))
+
+
+RUNWAY_POLL_VARIABLE = "video_pipeline_runway_poll_seconds"
+
+
+def runway_poll_seconds() -> float:
+    """How often the triggerer polls a Runway task: ≥ 5 s in production (Runway asks for it), short in tests."""
+    return float(Variable.get(RUNWAY_POLL_VARIABLE, default="5"))

@@ -13,12 +13,13 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 from pydantic import ValidationError
 
+from video_pipeline.costs import check_affordable, stage_estimates
 from video_pipeline.final_video import assemble_job
 from video_pipeline.manifest import load_manifest, merge_segments, save_manifest
 from video_pipeline.models import FinalVideo, JobSpec, Manifest, VideoSegment, describe_validation_error
 from video_pipeline.progress import rebuild_progress
-from video_pipeline.providers.registry import local_provider
 from video_pipeline.segmentation import segments_for
+from video_pipeline_airflow.hooks.runway import RunwayHook
 from video_pipeline_airflow.hooks.storage import get_storage
 
 log = logging.getLogger(__name__)
@@ -38,14 +39,19 @@ def validate_job(context: Context) -> list[dict[str, Any]]:
     try:
         job = JobSpec.model_validate(params)
         segments = segments_for(job)
-        local_provider(job)
+        check_affordable(job, segments)
+        check_provider_ready(job)
     except ValidationError as exc:
         raise InvalidJobSpec(f"invalid job spec: {describe_validation_error(exc)}") from None
     except ValueError as exc:
         raise InvalidJobSpec(f"invalid job spec: {exc}") from None
     storage = get_storage()
-    manifest = Manifest(job=job, run_id=context["run_id"], segments=segments)
+    estimates = stage_estimates(job, segments)
+    manifest = Manifest(
+        job=job, run_id=context["run_id"], segments=segments, credits_estimate=sum(estimates.values())
+    )
     save_manifest(storage, manifest)
+    log.info("Credit estimate: images %g, clips %g", estimates["images"], estimates["clips"])
     log.info(
         "Job %s: %d segments, %g s of video, storage %s",
         job.job_id,
@@ -57,6 +63,18 @@ def validate_job(context: Context) -> list[dict[str, Any]]:
     ti.xcom_push(key="job", value=job.model_dump(mode="json"))
     ti.xcom_push(key="total", value=len(segments))
     return [s.model_dump(mode="json") for s in segments]
+
+
+def check_provider_ready(job: JobSpec) -> None:
+    """A Runway job needs a key before anything runs (no point generating images that cannot be animated)."""
+    if job.provider != "runway":
+        return
+    try:
+        RunwayHook().get_client().close()
+    except Exception as exc:
+        raise ValueError(
+            f"provider: runway is not configured ({exc}); set the runway_default connection"
+        ) from None
 
 
 def assemble(job: dict[str, Any], segments: list[dict[str, Any]]) -> dict[str, Any]:

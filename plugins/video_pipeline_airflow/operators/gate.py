@@ -27,6 +27,7 @@ from video_pipeline.approval import (
     parse_form_answer,
     variable_key,
 )
+from video_pipeline.costs import stage_estimates
 from video_pipeline.generation import animate_segment, generate_image
 from video_pipeline.manifest import decisions_for, load_manifest, merge_segments, save_manifest
 from video_pipeline.models import Decision, JobSpec, Manifest, SegmentStatus, Stage, VideoSegment, utcnow
@@ -136,7 +137,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             lambda k: preview_url(storage, k),
             variable_key=key,
             credits_spent=sum(s.credits for s in segments),
-            next_stage_estimate=0.0,
+            next_stage_estimate=stage_estimates(job, segments)["clips"] if self.stage == "images" else 0.0,
             changed=changed,
         )
         manifest.status = "awaiting_images" if self.stage == "images" else "awaiting_clips"
@@ -226,6 +227,12 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         )
         if redo_rounds > job.max_redo_rounds:
             self.log.error("max_redo_rounds (%d) reached; approve or reject", job.max_redo_rounds)
+            manifest.decisions.pop()
+            return self._open(context, storage, job, manifest, changed=[])
+        if job.provider != "storyboard":
+            self.log.error(
+                "Redo is available for the storyboard provider only; approve, reject, or re-run the job"
+            )
             manifest.decisions.pop()
             return self._open(context, storage, job, manifest, changed=[])
         provider = local_provider(job)

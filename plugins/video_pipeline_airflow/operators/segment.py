@@ -1,26 +1,64 @@
 """Mapped per-segment operators: one image or one clip per task instance.
 
-Each is a thin adapter: parse the XCom payloads into domain models, call the domain step, record the
-progress milestone (exactly once across concurrent tasks and retries), return the updated segment.
+Local providers (storyboard) render inline. Runway is remote and paid: the task submits, records the provider
+task id in storage before anything else, and defers to :class:`RunwayTaskTrigger` (no worker slot while the
+provider works). A retry, a clear or a restarted worker finds the record and resumes the same provider task; a
+cache hit costs no call at all. Provider failures follow the notes' policy: permanent ones (validation, auth,
+safety, invalid asset, no credits) fail the segment without a retry; transient ones retry.
 """
 
 from __future__ import annotations
 
-import logging
+import tempfile
 from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowFailException
 
-from video_pipeline.generation import animate_segment, generate_image
+from video_pipeline.generation import (
+    Planned,
+    animate_segment,
+    generate_image,
+    plan_clip,
+    plan_image,
+    reuse,
+    store,
+)
+from video_pipeline.layout import CacheKind
 from video_pipeline.models import JobSpec, Stage, VideoSegment, utcnow
 from video_pipeline.progress import record_completion
-from video_pipeline.providers.base import LocalProvider
+from video_pipeline.providers.base import ClipRequest, ImageRequest, LocalProvider
 from video_pipeline.providers.registry import local_provider
+from video_pipeline.providers.runway import (
+    RunwayAmbiguousSubmit,
+    RunwayBadOutput,
+    RunwayClient,
+    RunwayCreditsExhausted,
+    RunwayOutputExpired,
+    RunwayPermanentError,
+    TaskStatus,
+    estimate_clip_credits,
+    estimate_image_credits,
+)
 from video_pipeline.storage import Storage
+from video_pipeline.submissions import (
+    BudgetExceeded,
+    Submission,
+    check_budget,
+    clear_submission,
+    load_submission,
+    reseed,
+    save_submission,
+    stop_job,
+    stop_reason,
+)
+from video_pipeline_airflow.hooks.runway import RunwayHook
 from video_pipeline_airflow.hooks.storage import get_storage
-
-log = logging.getLogger(__name__)
+from video_pipeline_airflow.settings import RUNWAY_CONN_ID, runway_poll_seconds
+from video_pipeline_airflow.triggers.runway import RunwayTaskTrigger
 
 #: Shows each mapped task as ``seg 007 – "a red fox at dawn"`` in the grid.
 SEGMENT_MAP_INDEX_TEMPLATE = (
@@ -36,27 +74,171 @@ class SegmentOperator(BaseOperator):
     started_field: ClassVar[str]
     finished_field: ClassVar[str]
 
-    def __init__(self, *, job: Any, segment: Any, total: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *, job: Any, segment: Any, total: Any, runway_conn_id: str = RUNWAY_CONN_ID, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.job = job
         self.segment = segment
         self.total = total
+        self.runway_conn_id = runway_conn_id
+        self._inflight: tuple[CacheKind, str, str] | None = None
 
-    def step(self) -> Step:
+    # -- what differs between images and clips ----------------------------------------------------------
+
+    def local_step(self) -> Step:
         raise NotImplementedError
+
+    def plan(self, storage: Storage, job: JobSpec, segment: VideoSegment) -> Planned:
+        raise NotImplementedError
+
+    def submit(self, client: RunwayClient, storage: Storage, planned: Planned, segment: VideoSegment) -> str:
+        raise NotImplementedError
+
+    # -- the flow -----------------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
         job = JobSpec.model_validate(self.job)
         segment = VideoSegment.model_validate(self.segment)
         storage = get_storage()
         started = utcnow()
-        result = self.step()(storage, job, segment, local_provider(job))
+        if job.provider != "runway":
+            result = self.local_step()(storage, job, segment, local_provider(job))
+            return self._finish(storage, job, result, started)
+
+        planned = self.plan(storage, job, segment)
+        if (hit := reuse(storage, planned, segment)) is not None:
+            return self._finish(storage, job, hit, started)
+        submission = load_submission(storage, planned.kind, planned.digest)
+        if submission is None:
+            submission = self._submit(storage, job, segment, planned)
+        else:
+            self.log.info(
+                "%s: resuming Runway task %s (no new submission)", segment.label, submission.provider_task_id
+            )
+        self.defer(
+            trigger=RunwayTaskTrigger(
+                provider_task_id=submission.provider_task_id,
+                runway_conn_id=self.runway_conn_id,
+                poll_interval=runway_poll_seconds(),
+            ),
+            method_name="execute_complete",
+            kwargs={"started": started.isoformat()},
+        )
+        raise AssertionError("unreachable: defer() raises")
+
+    def _submit(self, storage: Storage, job: JobSpec, segment: VideoSegment, planned: Planned) -> Submission:
+        if reason := stop_reason(storage, job.job_id):
+            raise AirflowFailException(f"{segment.label}: not submitted, the job was stopped: {reason}")
+        request = planned.request
+        credits = (
+            estimate_image_credits(request)
+            if isinstance(request, ImageRequest)
+            else estimate_clip_credits(request)
+        )
+        try:
+            check_budget(storage, job.job_id, job.budget_credits, credits)
+        except BudgetExceeded as exc:
+            raise AirflowFailException(f"{segment.label}: {exc}") from None
+        seed = reseed(storage, planned.kind, planned.digest)
+        if seed is not None:
+            planned = Planned(
+                planned.kind,
+                request.model_copy(update={"seed": seed}),
+                planned.provider,
+                planned.digest,
+                planned.cache_key,
+                planned.target,
+            )
+        try:
+            with RunwayHook(self.runway_conn_id).get_client() as client:
+                task_id = self.submit(client, storage, planned, segment)
+        except RunwayCreditsExhausted as exc:
+            stop_job(storage, job.job_id, f"Runway has not enough credits ({exc})")
+            raise AirflowFailException(f"{segment.label}: {exc}; the whole job stops") from None
+        except RunwayAmbiguousSubmit as exc:
+            raise AirflowFailException(
+                f"{segment.label}: the connection broke after the request was sent, so Runway may have "
+                f"accepted (and billed) it; not resubmitting automatically ({exc}). Check the Runway dashboard, "
+                "then clear this task to submit again."
+            ) from None
+        except RunwayPermanentError as exc:
+            raise AirflowFailException(f"{segment.label}: Runway refused the request: {exc}") from None
+        submission = Submission(
+            provider="runway",
+            provider_task_id=task_id,
+            job_id=job.job_id,
+            index=segment.index,
+            seed=planned.request.seed,
+            credits=credits,
+            digest=planned.digest,
+        )
+        save_submission(storage, planned.kind, planned.digest, submission)
+        self._inflight = (planned.kind, planned.digest, task_id)
+        self.log.info("%s: submitted Runway task %s (~%g credits)", segment.label, task_id, credits)
+        return submission
+
+    def execute_complete(self, context: Context, event: dict[str, Any], started: str) -> dict[str, Any]:
+        job = JobSpec.model_validate(self.job)
+        segment = VideoSegment.model_validate(self.segment)
+        storage = get_storage()
+        planned = self.plan(storage, job, segment)
+        submission = load_submission(storage, planned.kind, planned.digest)
+        if event.get("status") == "ERROR":  # polling itself failed; the record stays, a retry resumes it
+            raise RuntimeError(
+                f"{segment.label}: could not poll Runway task {event['provider_task_id']}: {event['error']}"
+            )
+        status = TaskStatus.model_validate(event)
+        if status.status != "SUCCEEDED":
+            self._provider_failed(storage, planned, segment, status)
+        credits = submission.credits if submission else 0.0
+        with (
+            tempfile.TemporaryDirectory(prefix="vp-runway-") as tmp,
+            RunwayHook(self.runway_conn_id).get_client() as client,
+        ):
+            suffix = ".png" if planned.kind == "images" else ".mp4"
+            try:
+                path = client.download(status.output[0], Path(tmp) / f"output{suffix}")
+            except RunwayOutputExpired:
+                clear_submission(storage, planned.kind, planned.digest)
+                raise RuntimeError(
+                    f"{segment.label}: Runway's output URL expired before download; resubmitting"
+                ) from None
+            result = store(storage, planned, segment, path, credits=credits, task_id=status.id)
+        clear_submission(storage, planned.kind, planned.digest)
+        return self._finish(storage, job, result, datetime.fromisoformat(started))
+
+    def _provider_failed(
+        self, storage: Storage, planned: Planned, segment: VideoSegment, status: TaskStatus
+    ) -> None:
+        error = status.error()
+        clear_submission(storage, planned.kind, planned.digest)  # the next attempt submits anew
+        if isinstance(error, RunwayBadOutput):
+            reseed(storage, planned.kind, planned.digest, bump=True)
+            raise RuntimeError(f"{segment.label}: {error}; retrying with a new seed")
+        if isinstance(error, RunwayPermanentError):
+            raise AirflowFailException(f"{segment.label}: {error} (not retried: it would fail the same way)")
+        raise RuntimeError(f"{segment.label}: {error or status.status}; retrying with a new submission")
+
+    def on_kill(self) -> None:
+        """Killed by a user (marked failed/cleared while running): cancel the provider task it started."""
+        if self._inflight is None:
+            return
+        kind, digest, task_id = self._inflight
+        with RunwayHook(self.runway_conn_id).get_client() as client:
+            client.cancel_task(task_id)
+        clear_submission(get_storage(), kind, digest)
+        self.log.warning("Killed: cancelled Runway task %s", task_id)
+
+    def _finish(
+        self, storage: Storage, job: JobSpec, result: VideoSegment, started: datetime
+    ) -> dict[str, Any]:
         result = result.model_copy(update={self.started_field: started, self.finished_field: utcnow()})
         cached = result.image_cache_hit if self.stage == "images" else result.clip_cache_hit
         self.log.info(
             "%s: %s done%s", result.label, self.stage, " (cache hit, no provider call)" if cached else ""
         )
-        for event in record_completion(storage, job.job_id, self.stage, segment.index, int(self.total)):
+        for event in record_completion(storage, job.job_id, self.stage, result.index, int(self.total)):
             self.log.info("Progress: %s", event.message)
         return result.model_dump(mode="json")
 
@@ -69,8 +251,15 @@ class GenerateImageOperator(SegmentOperator):
     finished_field = "image_finished_at"
     ui_color = "#e8f1fb"
 
-    def step(self) -> Step:
+    def local_step(self) -> Step:
         return generate_image
+
+    def plan(self, storage: Storage, job: JobSpec, segment: VideoSegment) -> Planned:
+        return plan_image(job, segment, job.provider)
+
+    def submit(self, client: RunwayClient, storage: Storage, planned: Planned, segment: VideoSegment) -> str:
+        assert isinstance(planned.request, ImageRequest)
+        return client.text_to_image(planned.request)
 
 
 class AnimateSegmentOperator(SegmentOperator):
@@ -81,5 +270,14 @@ class AnimateSegmentOperator(SegmentOperator):
     finished_field = "clip_finished_at"
     ui_color = "#fbeee8"
 
-    def step(self) -> Step:
+    def local_step(self) -> Step:
         return animate_segment
+
+    def plan(self, storage: Storage, job: JobSpec, segment: VideoSegment) -> Planned:
+        return plan_clip(storage, job, segment, job.provider)
+
+    def submit(self, client: RunwayClient, storage: Storage, planned: Planned, segment: VideoSegment) -> str:
+        assert isinstance(planned.request, ClipRequest) and segment.image_key
+        with tempfile.TemporaryDirectory(prefix="vp-runway-") as tmp:
+            image = storage.download_to(segment.image_key, Path(tmp) / "image.png")
+            return client.image_to_video(planned.request, client.prompt_image_uri(image))

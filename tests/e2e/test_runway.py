@@ -1,0 +1,88 @@
+"""The Runway path on real Airflow processes against the fake Runway server (real HTTP), with faults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import (
+    DAG_ID,
+    RUNWAY_CANARY_KEY,
+    decide_by_variable,
+    manifest_of,
+    six_segment_job,
+)
+from tests.support.fake_runway import FakeRunway
+from video_pipeline.ffmpeg import probe
+from video_pipeline.storage import Storage
+from video_pipeline_airflow.local import LocalAirflow
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+
+def created(fake: FakeRunway, path: str) -> int:
+    return int(fake.stats()["tasks_created"].get(path, 0))
+
+
+def test_runway_job_with_faults_pays_once_per_segment(
+    airflow: LocalAirflow, local_storage: Storage, fake_runway: FakeRunway, tmp_path: Path
+) -> None:
+    fake_runway.reset(
+        api_key=RUNWAY_CANARY_KEY,
+        image_latency=1.0,
+        video_latency=2.0,
+        concurrency=2,
+        rate_429=0.1,
+        rate_5xx=0.1,
+        rate_reset=0.1,
+        rate_throttled=0.1,
+        reset_after_create=False,
+        seed=7,
+    )
+    job_id = "e2e-runway"
+    spec = six_segment_job(job_id, provider="runway", seed=31, budget_credits=1000)
+    run_id = airflow.trigger(DAG_ID, spec)
+    decide_by_variable(airflow, run_id, job_id, "images", "approve")
+    decide_by_variable(airflow, run_id, job_id, "clips", "approve")
+    assert airflow.wait_for_run(DAG_ID, run_id, timeout=400) == "success"
+
+    stats = fake_runway.stats()
+    assert sum(stats["faults"].values()) > 0, "no faults were injected; the test proves nothing"
+    assert created(fake_runway, "/v1/text_to_image") == 6
+    assert created(fake_runway, "/v1/image_to_video") == 6
+    assert stats["duplicate_submissions"] == 0
+    final = probe(local_storage.download_to(f"jobs/{job_id}/final.mp4", tmp_path / "final.mp4"))
+    assert abs(final.duration_s - 12.0) <= 0.6 and (final.width, final.height) == (1280, 720)
+
+    manifest = manifest_of(local_storage, job_id)
+    assert manifest.credits_estimate == manifest.credits_spent == stats["credits_spent"]
+    assert all(s.image_task_id and s.clip_task_id for s in manifest.segments)
+    assert RUNWAY_CANARY_KEY not in manifest.to_json().decode()
+
+    # Same inputs again: everything comes from the content-addressed cache, zero POSTs.
+    fake_runway.reset_counters()
+    rerun = airflow.trigger(DAG_ID, spec)
+    decide_by_variable(airflow, rerun, job_id, "images", "approve")
+    decide_by_variable(airflow, rerun, job_id, "clips", "approve")
+    assert airflow.wait_for_run(DAG_ID, rerun, timeout=300) == "success"
+    assert fake_runway.stats()["posts"] == {}
+
+    # The key never reached a log (task, trigger, scheduler or api-server logs).
+    leaked = [
+        p
+        for p in airflow.home.joinpath("logs").rglob("*")
+        if p.is_file() and RUNWAY_CANARY_KEY in p.read_text(errors="ignore")
+    ]
+    assert leaked == []
+
+
+def test_budget_refused_before_any_spend(
+    airflow: LocalAirflow, local_storage: Storage, fake_runway: FakeRunway
+) -> None:
+    fake_runway.reset_counters()
+    spec = six_segment_job("e2e-runway-budget", provider="runway", budget_credits=50)
+    run_id = airflow.trigger(DAG_ID, spec)
+    assert airflow.wait_for_run(DAG_ID, run_id, timeout=180) == "failed"
+    assert airflow.task_state(DAG_ID, run_id, "validate_job") == "failed"
+    assert fake_runway.stats()["posts"] == {}
