@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from video_pipeline.layout import JobLayout
 from video_pipeline.models import Decision, Manifest, Stage, VideoSegment
 from video_pipeline.storage import Storage
+from video_pipeline.submissions import spend_by_segment
 
 
 def load_manifest(storage: Storage, job_id: str) -> Manifest | None:
@@ -21,8 +22,12 @@ def load_manifest(storage: Storage, job_id: str) -> Manifest | None:
 
 
 def save_manifest(storage: Storage, manifest: Manifest) -> None:
+    """Write the manifest, with credits taken from the spend ledger (the one record of what was paid)."""
     manifest.touch()
-    manifest.credits_spent = round(sum(s.credits for s in manifest.segments), 2)
+    spent = spend_by_segment(storage, manifest.job.job_id)
+    for segment in manifest.segments:
+        segment.credits = spent.get(segment.index, 0.0)
+    manifest.credits_spent = round(sum(spent.values()), 2)
     storage.put_bytes(JobLayout(manifest.job.job_id).manifest, manifest.to_json(), "application/json")
 
 

@@ -89,10 +89,17 @@ def stop_reason(storage: Storage, job_id: str) -> str | None:
     return storage.get_bytes(key).decode() if storage.exists(key) else None
 
 
+def spend_by_segment(storage: Storage, job_id: str) -> dict[int, float]:
+    """Credits paid per segment number: the ledger, not task results, so retries cannot lose or double it."""
+    spent: dict[int, float] = {}
+    for key in storage.list(f"jobs/{job_id}/spend/"):
+        entry = json.loads(storage.get_bytes(key))
+        spent[int(entry["index"])] = spent.get(int(entry["index"]), 0.0) + float(entry["credits"])
+    return spent
+
+
 def credits_spent(storage: Storage, job_id: str) -> float:
-    return sum(
-        float(json.loads(storage.get_bytes(key))["credits"]) for key in storage.list(f"jobs/{job_id}/spend/")
-    )
+    return sum(spend_by_segment(storage, job_id).values())
 
 
 def check_budget(storage: Storage, job_id: str, budget: int | None, cost: float) -> None:

@@ -13,6 +13,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from tests.support.fake_runway import FakeRunway
 from video_pipeline.approval import variable_key
 from video_pipeline.models import Manifest
 from video_pipeline.storage import Storage, open_storage
@@ -39,8 +40,19 @@ def moto_endpoint() -> Iterator[str]:
     server.stop()
 
 
+RUNWAY_CANARY_KEY = "key_canary_5f3a9e1d7c2b4e8f"  # must never appear in logs, XCom or the manifest
+
+
 @pytest.fixture(scope="session")
-def airflow(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> Iterator[LocalAirflow]:
+def fake_runway() -> Iterator[FakeRunway]:
+    with FakeRunway(api_key=RUNWAY_CANARY_KEY, image_latency=1.0, video_latency=2.0, concurrency=2) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def airflow(
+    tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str, fake_runway: FakeRunway
+) -> Iterator[LocalAirflow]:
     home = tmp_path_factory.mktemp("airflow-home")
     aws = {
         "conn_type": "aws",
@@ -48,9 +60,13 @@ def airflow(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> Ite
         "password": "testing",
         "extra": {"endpoint_url": moto_endpoint, "region_name": "us-east-1"},
     }
-    cluster = LocalAirflow(
-        home=home, storage_url=None, parallelism=6, extra_env={"AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws)}
-    )
+    runway = {"conn_type": "http", "host": fake_runway.base_url, "password": RUNWAY_CANARY_KEY}
+    env = {
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
+        "AIRFLOW_CONN_RUNWAY_DEFAULT": json.dumps(runway),
+        "AIRFLOW_VAR_VIDEO_PIPELINE_RUNWAY_POLL_SECONDS": "0.5",
+    }
+    cluster = LocalAirflow(home=home, storage_url=None, parallelism=6, extra_env=env)
     with cluster:
         yield cluster
 

@@ -118,6 +118,8 @@ class FakeRunwayConfig:
     #: A dropped connection on a task-creating POST happens after the task was created (and billed): the
     #: case a client must not retry blindly.
     reset_after_create: bool = True
+    #: Limit dropped connections to these path prefixes (e.g. polls only); ``None``: every fault path.
+    reset_paths: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -213,7 +215,7 @@ class _State:
                         method, _, prefix = str(target).partition(" ")
                         self.script(method, prefix, *faults)
                 elif key in names:
-                    if key == "fault_paths":
+                    if key in ("fault_paths", "reset_paths") and value is not None:
                         value = tuple(value)
                     if key == "seed":
                         self.rng.seed(value)
@@ -248,6 +250,8 @@ class _State:
             if r < cfg.rate_429 + cfg.rate_5xx:
                 return self.rng.choice((500, 502, 503, 504))
             if r < cfg.rate_429 + cfg.rate_5xx + cfg.rate_reset:
+                if cfg.reset_paths is not None and not any(path.startswith(p) for p in cfg.reset_paths):
+                    return None
                 return "reset"
             return None
 

@@ -9,13 +9,13 @@ downstream; redo regenerates only the listed segments and re-opens the gate.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.providers.common.compat.sdk import SkipMixin
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Context, Param, Variable
-from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail, upsert_hitl_detail
+from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
 from video_pipeline.approval import (
     APPROVE,
@@ -34,6 +34,7 @@ from video_pipeline.models import Decision, JobSpec, Manifest, SegmentStatus, St
 from video_pipeline.providers.registry import local_provider
 from video_pipeline.review import build_preview, gate_body, gate_subject
 from video_pipeline.storage import Storage
+from video_pipeline.submissions import credits_spent
 from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.previews import preview_url
 from video_pipeline_airflow.settings import gate_poll_seconds
@@ -94,32 +95,16 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             manifest.decisions.append(decision)
             return self._act(context, storage, manifest, decision)
 
-        answered = self._unprocessed_form_answer(context, manifest)
-        if answered is not None:  # answered while this task was being retried: never ask twice
-            self.log.info("The form was answered during a retry; acting on that answer")
-            return self.execute_complete(context, answered)
+        if context["ti"].try_number > 1 and self.stage in manifest.gates_opened_at:
+            # A retry of an open gate (e.g. Airflow lost the deferral hand-off): keep the request as it is,
+            # since it may already hold the reviewer's answer, and wait on it again.
+            self.log.info(
+                "Retry of an open gate: waiting on the existing request (its answer, if any, is kept)"
+            )
+            return self._wait(context, job, manifest.gates_opened_at[self.stage])
         # A leftover decision (from a crashed or earlier run) must never answer this new round.
         Variable.delete(variable_key(job.job_id, self.stage))
         return self._open(context, storage, job, manifest, changed=[])
-
-    def _unprocessed_form_answer(self, context: Context, manifest: Manifest) -> dict[str, Any] | None:
-        """A form answer newer than the last decision recorded for this gate (e.g. REST raced a retry)."""
-        try:
-            detail = get_hitl_detail_content_detail(ti_id=context["task_instance"].id)
-        except Exception:  # no request was ever written for this task instance
-            return None
-        if not (detail.response_received and detail.chosen_options and detail.responded_at):
-            return None
-        recorded = decisions_for(manifest, context["run_id"], self.stage)
-        if recorded and detail.responded_at <= recorded[-1].at:
-            return None
-        user = detail.responded_by_user
-        return {
-            "chosen_options": list(detail.chosen_options),
-            "params_input": detail.params_input or {},
-            "responded_by_user": {"id": user.id, "name": user.name} if user else None,
-            "via": "ui",
-        }
 
     def _open(
         self, context: Context, storage: Storage, job: JobSpec, manifest: Manifest, changed: list[int]
@@ -136,7 +121,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             preview,
             lambda k: preview_url(storage, k),
             variable_key=key,
-            credits_spent=sum(s.credits for s in segments),
+            credits_spent=credits_spent(storage, job.job_id),
             next_stage_estimate=stage_estimates(job, segments)["clips"] if self.stage == "images" else 0.0,
             changed=changed,
         )
@@ -153,17 +138,21 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             params=self.serialized_params,
             assigned_users=self.assigned_users,
         )
-        timeout_option = APPROVE if job.on_gate_timeout == "approve" else REJECT
         self.log.info(
             "Gate open (round %d): answer in the UI (Required Action tab) or set the Variable %s",
             round_,
             key,
         )
+        self._wait(context, job, manifest.gates_opened_at[self.stage])
+
+    def _wait(self, context: Context, job: JobSpec, opened_at: datetime) -> None:
+        key = variable_key(job.job_id, self.stage)
+        timeout_option = APPROVE if job.on_gate_timeout == "approve" else REJECT
         self.defer(
             trigger=ApprovalGateTrigger(
                 ti_id=str(context["task_instance"].id),
                 variable_key=key,
-                timeout_at=utcnow() + timedelta(seconds=job.gate_timeout),
+                timeout_at=opened_at + timedelta(seconds=job.gate_timeout),
                 timeout_option=timeout_option,
                 poll_interval=gate_poll_seconds(),
             ),
@@ -194,7 +183,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             segments=request.segments,
             prompts=request.prompts,
             note=request.note or (event.get("params_input") or {}).get("note"),
-            by=user.get("name") or ("timeout" if via == "timeout" else None),
+            by=user.get("name") or (via if via in ("timeout", "variable") else None),
             via=via,
             round=len(decisions_for(manifest, run_id, self.stage)) + 1,
             run_id=run_id,

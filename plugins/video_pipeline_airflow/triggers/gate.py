@@ -22,6 +22,8 @@ from asgiref.sync import sync_to_async
 
 from video_pipeline.approval import DECISION_TO_OPTION, REJECT, DecisionError, parse_variable_value
 
+TIMEOUT_NOTE = "gate timed out"
+
 
 class ApprovalGateTrigger(BaseTrigger):
     def __init__(
@@ -61,16 +63,22 @@ class ApprovalGateTrigger(BaseTrigger):
             await asyncio.sleep(self.poll_interval)
 
     async def _form_answer(self) -> dict[str, Any] | None:
-        detail = await sync_to_async(get_hitl_detail_content_detail)(ti_id=UUID(self.ti_id))
+        try:
+            detail = await sync_to_async(get_hitl_detail_content_detail)(ti_id=UUID(self.ti_id))
+        except Exception:  # no request row (a retried gate that died before writing one): Variable only
+            return None
         if not (detail.response_received and detail.chosen_options):
             return None
         user = detail.responded_by_user
+        params = detail.params_input or {}
+        # An answer recorded by this trigger (Variable or timeout) has no user; one from the form/REST has.
+        via = "ui" if user else ("timeout" if params.get("note") == TIMEOUT_NOTE else "variable")
         return {
             "chosen_options": list(detail.chosen_options),
-            "params_input": detail.params_input or {},
+            "params_input": params,
             "responded_at": (detail.responded_at or utcnow()).isoformat(),
             "responded_by_user": {"id": user.id, "name": user.name} if user else None,
-            "via": "ui",
+            "via": via,
         }
 
     async def _variable_answer(self) -> dict[str, Any] | None:
@@ -108,11 +116,11 @@ class ApprovalGateTrigger(BaseTrigger):
         if self.timeout_at is None or utcnow() < self.timeout_at:
             return None
         await sync_to_async(update_hitl_detail_response)(
-            ti_id=UUID(self.ti_id), chosen_options=[self.timeout_option], params_input={}
+            ti_id=UUID(self.ti_id), chosen_options=[self.timeout_option], params_input={"note": TIMEOUT_NOTE}
         )
         return {
             "chosen_options": [self.timeout_option],
-            "params_input": {"note": "gate timed out"},
+            "params_input": {"note": TIMEOUT_NOTE},
             "responded_at": utcnow().isoformat(),
             "responded_by_user": None,
             "via": "timeout",
