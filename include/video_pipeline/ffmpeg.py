@@ -66,6 +66,8 @@ def probe(path: Path) -> VideoProbe:
             if not container.streams.video:
                 raise FFmpegError(f"{path.name}: no video stream")
             stream = container.streams.video[0]
+            if stream.codec_context.pix_fmt is None:
+                raise FFmpegError(f"{path.name}: no decodable video (truncated or corrupt?)")
             frames = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
             if container.duration:
                 duration = container.duration / 1_000_000

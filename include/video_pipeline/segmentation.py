@@ -16,7 +16,7 @@ from video_pipeline.models import (
 
 WORDS_PER_SECOND = 2.5
 _ABBREVIATIONS = {"mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "vs.", "etc.", "e.g.", "i.e.", "jr.", "sr."}
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)]*\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|(?<=[.!?…][\"'”’)])\s+")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -34,7 +34,7 @@ def split_sentences(text: str) -> list[str]:
                 pending = ""
         if pending:
             sentences.append(pending)
-    return [s for s in sentences if s.strip()]
+    return [s for s in sentences if any(c.isalnum() for c in s)]
 
 
 def _words(text: str) -> int:
