@@ -1,0 +1,131 @@
+"""The Runway path of the segment operators, in-process against the fake Runway server and real storage.
+
+A "crash after submit" is the operator deferring (the provider task id is already persisted) and a new
+operator instance — the retry — running ``execute`` again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+
+from tests.support.fake_runway import FakeRunway
+from video_pipeline.models import JobSpec
+from video_pipeline.providers.runway import RunwayClient
+from video_pipeline.segmentation import segments_for
+from video_pipeline.storage import LocalStorage
+from video_pipeline_airflow.operators.segment import GenerateImageOperator
+
+KEY = "rk_operator_canary_77aa"
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeRunway]:
+    with FakeRunway(api_key=KEY, image_latency=0.2) as server:
+        yield server
+
+
+@pytest.fixture
+def storage(fake: FakeRunway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalStorage:
+    fake.reset(api_key=KEY, image_latency=0.2)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_RUNWAY_DEFAULT",
+        json.dumps({"conn_type": "http", "host": fake.base_url, "password": KEY}),
+    )
+    monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_STORAGE_URL", tmp_path.as_uri())
+    monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_RUNWAY_POLL_SECONDS", "0.1")
+    return LocalStorage(tmp_path)
+
+
+def job(prompt: str = "a lantern over dark water", **overrides: Any) -> JobSpec:
+    return JobSpec.model_validate(
+        {"job_id": "op", "title": "t", "provider": "runway", "segments": [{"prompt": prompt}], **overrides}
+    )
+
+
+def operator(spec: JobSpec) -> GenerateImageOperator:
+    segment = segments_for(spec)[0]
+    return GenerateImageOperator(
+        task_id="generate_image",
+        job=spec.model_dump(mode="json"),
+        segment=segment.model_dump(mode="json"),
+        total=1,
+    )
+
+
+def deferred_task_id(op: GenerateImageOperator) -> str:
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({})
+    return str(deferred.value.trigger.provider_task_id)
+
+
+def complete(op: GenerateImageOperator, fake: FakeRunway, task_id: str) -> dict[str, Any]:
+    """What the trigger hands back: the task's terminal status."""
+    deadline = time.monotonic() + 10
+    with RunwayClient(fake.base_url, KEY) as client:
+        while not (status := client.get_task(task_id)).terminal and time.monotonic() < deadline:
+            time.sleep(0.1)
+    event = status.model_dump(mode="json", by_alias=True)
+    return op.execute_complete({}, event, started="2026-01-01T00:00:00+00:00")
+
+
+def test_a_retry_after_submit_resumes_instead_of_paying_again(
+    storage: LocalStorage, fake: FakeRunway
+) -> None:
+    spec = job()
+    first = deferred_task_id(operator(spec))
+    second = deferred_task_id(operator(spec))  # the retry of a worker that died while waiting
+    assert second == first
+    assert fake.stats()["posts"] == {"/v1/text_to_image": 1}
+
+    result = complete(operator(spec), fake, first)
+    assert result["image_key"] == "jobs/op/images/001.png" and result["image_task_id"] == first
+    assert storage.exists("jobs/op/images/001.png")
+    assert not list(storage.list("provider-tasks/"))  # the record is gone once the output is safe
+
+    # A third run of the same inputs is a cache hit: no request at all.
+    fake.reset_counters()
+    assert operator(spec).execute({})["image_cache_hit"] is True
+    assert fake.stats()["posts"] == {}
+
+
+def test_safety_failure_fails_without_retry(storage: LocalStorage, fake: FakeRunway) -> None:
+    spec = job("forbidden [fail:SAFETY.INPUT.TEXT]")
+    task_id = deferred_task_id(operator(spec))
+    with pytest.raises(AirflowFailException, match=r"SAFETY\.INPUT\.TEXT"):
+        complete(operator(spec), fake, task_id)
+    assert not list(storage.list("provider-tasks/"))
+
+
+def test_bad_output_retries_with_a_new_seed(storage: LocalStorage, fake: FakeRunway) -> None:
+    spec = job("flaky [fail-once:INTERNAL.BAD_OUTPUT.CODE01]")
+    task_id = deferred_task_id(operator(spec))
+    with pytest.raises(RuntimeError, match="new seed"):
+        complete(operator(spec), fake, task_id)
+    retry_id = deferred_task_id(operator(spec))
+    assert retry_id != task_id
+    assert complete(operator(spec), fake, retry_id)["image_task_id"] == retry_id
+    assert fake.stats()["posts"] == {"/v1/text_to_image": 2}
+    assert fake.stats()["duplicate_submissions"] == 0  # same prompt, so the seed changed
+
+
+def test_budget_is_checked_before_submitting(storage: LocalStorage, fake: FakeRunway) -> None:
+    with pytest.raises(AirflowFailException, match="budget_credits 3 would be exceeded"):
+        operator(job(budget_credits=3)).execute({})
+    assert fake.stats()["posts"] == {}
+
+
+def test_credits_exhausted_stops_the_whole_job(storage: LocalStorage, fake: FakeRunway) -> None:
+    fake.reset(api_key=KEY, credits=1)
+    with pytest.raises(AirflowFailException, match="whole job stops"):
+        operator(job()).execute({})
+    fake.reset(api_key=KEY)  # credits are back, but the job stays stopped until a person looks
+    with pytest.raises(AirflowFailException, match="the job was stopped"):
+        operator(job("another segment")).execute({})
+    assert fake.stats()["posts"] == {}
