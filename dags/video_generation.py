@@ -54,6 +54,7 @@ SEGMENT_TASK: dict[str, Any] = {
     tags=["video", "approval-gated"],
     default_args={"retries": 1, "retry_delay": timedelta(seconds=15)},
     max_active_tasks=16,
+    on_failure_callback=stages.on_run_failure,
 )
 def video_generation() -> None:
     @task

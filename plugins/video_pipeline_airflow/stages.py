@@ -19,6 +19,7 @@ from video_pipeline.manifest import load_manifest, merge_segments, save_manifest
 from video_pipeline.models import FinalVideo, JobSpec, Manifest, VideoSegment, describe_validation_error
 from video_pipeline.progress import rebuild_progress
 from video_pipeline.segmentation import segments_for
+from video_pipeline.submissions import clear_submission, pending_submissions
 from video_pipeline_airflow.hooks.runway import RunwayHook
 from video_pipeline_airflow.hooks.storage import get_storage
 
@@ -125,3 +126,26 @@ def publish(job: dict[str, Any], segments: list[dict[str, Any]], final: dict[str
     url = storage.url_for_preview(manifest.final.key)
     log.info("Published %s (manifest %s)", url, spec.job_id)
     return url
+
+
+def cancel_in_flight(job_id: str) -> int:
+    """Cancel the job's provider tasks that were paid for but whose output is not stored yet (DELETE)."""
+    storage = get_storage()
+    pending = pending_submissions(storage, job_id)
+    if not pending:
+        return 0
+    with RunwayHook().get_client() as client:
+        for kind, submission in pending:
+            client.cancel_task(submission.provider_task_id)
+            clear_submission(storage, kind, submission.digest)
+            log.warning(
+                "Cancelled Runway task %s (segment %d)", submission.provider_task_id, submission.index
+            )
+    return len(pending)
+
+
+def on_run_failure(context: Context) -> None:
+    """DAG callback: a failed run stops paying for work nobody will use."""
+    job_id = (context["dag_run"].conf or {}).get("job_id")
+    if job_id:
+        cancel_in_flight(str(job_id))

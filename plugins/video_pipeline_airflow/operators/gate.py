@@ -38,6 +38,7 @@ from video_pipeline.submissions import credits_spent
 from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.previews import preview_url
 from video_pipeline_airflow.settings import gate_poll_seconds
+from video_pipeline_airflow.stages import cancel_in_flight
 from video_pipeline_airflow.triggers.gate import ApprovalGateTrigger
 
 APPROVED_STATUS = {"images": SegmentStatus.IMAGE_APPROVED, "clips": SegmentStatus.VIDEO_APPROVED}
@@ -248,6 +249,8 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             segment.status = SegmentStatus.REJECTED
         manifest.status = "rejected"
         save_manifest(storage, manifest)
+        if manifest.job.provider == "runway":
+            cancel_in_flight(manifest.job.job_id)
         downstream = [t for t in context["task"].get_flat_relatives(upstream=False) if not t.is_teardown]
         self.log.info("Rejected: skipping %d downstream tasks", len(downstream))
         self.skip(ti=context["ti"], tasks=downstream)

@@ -21,6 +21,7 @@ from video_pipeline.providers.runway import RunwayClient
 from video_pipeline.segmentation import segments_for
 from video_pipeline.storage import LocalStorage
 from video_pipeline_airflow.operators.segment import GenerateImageOperator
+from video_pipeline_airflow.stages import cancel_in_flight
 
 KEY = "rk_operator_canary_77aa"
 
@@ -129,3 +130,11 @@ def test_credits_exhausted_stops_the_whole_job(storage: LocalStorage, fake: Fake
     with pytest.raises(AirflowFailException, match="the job was stopped"):
         operator(job("another segment")).execute({})
     assert fake.stats()["posts"] == {}
+
+
+def test_cancel_in_flight_deletes_the_provider_task(storage: LocalStorage, fake: FakeRunway) -> None:
+    deferred_task_id(operator(job()))  # submitted, waiting
+    assert cancel_in_flight("op") == 1
+    assert fake.stats()["deletes"] == 1
+    assert not list(storage.list("provider-tasks/"))
+    assert cancel_in_flight("op") == 0  # nothing left in flight
