@@ -27,6 +27,7 @@ from airflow.sdk import dag, task
 from video_pipeline_airflow import nightly
 
 NIGHTLY_CRON = os.environ.get("VIDEO_PIPELINE_NIGHTLY_CRON", "0 2 * * *")
+POKE_SECONDS = int(os.environ.get("VIDEO_PIPELINE_NIGHTLY_POKE_SECONDS", "60"))
 
 
 @dag(
@@ -55,7 +56,7 @@ def video_generation_nightly() -> None:
         skip_when_already_exists=True,
         wait_for_completion=True,
         deferrable=True,
-        poke_interval=30,
+        poke_interval=POKE_SECONDS,
         map_index_template="{{ task.trigger_run_id }}",
     ).expand_kwargs(specs.map(nightly.trigger_kwargs))
     triggered >> settle.expand(spec=specs)

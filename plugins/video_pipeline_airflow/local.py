@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from video_pipeline_airflow.settings import CLIP_POOL, DEFAULT_POOL_SLOTS, IMAGE_POOL
+from video_pipeline_airflow.pools import planned_pools
 
 REPO = Path(__file__).resolve().parents[2]
 PROCESSES = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -43,7 +43,7 @@ class LocalAirflow:
     executor: str = "LocalExecutor"
     sql_alchemy_conn: str | None = None
     parallelism: int = 8
-    pool_slots: int = DEFAULT_POOL_SLOTS
+    pool_slots: int | None = None  # None: from the Runway account's limits, else the default
     processes: tuple[str, ...] = PROCESSES
     extra_env: dict[str, str] = field(default_factory=dict)
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False)
@@ -101,8 +101,8 @@ class LocalAirflow:
         for name in self.processes:
             self.start_process(name)
         self.wait_until(self._ready, timeout, "Airflow api-server and DAG parsing")
-        for pool in (IMAGE_POOL, CLIP_POOL):
-            self.set_pool(pool, self.pool_slots)
+        for pool, slots in planned_pools().items():
+            self.set_pool(pool, self.pool_slots or slots)
 
     def set_pool(self, name: str, slots: int) -> None:
         body = {

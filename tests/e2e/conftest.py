@@ -65,6 +65,7 @@ def airflow(
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
         "AIRFLOW_CONN_RUNWAY_DEFAULT": json.dumps(runway),
         "AIRFLOW_VAR_VIDEO_PIPELINE_RUNWAY_POLL_SECONDS": "0.5",
+        "VIDEO_PIPELINE_NIGHTLY_POKE_SECONDS": "3",
     }
     cluster = LocalAirflow(home=home, storage_url=None, parallelism=6, extra_env=env)
     with cluster:

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import DAG_ID, decide_by_variable, manifest_of, mapped_states, six_segment_job
@@ -125,3 +126,45 @@ def test_no_approval_runs_straight_through(
     assert airflow.wait_for_run(DAG_ID, run_id, timeout=300) == "success"
     check_final(local_storage, job_id, tmp_path, 4.0, (1280, 720))
     assert [d.via for d in manifest_of(local_storage, job_id).decisions] == ["auto", "auto"]
+
+
+def test_redo_regenerates_exactly_the_listed_segments(airflow: LocalAirflow, local_storage: Storage) -> None:
+    job_id = "e2e-redo"
+    run_id = airflow.trigger(DAG_ID, six_segment_job(job_id, seed=40, approval="images"))
+    decide_by_variable(
+        airflow, run_id, job_id, "images", "wait"
+    )  # opens the gate; "wait" is refused, gate stays
+    before = {i: local_storage.get_bytes(f"jobs/{job_id}/images/{i:03d}.png") for i in range(1, 7)}
+    airflow.set_variable(
+        f"video_approval__{job_id}__images", '{"decision": "redo", "segments": [2, 5], "by": "ana"}'
+    )
+
+    def round_two_open() -> bool:
+        return local_storage.exists(f"jobs/{job_id}/preview/images-r2-contact-sheet.jpg")
+
+    airflow.wait_until(round_two_open, 120, "the gate to re-open after the redo")
+    after = {i: local_storage.get_bytes(f"jobs/{job_id}/images/{i:03d}.png") for i in range(1, 7)}
+    assert [i for i in range(1, 7) if after[i] != before[i]] == [2, 5]
+    time.sleep(3)
+    airflow.set_variable(f"video_approval__{job_id}__images", "approve")
+    assert airflow.wait_for_run(DAG_ID, run_id, timeout=300) == "success"
+    manifest = manifest_of(local_storage, job_id)
+    assert [(d.decision, d.segments, d.by, d.round) for d in manifest.decisions if d.stage == "images"] == [
+        ("redo", [2, 5], "ana", 1),
+        ("approve", [], "variable", 2),
+    ]
+    # the clips were made from the regenerated images
+    assert {s.index: s.seed for s in manifest.segments}[2] != 40 + 2
+
+
+def test_preview_route_serves_logged_in_users_only(airflow: LocalAirflow, local_storage: Storage) -> None:
+    local_storage.put_bytes("jobs/preview-check/preview/x.jpg", b"\xff\xd8jpeg")
+    url = f"{airflow.base_url}/video-previews/files/jobs/preview-check/preview/x.jpg"
+    assert httpx.get(url, timeout=10).status_code == 401
+    ok = airflow.api("GET", "/video-previews/files/jobs/preview-check/preview/x.jpg")
+    assert ok.status_code == 200 and ok.content == b"\xff\xd8jpeg"
+    for bad in ("../etc/passwd", "jobs/../../etc/passwd", "%2e%2e/etc/passwd"):
+        response = airflow.api("GET", f"/video-previews/files/{bad}")
+        assert response.status_code in (400, 404), (bad, response.status_code)
+        assert b"root:" not in response.content
+    assert airflow.api("GET", "/video-previews/files/jobs/preview-check/missing.jpg").status_code == 404

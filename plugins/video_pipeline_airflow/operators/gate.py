@@ -78,7 +78,8 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         storage = get_storage()
         manifest = self._manifest(storage, job)
         run_id = context["run_id"]
-        merge_segments(manifest, [VideoSegment.model_validate(s) for s in self.segments or []])
+        if self.stage not in manifest.gates_opened_at:  # later rounds keep their redone segments
+            merge_segments(manifest, [VideoSegment.model_validate(s) for s in self.segments or []])
 
         recorded = [d for d in decisions_for(manifest, run_id, self.stage) if d.decision != "redo"]
         if recorded:  # a retry or clear after the decision was taken: replay it, never ask again
