@@ -7,6 +7,7 @@ leaves the scheduler's or api-server's children holding the port (notes/airflow-
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -46,6 +47,8 @@ class LocalAirflow:
     pool_slots: int | None = None  # None: from the Runway account's limits, else the default
     processes: tuple[str, ...] = PROCESSES
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: ``(user, password)``: real logins (simple auth manager). None: everyone is admin (demo only).
+    login: tuple[str, str] | None = None
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False)
     _token: str | None = field(default=None, init=False)
 
@@ -68,7 +71,6 @@ class LocalAirflow:
             "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__BASE_URL": self.base_url,
@@ -78,6 +80,13 @@ class LocalAirflow:
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW_VAR_VIDEO_PIPELINE_GATE_POLL_SECONDS": "2",
         }
+        if self.login is None:
+            env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "True"
+        else:
+            passwords = self.home / "passwords.json"
+            passwords.write_text(json.dumps({self.login[0]: self.login[1]}))
+            env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = f"{self.login[0]}:admin"
+            env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(passwords)
         if self.storage_url:  # else the Variable (set through the API) decides
             env["AIRFLOW_VAR_VIDEO_PIPELINE_STORAGE_URL"] = self.storage_url
         if self.sql_alchemy_conn:
@@ -169,7 +178,11 @@ class LocalAirflow:
 
     def token(self) -> str:
         if self._token is None:
-            response = httpx.get(f"{self.base_url}/auth/token", timeout=10)
+            if self.login is None:
+                response = httpx.get(f"{self.base_url}/auth/token", timeout=10)
+            else:
+                credentials = {"username": self.login[0], "password": self.login[1]}
+                response = httpx.post(f"{self.base_url}/auth/token", json=credentials, timeout=10)
             response.raise_for_status()
             self._token = str(response.json()["access_token"])
         return self._token

@@ -67,7 +67,9 @@ def airflow(
         "AIRFLOW_VAR_VIDEO_PIPELINE_RUNWAY_POLL_SECONDS": "0.5",
         "VIDEO_PIPELINE_NIGHTLY_POKE_SECONDS": "3",
     }
-    cluster = LocalAirflow(home=home, storage_url=None, parallelism=6, extra_env=env)
+    cluster = LocalAirflow(
+        home=home, storage_url=None, parallelism=6, extra_env=env, login=("reviewer", "e2e-pass")
+    )
     with cluster:
         yield cluster
 

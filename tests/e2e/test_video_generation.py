@@ -92,7 +92,7 @@ def test_s3_storage_over_http_with_rest_answers(
     check_final(s3_storage, job_id, tmp_path, 12.0, (1280, 720))
     assert len(list(s3_storage.list(f"jobs/{job_id}/images/"))) == 6
     manifest = manifest_of(s3_storage, job_id)
-    assert [d.via for d in manifest.decisions] == ["ui", "ui"]
+    assert [(d.via, d.by) for d in manifest.decisions] == [("ui", "reviewer"), ("ui", "reviewer")]
     assert manifest.decisions[0].note == "ok"
 
 
