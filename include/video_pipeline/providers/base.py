@@ -33,22 +33,15 @@ class ImageRequest(BaseModel):
         }
 
 
-class ClipRequest(BaseModel):
-    prompt: str
-    seed: int
-    ratio: Ratio
-    model: str
+class ClipRequest(ImageRequest):
+    """An image request's fields (prompt = the motion prompt) plus the clip's length and source image."""
+
     duration_s: int
-    index: int
     image_sha256: str
 
     def cache_fields(self, provider: str) -> dict[str, Any]:
         return {
-            "provider": provider,
-            "model": self.model,
-            "prompt": self.prompt,
-            "seed": self.seed,
-            "ratio": self.ratio,
+            **super().cache_fields(provider),
             "duration_s": self.duration_s,
             "image_sha256": self.image_sha256,
         }

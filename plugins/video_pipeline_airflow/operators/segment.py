@@ -132,9 +132,9 @@ class SegmentOperator(BaseOperator):
             raise AirflowFailException(f"{segment.label}: not submitted, the job was stopped: {reason}")
         request = planned.request
         credits = (
-            estimate_image_credits(request)
-            if isinstance(request, ImageRequest)
-            else estimate_clip_credits(request)
+            estimate_clip_credits(request)
+            if isinstance(request, ClipRequest)
+            else estimate_image_credits(request)
         )
         try:
             check_budget(storage, job.job_id, job.budget_credits, credits)
