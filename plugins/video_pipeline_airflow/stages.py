@@ -22,6 +22,7 @@ from video_pipeline.segmentation import segments_for
 from video_pipeline.submissions import clear_submission, pending_submissions
 from video_pipeline_airflow.hooks.runway import RunwayHook
 from video_pipeline_airflow.hooks.storage import get_storage
+from video_pipeline_airflow.notify import notify
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ def publish(job: dict[str, Any], segments: list[dict[str, Any]], final: dict[str
     rebuild_progress(storage, spec.job_id)
     url = storage.url_for_preview(manifest.final.key)
     log.info("Published %s (manifest %s)", url, spec.job_id)
+    notify(f"{spec.job_id}: finished", f"final.mp4 {manifest.final.duration_s:.1f} s at {url}")
     return url
 
 
@@ -149,3 +151,4 @@ def on_run_failure(context: Context) -> None:
     job_id = (context["dag_run"].conf or {}).get("job_id")
     if job_id:
         cancel_in_flight(str(job_id))
+        notify(f"{job_id}: run failed", f"run {context['dag_run'].run_id} failed; see the Airflow UI")

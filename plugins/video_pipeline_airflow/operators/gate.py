@@ -36,6 +36,7 @@ from video_pipeline.review import build_preview, gate_body, gate_subject
 from video_pipeline.storage import Storage
 from video_pipeline.submissions import credits_spent
 from video_pipeline_airflow.hooks.storage import get_storage
+from video_pipeline_airflow.notify import notify
 from video_pipeline_airflow.previews import preview_url
 from video_pipeline_airflow.settings import gate_poll_seconds
 from video_pipeline_airflow.stages import cancel_in_flight
@@ -145,6 +146,10 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             round_,
             key,
         )
+        notify(
+            self.subject,
+            f"Review: {self._form_link(context)} — or set the Variable {key}",
+        )
         self._wait(context, job, manifest.gates_opened_at[self.stage])
 
     def _wait(self, context: Context, job: JobSpec, opened_at: datetime) -> None:
@@ -199,6 +204,12 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             decision.via,
             decision.round,
             f", segments {decision.segments}" if decision.segments else "",
+        )
+        notify(
+            f"{job.job_id}: {self.stage} {decision.decision}",
+            f"{decision.decision} by {decision.by} via {decision.via} (round {decision.round})"
+            + (f", segments {decision.segments}" if decision.segments else "")
+            + (f": {decision.note}" if decision.note else ""),
         )
         if decision.decision == "redo":
             return self._redo(context, storage, job, manifest, request, decision.round)
@@ -256,6 +267,12 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         self.log.info("Rejected: skipping %d downstream tasks", len(downstream))
         self.skip(ti=context["ti"], tasks=downstream)
         return None
+
+    def _form_link(self, context: Context) -> str:
+        try:
+            return self.generate_link_to_ui_from_context(context=context)
+        except ValueError:  # [api] base_url is not configured
+            return "the gate's Required Action tab in the Airflow UI"
 
     @staticmethod
     def _manifest(storage: Storage, job: JobSpec) -> Manifest:

@@ -57,6 +57,7 @@ from video_pipeline.submissions import (
 )
 from video_pipeline_airflow.hooks.runway import RunwayHook
 from video_pipeline_airflow.hooks.storage import get_storage
+from video_pipeline_airflow.notify import notify
 from video_pipeline_airflow.settings import RUNWAY_CONN_ID, runway_poll_seconds
 from video_pipeline_airflow.triggers.runway import RunwayTaskTrigger
 
@@ -240,6 +241,7 @@ class SegmentOperator(BaseOperator):
         )
         for event in record_completion(storage, job.job_id, self.stage, result.index, int(self.total)):
             self.log.info("Progress: %s", event.message)
+            notify(f"{job.job_id}: progress", event.message)
         return result.model_dump(mode="json")
 
 
