@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from video_pipeline.layout import JobLayout
 from video_pipeline.models import Decision, Manifest, Stage, VideoSegment
 from video_pipeline.storage import Storage
-from video_pipeline.submissions import spend_by_segment
+from video_pipeline.submissions import ledger
 
 
 def load_manifest(storage: Storage, job_id: str) -> Manifest | None:
@@ -22,12 +22,21 @@ def load_manifest(storage: Storage, job_id: str) -> Manifest | None:
 
 
 def save_manifest(storage: Storage, manifest: Manifest) -> None:
-    """Write the manifest, with credits taken from the spend ledger (the one record of what was paid)."""
+    """Write the manifest, with credits and provider task ids from the spend ledger (the record of what was
+    paid: a retried task that found its output in the cache reports neither)."""
     manifest.touch()
-    spent = spend_by_segment(storage, manifest.job.job_id)
+    by_index = {s.index: s for s in manifest.segments}
     for segment in manifest.segments:
-        segment.credits = spent.get(segment.index, 0.0)
-    manifest.credits_spent = round(sum(spent.values()), 2)
+        segment.credits = 0.0
+    for entry in ledger(storage, manifest.job.job_id):
+        if (paid := by_index.get(entry.index)) is None:
+            continue
+        paid.credits += entry.credits
+        if entry.kind == "images":
+            paid.image_task_id = entry.provider_task_id
+        else:
+            paid.clip_task_id = entry.provider_task_id
+    manifest.credits_spent = round(sum(s.credits for s in manifest.segments), 2)
     storage.put_bytes(JobLayout(manifest.job.job_id).manifest, manifest.to_json(), "application/json")
 
 

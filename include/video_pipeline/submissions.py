@@ -11,7 +11,6 @@ enforced before each submission and the manifest can say what a job cost.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from pydantic import BaseModel, Field
@@ -22,6 +21,7 @@ from video_pipeline.storage import Storage
 
 
 class Submission(BaseModel):
+    kind: CacheKind = "images"
     provider: str
     provider_task_id: str
     job_id: str
@@ -49,8 +49,9 @@ def load_submission(storage: Storage, kind: CacheKind, digest: str) -> Submissio
 
 def save_submission(storage: Storage, kind: CacheKind, digest: str, submission: Submission) -> None:
     storage.put_bytes(submission_key(kind, digest), submission.model_dump_json().encode(), "application/json")
-    ledger = f"jobs/{submission.job_id}/spend/{submission.provider_task_id}.json"
-    storage.put_bytes(ledger, json.dumps({"kind": kind, **submission.model_dump(mode="json")}).encode())
+    submission.kind = kind
+    entry = f"jobs/{submission.job_id}/spend/{submission.provider_task_id}.json"
+    storage.put_bytes(entry, submission.model_dump_json().encode(), "application/json")
 
 
 def clear_submission(storage: Storage, kind: CacheKind, digest: str) -> None:
@@ -60,12 +61,10 @@ def clear_submission(storage: Storage, kind: CacheKind, digest: str) -> None:
 def pending_submissions(storage: Storage, job_id: str) -> list[tuple[CacheKind, Submission]]:
     """Paid submissions of a job whose output has not been stored yet (in flight, or abandoned)."""
     pending: list[tuple[CacheKind, Submission]] = []
-    for key in storage.list(f"jobs/{job_id}/spend/"):
-        entry = json.loads(storage.get_bytes(key))
-        kind: CacheKind = entry["kind"]
-        current = load_submission(storage, kind, entry["digest"])
-        if current is not None and current.provider_task_id == entry["provider_task_id"]:
-            pending.append((kind, current))
+    for entry in ledger(storage, job_id):
+        current = load_submission(storage, entry.kind, entry.digest)
+        if current is not None and current.provider_task_id == entry.provider_task_id:
+            pending.append((entry.kind, current))
     return pending
 
 
@@ -89,12 +88,19 @@ def stop_reason(storage: Storage, job_id: str) -> str | None:
     return storage.get_bytes(key).decode() if storage.exists(key) else None
 
 
+def ledger(storage: Storage, job_id: str) -> list[Submission]:
+    """Every paid submission of a job, oldest first."""
+    entries = [
+        Submission.model_validate_json(storage.get_bytes(k)) for k in storage.list(f"jobs/{job_id}/spend/")
+    ]
+    return sorted(entries, key=lambda e: e.submitted_at)
+
+
 def spend_by_segment(storage: Storage, job_id: str) -> dict[int, float]:
     """Credits paid per segment number: the ledger, not task results, so retries cannot lose or double it."""
     spent: dict[int, float] = {}
-    for key in storage.list(f"jobs/{job_id}/spend/"):
-        entry = json.loads(storage.get_bytes(key))
-        spent[int(entry["index"])] = spent.get(int(entry["index"]), 0.0) + float(entry["credits"])
+    for entry in ledger(storage, job_id):
+        spent[entry.index] = spent.get(entry.index, 0.0) + entry.credits
     return spent
 
 

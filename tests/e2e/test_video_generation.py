@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -168,3 +169,30 @@ def test_preview_route_serves_logged_in_users_only(airflow: LocalAirflow, local_
         assert response.status_code in (400, 404), (bad, response.status_code)
         assert b"root:" not in response.content
     assert airflow.api("GET", "/video-previews/files/jobs/preview-check/missing.jpg").status_code == 404
+
+
+def test_progress_milestones_exactly_once_with_parallel_tasks(
+    airflow: LocalAirflow, local_storage: Storage
+) -> None:
+    """20 segments through pools of 4 parallel tasks: events at 5, 10, 15 and 20 per stage, each once."""
+    job_id = "e2e-progress"
+    spec = six_segment_job(job_id, approval="none", seed=60)
+    spec["segments"] = [{"prompt": f"Frame {i} of the storm", "duration_s": 2} for i in range(1, 21)]
+    run_id = airflow.trigger(DAG_ID, spec)
+    assert airflow.wait_for_run(DAG_ID, run_id, timeout=500) == "success"
+    events = json.loads(local_storage.get_bytes(f"jobs/{job_id}/progress.json"))["events"]
+    for stage in ("images", "clips"):
+        assert [(e["completed"], e["final"]) for e in events if e["stage"] == stage] == [
+            (5, False),
+            (10, False),
+            (15, False),
+            (20, True),
+        ]
+    logs = [
+        p.read_text()
+        for p in airflow.home.joinpath("logs", "dag_id=video_generation", f"run_id={run_id}").rglob(
+            "attempt=*.log"
+        )
+    ]
+    reported = [line for text in logs for line in text.splitlines() if "Progress: images:" in line]
+    assert len(reported) == 4  # each milestone reported by exactly one task
