@@ -38,3 +38,12 @@ RUNWAY_POLL_VARIABLE = "video_pipeline_runway_poll_seconds"
 def runway_poll_seconds() -> float:
     """How often the triggerer polls a Runway task: ≥ 5 s in production (Runway asks for it), short in tests."""
     return float(Variable.get(RUNWAY_POLL_VARIABLE, default="5"))
+
+
+RUNWAY_IMAGE_SOURCE_VARIABLE = "video_pipeline_runway_image_source"
+
+
+def runway_image_source() -> str:
+    """How an image reaches image_to_video: ``upload`` (data URI, or Runway's uploads endpoint when larger
+    than 5 MB; works everywhere) or ``presigned`` (an https presigned S3 URL; S3 must be reachable by Runway)."""
+    return str(Variable.get(RUNWAY_IMAGE_SOURCE_VARIABLE, default="upload"))

@@ -43,7 +43,7 @@ from video_pipeline.providers.runway import (
     estimate_clip_credits,
     estimate_image_credits,
 )
-from video_pipeline.storage import Storage
+from video_pipeline.storage import S3Storage, Storage
 from video_pipeline.submissions import (
     BudgetExceeded,
     Submission,
@@ -58,7 +58,7 @@ from video_pipeline.submissions import (
 from video_pipeline_airflow.hooks.runway import RunwayHook
 from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.notify import notify
-from video_pipeline_airflow.settings import RUNWAY_CONN_ID, runway_poll_seconds
+from video_pipeline_airflow.settings import RUNWAY_CONN_ID, runway_image_source, runway_poll_seconds
 from video_pipeline_airflow.triggers.runway import RunwayTaskTrigger
 
 #: Shows each mapped task as ``seg 007 – "a red fox at dawn"`` in the grid.
@@ -280,6 +280,9 @@ class AnimateSegmentOperator(SegmentOperator):
 
     def submit(self, client: RunwayClient, storage: Storage, planned: Planned, segment: VideoSegment) -> str:
         assert isinstance(planned.request, ClipRequest) and segment.image_key
+        if runway_image_source() == "presigned" and isinstance(storage, S3Storage):
+            # Storage Runway can reach itself (S3 on the internet): hand it a short-lived https link.
+            return client.image_to_video(planned.request, storage.url_for_preview(segment.image_key, 3600))
         with tempfile.TemporaryDirectory(prefix="vp-runway-") as tmp:
             image = storage.download_to(segment.image_key, Path(tmp) / "image.png")
             return client.image_to_video(planned.request, client.prompt_image_uri(image))

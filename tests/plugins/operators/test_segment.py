@@ -138,3 +138,45 @@ def test_cancel_in_flight_deletes_the_provider_task(storage: LocalStorage, fake:
     assert fake.stats()["deletes"] == 1
     assert not list(storage.list("provider-tasks/"))
     assert cancel_in_flight("op") == 0  # nothing left in flight
+
+
+def test_presigned_image_source_sends_an_https_link(
+    fake: FakeRunway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    from moto import mock_aws
+
+    from video_pipeline.storage import open_storage
+    from video_pipeline_airflow.operators.segment import AnimateSegmentOperator
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    fake.reset(api_key=KEY, video_latency=0.2)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_RUNWAY_DEFAULT",
+        json.dumps({"conn_type": "http", "host": fake.base_url, "password": KEY}),
+    )
+    monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_STORAGE_URL", "s3://media/p")
+    monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_RUNWAY_IMAGE_SOURCE", "presigned")
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket="media")
+        storage = open_storage("s3://media/p", s3_client=boto3.client("s3"))
+        spec = job()
+        segment = segments_for(spec)[0].model_copy(update={"image_key": "jobs/op/images/001.png"})
+        storage.put_bytes("jobs/op/images/001.png", b"\x89PNG fake image")
+        op = AnimateSegmentOperator(
+            task_id="animate_segment",
+            job=spec.model_dump(mode="json"),
+            segment=segment.model_dump(mode="json"),
+            total=1,
+        )
+        with pytest.raises(TaskDeferred):
+            op.execute({})
+    assert fake.stats()["posts"] == {"/v1/image_to_video": 1}
+    assert fake.stats()["uploads_completed"] == 0  # no upload: Runway fetches the presigned https link
+    (task,) = fake._state.tasks.values()
+    assert task.body["promptImage"].startswith("https://") and "Signature" in task.body["promptImage"]
