@@ -95,3 +95,32 @@ def test_budget_refused_before_any_spend(
     assert airflow.wait_for_run(DAG_ID, run_id, timeout=180) == "failed"
     assert airflow.task_state(DAG_ID, run_id, "validate_job") == "failed"
     assert fake_runway.stats()["posts"] == {}
+
+
+def test_a_failed_segment_fails_only_its_task(
+    airflow: LocalAirflow, local_storage: Storage, fake_runway: FakeRunway
+) -> None:
+    fake_runway.reset(api_key=RUNWAY_CANARY_KEY, image_latency=1.0, video_latency=2.0, concurrency=2)
+    spec = six_segment_job("e2e-runway-unsafe", provider="runway", seed=77)
+    spec["segments"][2]["prompt"] = "Scene 3 [fail:SAFETY.INPUT.TEXT]"
+    run_id = airflow.trigger(DAG_ID, spec)
+    assert airflow.wait_for_run(DAG_ID, run_id, timeout=300) == "failed"
+    states = {
+        ti["map_index"]: ti["state"]
+        for ti in airflow.task_instances(DAG_ID, run_id)
+        if ti["task_id"] == "generate_image"
+    }
+    assert states == {0: "success", 1: "success", 2: "failed", 3: "success", 4: "success", 5: "success"}
+    assert airflow.task_state(DAG_ID, run_id, "images_gate") == "upstream_failed"
+    assert airflow.task_state(DAG_ID, run_id, "assemble") == "upstream_failed"
+    assert fake_runway.stats()["tasks_created"] == {"gen4_image": 6}  # the refused prompt was not retried
+    log = (
+        airflow.home
+        / "logs"
+        / f"dag_id={DAG_ID}"
+        / f"run_id={run_id}"
+        / "task_id=generate_image"
+        / "map_index=2"
+    )
+    text = "".join(p.read_text() for p in log.glob("attempt=*.log"))
+    assert "SAFETY.INPUT.TEXT" in text and "not retried" in text

@@ -196,3 +196,15 @@ def test_progress_milestones_exactly_once_with_parallel_tasks(
     ]
     reported = [line for text in logs for line in text.splitlines() if "Progress: images:" in line]
     assert len(reported) == 4  # each milestone reported by exactly one task
+
+
+def test_gate_timeout_rejects(airflow: LocalAirflow, local_storage: Storage) -> None:
+    job_id = "e2e-timeout"
+    spec = six_segment_job(job_id, seed=80, gate_timeout=8)
+    spec["segments"] = spec["segments"][:2]
+    run_id = airflow.trigger(DAG_ID, spec)
+    airflow.wait_for_run(DAG_ID, run_id, timeout=180)
+    assert airflow.task_state(DAG_ID, run_id, "assemble") == "skipped"
+    manifest = manifest_of(local_storage, job_id)
+    assert manifest.status == "rejected"
+    assert [(d.decision, d.via) for d in manifest.decisions] == [("reject", "timeout")]
