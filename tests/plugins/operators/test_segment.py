@@ -12,15 +12,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+from moto import mock_aws
 
 from tests.support.fake_runway import FakeRunway
 from video_pipeline.models import JobSpec
 from video_pipeline.providers.runway import RunwayClient
 from video_pipeline.segmentation import segments_for
-from video_pipeline.storage import LocalStorage
-from video_pipeline_airflow.operators.segment import GenerateImageOperator
+from video_pipeline.storage import LocalStorage, open_storage
+from video_pipeline_airflow.operators.segment import AnimateSegmentOperator, GenerateImageOperator
 from video_pipeline_airflow.stages import cancel_in_flight
 
 KEY = "rk_operator_canary_77aa"
@@ -141,20 +143,8 @@ def test_cancel_in_flight_deletes_the_provider_task(storage: LocalStorage, fake:
 
 
 def test_presigned_image_source_sends_an_https_link(
-    fake: FakeRunway, monkeypatch: pytest.MonkeyPatch
+    fake: FakeRunway, monkeypatch: pytest.MonkeyPatch, aws_env: None
 ) -> None:
-    import boto3
-    from moto import mock_aws
-
-    from video_pipeline.storage import open_storage
-    from video_pipeline_airflow.operators.segment import AnimateSegmentOperator
-
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
     fake.reset(api_key=KEY, video_latency=0.2)
     monkeypatch.setenv(
         "AIRFLOW_CONN_RUNWAY_DEFAULT",
