@@ -79,9 +79,7 @@ def plan_clip(storage: Storage, job: JobSpec, segment: VideoSegment, provider: s
     return _planned("clips", request, provider, JobLayout(job.job_id).clip(segment.index))
 
 
-def _done(
-    planned: Planned, segment: VideoSegment, *, hit: bool, credits: float, task_id: str | None
-) -> VideoSegment:
+def _done(planned: Planned, segment: VideoSegment, *, hit: bool, task_id: str | None) -> VideoSegment:
     if planned.kind == "images":
         update = {"image_key": planned.target, "image_cache_hit": hit, "status": SegmentStatus.IMAGE_READY}
         if task_id:
@@ -90,7 +88,7 @@ def _done(
         update = {"clip_key": planned.target, "clip_cache_hit": hit, "status": SegmentStatus.VIDEO_READY}
         if task_id:
             update["clip_task_id"] = task_id
-    return segment.model_copy(update={**update, "credits": segment.credits + credits})
+    return segment.model_copy(update=update)
 
 
 def reuse(storage: Storage, planned: Planned, segment: VideoSegment) -> VideoSegment | None:
@@ -98,7 +96,7 @@ def reuse(storage: Storage, planned: Planned, segment: VideoSegment) -> VideoSeg
     if not storage.exists(planned.cache_key):
         return None
     storage.copy(planned.cache_key, planned.target)
-    return _done(planned, segment, hit=True, credits=0.0, task_id=None)
+    return _done(planned, segment, hit=True, task_id=None)
 
 
 def store(
@@ -107,14 +105,14 @@ def store(
     segment: VideoSegment,
     path: Path,
     *,
-    credits: float,
     task_id: str | None,
 ) -> VideoSegment:
-    """Put a freshly generated output into the cache, then into the job's layout."""
+    """Put a freshly generated output into the cache, then into the job's layout. (Credits are not carried
+    here: the manifest takes them from the spend ledger.)"""
     content_type = "image/png" if planned.kind == "images" else "video/mp4"
     storage.put_file(planned.cache_key, path, content_type=content_type)
     storage.copy(planned.cache_key, planned.target)
-    return _done(planned, segment, hit=False, credits=credits, task_id=task_id)
+    return _done(planned, segment, hit=False, task_id=task_id)
 
 
 def generate_image(
@@ -127,8 +125,7 @@ def generate_image(
     assert isinstance(planned.request, ImageRequest)
     with tempfile.TemporaryDirectory(prefix="vp-image-") as tmp:
         path = provider.render_image(planned.request, Path(tmp) / "image.png")
-        credits = provider.estimate_image_credits(planned.request)
-        return store(storage, planned, segment, path, credits=credits, task_id=None)
+        return store(storage, planned, segment, path, task_id=None)
 
 
 def animate_segment(
@@ -142,5 +139,4 @@ def animate_segment(
     with tempfile.TemporaryDirectory(prefix="vp-clip-") as tmp:
         image = storage.download_to(segment.image_key, Path(tmp) / "image.png")
         path = provider.render_clip(planned.request, image, Path(tmp) / "clip.mp4")
-        credits = provider.estimate_clip_credits(planned.request)
-        return store(storage, planned, segment, path, credits=credits, task_id=None)
+        return store(storage, planned, segment, path, task_id=None)

@@ -129,9 +129,3 @@ class StoryboardProvider:
                     timeout=300,
                 ),
             )
-
-    def estimate_image_credits(self, request: ImageRequest) -> float:
-        return 0.0
-
-    def estimate_clip_credits(self, request: ClipRequest) -> float:
-        return 0.0

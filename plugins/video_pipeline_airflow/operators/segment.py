@@ -184,7 +184,6 @@ class SegmentOperator(BaseOperator):
         segment = VideoSegment.model_validate(self.segment)
         storage = get_storage()
         planned = self.plan(storage, job, segment)
-        submission = load_submission(storage, planned.kind, planned.digest)
         if event.get("status") == "ERROR":  # polling itself failed; the record stays, a retry resumes it
             raise RuntimeError(
                 f"{segment.label}: could not poll Runway task {event['provider_task_id']}: {event['error']}"
@@ -192,7 +191,6 @@ class SegmentOperator(BaseOperator):
         status = TaskStatus.model_validate(event)
         if status.status != "SUCCEEDED":
             self._provider_failed(storage, planned, segment, status)
-        credits = submission.credits if submission else 0.0
         with (
             tempfile.TemporaryDirectory(prefix="vp-runway-") as tmp,
             RunwayHook(self.runway_conn_id).get_client() as client,
@@ -205,7 +203,7 @@ class SegmentOperator(BaseOperator):
                 raise RuntimeError(
                     f"{segment.label}: Runway's output URL expired before download; resubmitting"
                 ) from None
-            result = store(storage, planned, segment, path, credits=credits, task_id=status.id)
+            result = store(storage, planned, segment, path, task_id=status.id)
         clear_submission(storage, planned.kind, planned.digest)
         return self._finish(storage, job, result, datetime.fromisoformat(started))
 
