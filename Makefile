@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test test-fast test-e2e lint format lock clean
+.PHONY: install demo test test-fast test-e2e test-cluster lint format lock clean
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ test-fast: install
 
 test-e2e: install
 	$(BIN)/pytest -m "e2e"
+
+## CeleryExecutor cluster on the local PostgreSQL + Redis: two workers, S3 over HTTP, a 20-segment job.
+test-cluster: install
+	$(BIN)/pytest -m "cluster" -s
 
 lint: install
 	$(BIN)/ruff check .

@@ -30,6 +30,14 @@ PROCESSES = ("api-server", "scheduler", "dag-processor", "triggerer")
 TERMINAL_RUN_STATES = {"success", "failed"}
 
 
+WORKER_NAME_ENV = "VIDEO_PIPELINE_WORKER_NAME"
+
+
+def worker_hostname() -> str:
+    """``[core] hostname_callable`` for local Celery workers: the worker's name, else the machine's FQDN."""
+    return os.environ.get(WORKER_NAME_ENV) or socket.getfqdn()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -125,14 +133,35 @@ class LocalAirflow:
             response = self.api("PATCH", f"/api/v2/pools/{name}", json=body)
         response.raise_for_status()
 
-    def start_process(self, name: str, *args: str) -> None:
+    def start_process(
+        self, name: str, *args: str, command: str | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        """Start ``airflow <command or name> <args>`` as the process ``name`` (its log: ``logs/<name>.log``)."""
         log = (self.home / "logs" / f"{name}.log").open("ab")
         self._procs[name] = subprocess.Popen(
-            [str(Path(sys.executable).parent / "airflow"), *name.split(), *args],
-            env=self.env(),
+            [str(Path(sys.executable).parent / "airflow"), *(command or name).split(), *args],
+            env={**self.env(), **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+        )
+
+    def start_celery_worker(self, name: str, concurrency: int) -> None:
+        """A Celery worker that reports itself as ``name`` (task instances' hostname) so tests can tell two
+        workers on one machine apart; serve-logs is skipped (the logs folder is shared, and the port would clash).
+        """
+        self.start_process(
+            name,
+            "--celery-hostname",
+            f"{name}@%h",
+            "--concurrency",
+            str(concurrency),
+            "--skip-serve-logs",
+            command="celery worker",
+            env={
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "video_pipeline_airflow.local.worker_hostname",
+                WORKER_NAME_ENV: name,
+            },
         )
 
     def stop_process(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30) -> None:

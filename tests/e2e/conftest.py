@@ -11,33 +11,36 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from tests.support.fake_runway import FakeRunway
+from tests.support.moto_s3 import MotoS3
 from video_pipeline.approval import variable_key
 from video_pipeline.models import Manifest
 from video_pipeline.storage import Storage, open_storage
-from video_pipeline_airflow.local import LocalAirflow, free_port
+from video_pipeline_airflow.local import LocalAirflow
 
 DAG_ID = "video_generation"
 BUCKET = "video-e2e"
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+def moto_s3() -> Iterator[MotoS3]:
+    server = MotoS3()
     server.start()
-    endpoint = f"http://127.0.0.1:{port}"
     boto3.client(
         "s3",
-        endpoint_url=endpoint,
+        endpoint_url=server.endpoint,
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     ).create_bucket(Bucket=BUCKET)
-    yield endpoint
+    yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(moto_s3: MotoS3) -> str:
+    return moto_s3.endpoint
 
 
 RUNWAY_CANARY_KEY = "key_canary_5f3a9e1d7c2b4e8f"  # must never appear in logs, XCom or the manifest
@@ -111,9 +114,11 @@ def six_segment_job(job_id: str, **overrides: Any) -> dict[str, Any]:
     return spec
 
 
-def decide_by_variable(airflow: LocalAirflow, run_id: str, job_id: str, stage: str, value: str) -> None:
+def decide_by_variable(
+    airflow: LocalAirflow, run_id: str, job_id: str, stage: str, value: str, timeout: float = 300
+) -> None:
     """Wait for the gate to open (deferred), let a few seconds pass, then set the decision Variable."""
-    airflow.wait_for_task_state(DAG_ID, run_id, f"{stage}_gate", {"deferred"}, timeout=300)
+    airflow.wait_for_task_state(DAG_ID, run_id, f"{stage}_gate", {"deferred"}, timeout=timeout)
     time.sleep(3)
     airflow.set_variable(variable_key(job_id, stage), value)  # type: ignore[arg-type]
 

@@ -120,6 +120,8 @@ class FakeRunwayConfig:
     reset_after_create: bool = True
     #: Limit dropped connections to these path prefixes (e.g. polls only); ``None``: every fault path.
     reset_paths: tuple[str, ...] | None = None
+    #: Seconds an output download waits before its body is sent (a slow CDN; a window to kill a client in).
+    output_delay: float = 0.0
 
 
 @dataclass
@@ -901,6 +903,8 @@ def build_app(holder: _Holder) -> Any:
         if isinstance(fault, int):
             return _fault_response(state, fault)
         body, media = await _output_bytes(state, task)
+        if state.config.output_delay:
+            await asyncio.sleep(state.config.output_delay)
         if fault is not None:
             with state.lock:
                 state.faults["reset"] += 1

@@ -9,6 +9,7 @@ safety, invalid asset, no credits) fail the segment without a retry; transient o
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -17,6 +18,7 @@ from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
+from tenacity import Retrying, before_sleep_log, stop_after_delay, wait_exponential
 
 from video_pipeline.generation import (
     Planned,
@@ -67,6 +69,23 @@ SEGMENT_MAP_INDEX_TEMPLATE = (
 )
 
 Step = Callable[[Storage, JobSpec, VideoSegment, LocalProvider], VideoSegment]
+
+#: Seconds to keep retrying the record of a paid submission while storage is unreachable: without the record
+#: an Airflow retry would submit (and pay) again.
+RECORD_PATIENCE_S = 120.0
+
+log = logging.getLogger(__name__)
+
+
+def record_paid_submission(storage: Storage, kind: CacheKind, submission: Submission) -> None:
+    for attempt in Retrying(
+        stop=stop_after_delay(RECORD_PATIENCE_S),
+        wait=wait_exponential(multiplier=0.5, max=10),
+        before_sleep=before_sleep_log(log, logging.WARNING),
+        reraise=True,
+    ):
+        with attempt:
+            save_submission(storage, kind, submission.digest, submission)
 
 
 class SegmentOperator(BaseOperator):
@@ -174,7 +193,13 @@ class SegmentOperator(BaseOperator):
             credits=credits,
             digest=planned.digest,
         )
-        save_submission(storage, planned.kind, planned.digest, submission)
+        try:
+            record_paid_submission(storage, planned.kind, submission)
+        except Exception:
+            # Unrecorded, the task would be orphaned and paid again by the retry; stop it instead.
+            with RunwayHook(self.runway_conn_id).get_client() as client:
+                client.cancel_task(task_id)
+            raise
         self._inflight = (planned.kind, planned.digest, task_id)
         self.log.info("%s: submitted Runway task %s (~%g credits)", segment.label, task_id, credits)
         return submission

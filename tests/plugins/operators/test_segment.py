@@ -7,6 +7,7 @@ operator instance — the retry — running ``execute`` again.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,14 +16,22 @@ from typing import Any
 import boto3
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+from botocore.exceptions import EndpointConnectionError
 from moto import mock_aws
 
 from tests.support.fake_runway import FakeRunway
+from tests.support.moto_s3 import MotoS3
 from video_pipeline.models import JobSpec
 from video_pipeline.providers.runway import RunwayClient
 from video_pipeline.segmentation import segments_for
-from video_pipeline.storage import LocalStorage, open_storage
-from video_pipeline_airflow.operators.segment import AnimateSegmentOperator, GenerateImageOperator
+from video_pipeline.storage import LocalStorage, Storage, open_storage
+from video_pipeline.submissions import Submission, load_submission
+from video_pipeline_airflow.operators import segment as segment_module
+from video_pipeline_airflow.operators.segment import (
+    AnimateSegmentOperator,
+    GenerateImageOperator,
+    record_paid_submission,
+)
 from video_pipeline_airflow.stages import cancel_in_flight
 
 KEY = "rk_operator_canary_77aa"
@@ -170,3 +179,39 @@ def test_presigned_image_source_sends_an_https_link(
     assert fake.stats()["uploads_completed"] == 0  # no upload: Runway fetches the presigned https link
     (task,) = fake._state.tasks.values()
     assert task.body["promptImage"].startswith("https://") and "Signature" in task.body["promptImage"]
+
+
+@pytest.fixture
+def flaky_s3(aws_env: None) -> Iterator[tuple[MotoS3, Storage]]:
+    server = MotoS3()
+    server.start()
+    client = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket="records")
+    yield server, open_storage("s3://records/p", s3_client=client)
+    server.stop()
+
+
+def paid(task_id: str) -> Submission:
+    return Submission(
+        provider="runway", provider_task_id=task_id, job_id="op", index=1, seed=1, credits=5, digest="d" * 64
+    )
+
+
+def test_a_paid_submission_is_recorded_through_a_storage_outage(flaky_s3: tuple[MotoS3, Storage]) -> None:
+    server, s3 = flaky_s3
+    server.stop()
+    threading.Timer(2.0, server.start).start()
+    record_paid_submission(s3, "images", paid("task-during-outage"))
+    recorded = load_submission(s3, "images", "d" * 64)
+    assert recorded is not None and recorded.provider_task_id == "task-during-outage"
+    assert s3.exists("jobs/op/spend/task-during-outage.json")
+
+
+def test_recording_gives_up_after_its_patience(
+    flaky_s3: tuple[MotoS3, Storage], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, s3 = flaky_s3
+    monkeypatch.setattr(segment_module, "RECORD_PATIENCE_S", 1.0)
+    server.stop()
+    with pytest.raises(EndpointConnectionError):
+        record_paid_submission(s3, "images", paid("task-lost"))

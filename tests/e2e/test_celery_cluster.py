@@ -1,0 +1,140 @@
+"""The pipeline on a real CeleryExecutor cluster: PostgreSQL metadata DB, Redis broker, api-server, scheduler,
+dag-processor, triggerer and two Celery workers as separate processes, S3 over HTTP (moto's server).
+
+Uses the PostgreSQL and Redis that run locally on CI machines; skipped with the reason when they are absent.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.e2e.conftest import BUCKET, DAG_ID, decide_by_variable, manifest_of
+from video_pipeline.ffmpeg import probe
+from video_pipeline.models import SegmentStatus
+from video_pipeline.storage import Storage, open_storage
+from video_pipeline_airflow.local import LocalAirflow
+
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(1500)]
+
+PG = ("127.0.0.1", 5432)
+REDIS = ("127.0.0.1", 6379)
+REDIS_DB = 11  # a database of its own, flushed at start (Redis keeps nothing on disk here)
+WORKERS = ("worker-1", "worker-2")
+SEGMENTS = 20
+
+
+def reachable(address: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(address, timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def metadata_db() -> Iterator[str]:
+    """A fresh PostgreSQL database for this run's Airflow metadata, dropped afterwards."""
+    if not reachable(PG) or not reachable(REDIS):
+        pytest.skip(f"needs PostgreSQL on {PG[0]}:{PG[1]} and Redis on {REDIS[0]}:{REDIS[1]} (CI has both)")
+    import psycopg
+    import redis
+
+    redis.Redis(host=REDIS[0], port=REDIS[1], db=REDIS_DB).flushdb()
+    name = f"vp_cluster_{uuid.uuid4().hex[:10]}"
+    admin = f"host={PG[0]} port={PG[1]} user=postgres dbname=postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg2://postgres@{PG[0]}:{PG[1]}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def celery_airflow(
+    tmp_path_factory: pytest.TempPathFactory, metadata_db: str, moto_endpoint: str
+) -> Iterator[LocalAirflow]:
+    aws = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {"endpoint_url": moto_endpoint, "region_name": "us-east-1"},
+    }
+    env = {
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS[0]}:{REDIS[1]}/{REDIS_DB}",
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{metadata_db.replace('+psycopg2', '')}",
+        "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+    }
+    # Two task slots per worker: four Airflow task processes at once is what two cores carry.
+    cluster = LocalAirflow(
+        home=tmp_path_factory.mktemp("airflow-celery"),
+        storage_url=f"s3://{BUCKET}/cluster",
+        executor="CeleryExecutor",
+        sql_alchemy_conn=metadata_db,
+        parallelism=16,
+        pool_slots=4,
+        extra_env=env,
+        login=("reviewer", "cluster-pass"),
+    )
+    with cluster:
+        for name in WORKERS:
+            cluster.start_celery_worker(name, concurrency=2)
+        yield cluster
+
+
+@pytest.fixture
+def s3(moto_endpoint: str) -> Storage:
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    return open_storage(f"s3://{BUCKET}/cluster", s3_client=client)
+
+
+def test_twenty_segments_on_two_celery_workers(
+    celery_airflow: LocalAirflow, s3: Storage, tmp_path: Path
+) -> None:
+    job_id = "cluster-20"
+    spec = {
+        "job_id": job_id,
+        "title": "Celery cluster",
+        "segments": [
+            {"prompt": f"Shot {i}: a harbour at dawn", "duration_s": 2} for i in range(1, SEGMENTS + 1)
+        ],
+        "seed": 7,
+        "approval": "both",
+        "gate_timeout": 1800,
+    }
+    run_id = celery_airflow.trigger(DAG_ID, spec)
+    decide_by_variable(celery_airflow, run_id, job_id, "images", "approve", timeout=600)
+    decide_by_variable(celery_airflow, run_id, job_id, "clips", "approve", timeout=600)
+    assert celery_airflow.wait_for_run(DAG_ID, run_id, timeout=600) == "success"
+
+    instances = celery_airflow.task_instances(DAG_ID, run_id)
+    per_worker = Counter(
+        ti["hostname"] for ti in instances if ti["task_id"] in {"generate_image", "animate_segment"}
+    )
+    print(f"mapped tasks per worker: {dict(per_worker)}")
+    assert set(per_worker) == set(WORKERS), per_worker
+    assert sum(per_worker.values()) == 2 * SEGMENTS
+    assert all(ti["state"] == "success" for ti in instances)
+
+    final = probe(s3.download_to(f"jobs/{job_id}/final.mp4", tmp_path / "final.mp4"))
+    assert (final.width, final.height, final.codec) == (1280, 720, "h264")
+    assert final.frame_count == SEGMENTS * 2 * 24
+    assert abs(final.duration_s - SEGMENTS * 2) < 0.5
+    manifest = manifest_of(s3, job_id)
+    assert manifest.status == "succeeded"
+    assert [s.index for s in manifest.segments] == list(range(1, SEGMENTS + 1))
+    assert all(s.status == SegmentStatus.VIDEO_APPROVED for s in manifest.segments)
