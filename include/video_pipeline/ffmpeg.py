@@ -20,8 +20,9 @@ def ffmpeg_exe() -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
-def run_ffmpeg(args: list[str], *, timeout: float = 600) -> None:
-    command = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args]
+def run_ffmpeg(args: list[str], *, timeout: float = 600, loglevel: str = "error") -> str:
+    """Run ffmpeg; returns its stderr (where filters such as ``ebur128`` report), raises FFmpegError on failure."""
+    command = [ffmpeg_exe(), "-hide_banner", "-loglevel", loglevel, "-nostdin", "-y", *args]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
@@ -29,6 +30,16 @@ def run_ffmpeg(args: list[str], *, timeout: float = 600) -> None:
     if result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-5:])
         raise FFmpegError(f"ffmpeg failed (exit {result.returncode}): {tail}")
+    return result.stderr
+
+
+@dataclass(frozen=True)
+class AudioLayout:
+    """What must match for audio to be joined with a stream copy."""
+
+    codec: str
+    sample_rate: int
+    layout: str
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,12 @@ class VideoProbe:
     frame_count: int
     has_audio: bool
     size_bytes: int
+    video_duration_s: float = 0.0
+    audio: AudioLayout | None = None
+    audio_duration_s: float | None = None
+    subtitle_streams: int = 0
+    audio_streams: int = 0
+    video_streams: int = 1
 
     def stream_signature(self) -> tuple[object, ...]:
         """What must match for clips to be joined with a stream copy."""
@@ -55,8 +72,14 @@ class VideoProbe:
             self.pix_fmt,
             round(self.fps, 3),
             self.time_base,
-            self.has_audio,
+            self.audio,
         )
+
+
+def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
+    if value is None or not time_base:
+        return None
+    return float(value * time_base)
 
 
 def probe(path: Path) -> VideoProbe:
@@ -69,13 +92,21 @@ def probe(path: Path) -> VideoProbe:
             if stream.codec_context.pix_fmt is None:
                 raise FFmpegError(f"{path.name}: no decodable video (truncated or corrupt?)")
             frames = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
-            if container.duration:
-                duration = container.duration / 1_000_000
-            elif stream.duration and stream.time_base:
-                duration = float(stream.duration * stream.time_base)
-            else:
-                duration = 0.0
             rate = stream.average_rate or stream.guessed_rate or Fraction(0)
+            video_duration = _seconds(stream.duration, stream.time_base)
+            if video_duration is None:
+                video_duration = frames / float(rate) if rate else 0.0
+            duration = container.duration / 1_000_000 if container.duration else video_duration
+            audio = None
+            audio_duration = None
+            if container.streams.audio:
+                astream = container.streams.audio[0]
+                audio = AudioLayout(
+                    codec=astream.codec_context.name,
+                    sample_rate=int(astream.rate or 0),
+                    layout=astream.layout.name,
+                )
+                audio_duration = _seconds(astream.duration, astream.time_base)
             ctx = stream.codec_context
             return VideoProbe(
                 duration_s=round(duration, 3),
@@ -87,8 +118,61 @@ def probe(path: Path) -> VideoProbe:
                 fps=float(rate),
                 time_base=str(stream.time_base),
                 frame_count=int(frames),
-                has_audio=bool(container.streams.audio),
+                has_audio=audio is not None,
                 size_bytes=path.stat().st_size,
+                video_duration_s=round(video_duration, 4),
+                audio=audio,
+                audio_duration_s=None if audio_duration is None else round(audio_duration, 4),
+                subtitle_streams=len(container.streams.subtitles),
+                audio_streams=len(container.streams.audio),
+                video_streams=len(container.streams.video),
             )
     except av.error.FFmpegError as exc:
         raise FFmpegError(f"{path.name}: not a readable video ({exc})") from None
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    pts_s: Fraction
+    dts_s: Fraction
+    #: Nothing decoded after it is shown before it, nothing decoded before it is shown after it (a closed
+    #: GOP boundary): a stream copy can start or end here.
+    clean: bool
+
+
+def keyframes(path: Path) -> list[Keyframe]:
+    """The video keyframes' presentation and decoding times, read from the container (no decoding)."""
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            base = stream.time_base or Fraction(1, 1)
+            packets = [
+                (packet.pts, packet.dts if packet.dts is not None else packet.pts, packet.is_keyframe)
+                for packet in container.demux(stream)
+                if packet.pts is not None
+            ]
+    except av.error.FFmpegError as exc:
+        raise FFmpegError(f"{path.name}: not a readable video ({exc})") from None
+    # decode order: the latest pts before each packet, and the earliest pts from each packet on
+    latest_before: list[float] = []
+    highest = float("-inf")
+    for pts, _, _ in packets:
+        latest_before.append(highest)
+        highest = max(highest, pts)
+    earliest_from = [0.0] * len(packets)
+    lowest = float("inf")
+    for position in range(len(packets) - 1, -1, -1):
+        lowest = min(lowest, packets[position][0])
+        earliest_from[position] = lowest
+    return sorted(
+        (
+            Keyframe(
+                pts_s=pts * base,
+                dts_s=dts * base,
+                clean=latest_before[position] < pts and earliest_from[position] >= pts,
+            )
+            for position, (pts, dts, key) in enumerate(packets)
+            if key
+        ),
+        key=lambda k: k.pts_s,
+    )

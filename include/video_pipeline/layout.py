@@ -32,6 +32,17 @@ class JobLayout:
         return f"{self.root}/final.mp4"
 
     @property
+    def final_poster(self) -> str:
+        return f"{self.root}/final-poster.jpg"
+
+    def final_preview(self, fmt: str) -> str:
+        return f"{self.root}/final-preview.{fmt}"
+
+    @property
+    def final_subtitles(self) -> str:
+        return f"{self.root}/final.srt"
+
+    @property
     def manifest(self) -> str:
         return f"{self.root}/manifest.json"
 

@@ -73,6 +73,73 @@ class SegmentSpec(BaseModel):
     duration_s: DurationS = Field(default=5, description="Clip length in seconds (2–10).")
 
 
+MAX_TRANSITION_S = MIN_DURATION_S / 2
+
+
+def _relative_key(value: str | None) -> str | None:
+    """A storage key: a relative POSIX path without empty, '.' or '..' parts (as ``storage.check_key``)."""
+    if value is None:
+        return value
+    parts = value.split("/")
+    if value.startswith("/") or "\\" in value or any(p in {"", ".", ".."} for p in parts):
+        raise ValueError("must be a relative storage key like 'assets/music.mp3' (no '..', no leading '/')")
+    return value
+
+
+class Finishing(BaseModel):
+    """How the clips become the finished video. The defaults give a stream-copied join with soft subtitles
+    (when any segment has narration), a poster and a GIF preview."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    transition_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=MAX_TRANSITION_S,
+        description=(
+            "Crossfade between segments, in seconds (0 = hard cuts; at most 1). Only the transition windows "
+            "are re-encoded; each transition overlaps two segments, so the video gets shorter by this much "
+            "per transition."
+        ),
+    )
+    subtitles: Literal["soft", "burned", "none"] = Field(
+        default="soft",
+        description=(
+            "Captions from each segment's narration, timed to its segment: 'soft' = a subtitle track in the "
+            "MP4 (players can switch it off), 'burned' = drawn into the picture (re-encodes the segments "
+            "that have narration), 'none'. No narration, no captions."
+        ),
+    )
+    audio_key: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)] | None
+    ) = Field(
+        default=None,
+        description=(
+            "Storage key of a narration or music file (mp3, m4a, wav, …) under the storage root, mixed "
+            "under the video, loudness-normalised, cut or padded with silence to the video's length."
+        ),
+    )
+    loudness_lufs: float = Field(
+        default=-16.0,
+        ge=-40,
+        le=-5,
+        description="Integrated loudness of the audio track (EBU R128, LUFS): -16 for the web, -23 broadcast.",
+    )
+    poster: bool = Field(default=True, description="Store a JPEG poster frame next to final.mp4.")
+    preview: Literal["gif", "webp", "none"] = Field(
+        default="gif",
+        description="Store a short animated preview (GIF or animated WebP) sampled across the whole video.",
+    )
+    preview_s: float = Field(
+        default=4.0, ge=1, le=15, description="Length of the animated preview in seconds."
+    )
+
+    @field_validator("audio_key")
+    @classmethod
+    def _audio_key_is_relative(cls, value: str | None) -> str | None:
+        return _relative_key(value)
+
+
 class JobSpec(BaseModel):
     """A job: a script or explicit segments, and how to turn them into a video."""
 
@@ -108,6 +175,10 @@ class JobSpec(BaseModel):
         default="reject", description="What a gate does when nobody answers in time."
     )
     max_redo_rounds: int = Field(default=3, ge=0, le=20)
+    finishing: Finishing = Field(
+        default_factory=Finishing,
+        description="Transitions, subtitles, audio track, poster and preview of the finished video.",
+    )
 
     @field_validator("segments")
     @classmethod
@@ -190,12 +261,25 @@ class Decision(BaseModel):
 
 
 class FinalVideo(BaseModel):
+    """The finished video as probed, and what was stored next to it."""
+
     key: str
     duration_s: float
     width: int
     height: int
     codec: str
     size_bytes: int
+    fps: float | None = None
+    frame_count: int | None = None
+    streams: dict[str, int] = Field(default_factory=dict, description="Stream count by kind.")
+    poster_key: str | None = None
+    preview_key: str | None = None
+    subtitles_key: str | None = None
+    reencoded: dict[int, list[str]] = Field(
+        default_factory=dict, description="Segments re-encoded to join (segment → why); the rest were copied."
+    )
+    transitions: int = 0
+    assembly_s: float | None = None
 
 
 class Manifest(BaseModel):

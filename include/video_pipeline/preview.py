@@ -1,4 +1,5 @@
-"""Preview images for the gates: a numbered contact sheet of all segments and poster frames of clips."""
+"""Preview images: a numbered contact sheet of all segments and poster frames for the gates; a poster and a
+short animated skim (GIF or WebP) of the finished video."""
 
 from __future__ import annotations
 
@@ -59,6 +60,60 @@ def poster_from_clip(clip: Path, dest: Path, at_s: float = 0.5) -> Path:
     try:
         run_ffmpeg(
             ["-ss", f"{at_s:.3f}", "-i", str(clip), "-frames:v", "1", "-q:v", "3", str(tmp)], timeout=60
+        )
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def animated_preview(
+    video: Path,
+    dest: Path,
+    *,
+    video_s: float,
+    length_s: float = 4.0,
+    fmt: str = "gif",
+    width: int = 320,
+    fps: int = 10,
+    max_bursts: int = 8,
+) -> Path:
+    """A short looping GIF or animated WebP that skims the whole video: up to ``max_bursts`` short bursts
+    taken evenly across it (each input seeks straight to its burst, so the cost does not grow with the
+    video's length)."""
+    if fmt not in ("gif", "webp"):
+        raise ValueError(f"preview format must be gif or webp, not {fmt!r}")
+    length_s = min(length_s, video_s)
+    bursts = max(1, min(max_bursts, int(length_s)))
+    burst = length_s / bursts
+    inputs: list[str] = []
+    labels = []
+    for k in range(bursts):
+        start = max(0.0, min(video_s - burst, (k + 0.5) * video_s / bursts - burst / 2))
+        inputs += ["-ss", f"{start:.3f}", "-t", f"{burst:.3f}", "-i", str(video)]
+        labels.append(f"[{k}:v]fps={fps},scale={width}:-2:flags=lanczos,setsar=1[b{k}]")
+    joined = "".join(f"[b{k}]" for k in range(bursts)) + f"concat=n={bursts}:v=1:a=0[clip]"
+    if fmt == "gif":
+        tail = "[clip]split[x][y];[x]palettegen=stats_mode=diff[p];[y][p]paletteuse=dither=bayer:bayer_scale=4[out]"
+        codec = ["-loop", "0", "-f", "gif"]
+    else:
+        tail = "[clip]null[out]"
+        codec = ["-c:v", "libwebp_anim", "-q:v", "60", "-loop", "0", "-f", "webp"]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    try:
+        run_ffmpeg(
+            [
+                *inputs,
+                "-filter_complex",
+                ";".join([*labels, joined, tail]),
+                "-map",
+                "[out]",
+                "-an",
+                *codec,
+                str(tmp),
+            ],
+            timeout=300,
         )
         os.replace(tmp, dest)
     finally:

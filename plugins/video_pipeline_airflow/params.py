@@ -1,7 +1,8 @@
 """The trigger form: one DAG ``Param`` per JobSpec field, with the JSON schema pydantic derives.
 
-The conf of a run *is* the job spec (flat), so the UI form, ``airflow dags trigger --conf`` and the REST API
-all take the same JSON, and Airflow refuses a bad conf before the run is created (REST answers 400).
+The conf of a run *is* the job spec (flat but for the ``finishing`` object, a JSON field in the form), so the
+UI form, ``airflow dags trigger --conf`` and the REST API all take the same JSON, and Airflow refuses a bad
+conf before the run is created (REST answers 400).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Param
+from pydantic import BaseModel
 
 from video_pipeline.models import JobSpec
 
@@ -40,6 +42,12 @@ def _nullable_to_type_list(schema: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _field_default(name: str) -> Any:
+    """A field's default as JSON (a nested model such as ``finishing`` becomes its dict of defaults)."""
+    default = JobSpec.model_fields[name].get_default(call_default_factory=True)
+    return default.model_dump(mode="json") if isinstance(default, BaseModel) else default
+
+
 def job_spec_params(example: Path) -> dict[str, Param]:
     """Params for every JobSpec field, defaulting to the example job so the form starts filled in."""
     schema = JobSpec.model_json_schema()
@@ -50,7 +58,7 @@ def job_spec_params(example: Path) -> dict[str, Param]:
         prop = _nullable_to_type_list(_inline_refs(prop, schema.get("$defs", {})))
         prop.pop("default", None)
         title = prop.pop("title", name)
-        default = defaults.get(name, JobSpec.model_fields[name].default)
+        default = defaults[name] if name in defaults else _field_default(name)
         if name not in required and default is None and "null" not in str(prop.get("type")):
             prop["type"] = [prop["type"], "null"] if "type" in prop else prop.get("type")
         params[name] = Param(default, title=title, **prop)

@@ -83,13 +83,26 @@ def assemble(job: dict[str, Any], segments: list[dict[str, Any]]) -> dict[str, A
     spec = JobSpec.model_validate(job)
     final = assemble_job(get_storage(), spec, [VideoSegment.model_validate(s) for s in segments])
     log.info(
-        "final.mp4: %.2f s, %dx%d %s, %d bytes",
+        "final.mp4: %.2f s, %dx%d %s, %d bytes, streams %s, assembled in %.1f s",
         final.duration_s,
         final.width,
         final.height,
         final.codec,
         final.size_bytes,
+        final.streams,
+        final.assembly_s or 0.0,
     )
+    copied = len(segments) - len(final.reencoded)
+    log.info("%d of %d segments stream-copied, %d transitions", copied, len(segments), final.transitions)
+    for index, reasons in sorted(final.reencoded.items()):
+        log.info("seg %03d re-encoded: %s", index, ", ".join(reasons))
+    for label, key in (
+        ("poster", final.poster_key),
+        ("preview", final.preview_key),
+        ("subtitles", final.subtitles_key),
+    ):
+        if key:
+            log.info("%s: %s", label, key)
     return final.model_dump(mode="json")
 
 

@@ -1,121 +1,184 @@
-"""Assembly on real clips, probed."""
+"""Joining real clips, probed and decoded: stream copy when clips match, per-clip normalising when they
+don't, crossfades that re-encode only their windows, flat cost from 1 to 200 clips."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
 
 import pytest
 
-from video_pipeline.assembly import AssemblyError, assemble
-from video_pipeline.ffmpeg import probe, run_ffmpeg
-from video_pipeline.providers.base import ClipRequest, ImageRequest
-from video_pipeline.providers.storyboard import FPS, StoryboardProvider
+from tests.video_pipeline.media import audio_rms, faststart, frame_hashes, make_clip
+from video_pipeline.assembly import AssemblyError, Clip, check_joined, join, plan_join
+from video_pipeline.ffmpeg import probe
+
+SIZE = (320, 180)
 
 
 @pytest.fixture(scope="module")
-def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    tmp = tmp_path_factory.mktemp("assembly")
-    provider = StoryboardProvider()
-    out = []
-    for index in range(1, 5):
-        image = provider.render_image(
-            ImageRequest(prompt=f"scene {index}", seed=index, ratio="960:960", model="m", index=index),
-            tmp / f"{index}.png",
-        )
-        request = ClipRequest(
-            prompt="p",
-            seed=index,
-            ratio="960:960",
-            model="m",
-            duration_s=2,
-            index=index,
-            image_sha256=str(index),
-        )
-        out.append(provider.render_clip(request, image, tmp / f"{index:03d}.mp4"))
-    return out
+def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
 
 
-def test_stream_copy_join(clips: list[Path], tmp_path: Path) -> None:
-    result = assemble(
-        clips,
-        tmp_path / "final.mp4",
-        expected_durations=[2.0] * 4,
-        expected_resolution=(960, 960),
-        workdir=tmp_path,
-    )
-    assert (result.width, result.height, result.codec) == (960, 960, "h264")
-    assert abs(result.duration_s - 8.0) <= 0.1
-    assert result.frame_count == 8 * FPS
+@pytest.fixture(scope="module")
+def matching(media: Path) -> list[Path]:
+    """Three 2-s clips with the same stream parameters (keyframe every second)."""
+    return [make_clip(media / f"m{n}.mp4", hue=60 * n) for n in range(3)]
+
+
+def test_matching_clips_are_stream_copied(matching: list[Path], tmp_path: Path) -> None:
+    clips = [Clip(n, path) for n, path in enumerate(matching, start=1)]
+    plan = plan_join(clips, resolution=SIZE, workdir=tmp_path)
+    result = join(plan, tmp_path / "final.mp4")
+    assert plan.reencoded == {}
+    assert (result.width, result.height, result.codec, result.fps) == (320, 180, "h264", 24.0)
+    assert result.frame_count == 3 * 48 and result.video_duration_s == 6.0
+    # decoded frames are the sources' frames: nothing was re-encoded
+    assert frame_hashes(tmp_path / "final.mp4") == [h for clip in matching for h in frame_hashes(clip)]
+    assert faststart(tmp_path / "final.mp4")
+    assert [(s.index, s.start_s, s.end_s) for s in plan.spans] == [(1, 0, 2), (2, 2, 4), (3, 4, 6)]
     assert not list(tmp_path.glob(".*.tmp*"))
 
 
-def test_one_clip(clips: list[Path], tmp_path: Path) -> None:
-    result = assemble(
-        clips[:1],
-        tmp_path / "one.mp4",
-        expected_durations=[2.0],
-        expected_resolution=(960, 960),
+def test_one_clip(matching: list[Path], tmp_path: Path) -> None:
+    plan = plan_join([Clip(1, matching[0])], resolution=SIZE, workdir=tmp_path, transition_s=0.5)
+    result = join(plan, tmp_path / "one.mp4")
+    assert result.frame_count == 48 and plan.transition_pieces == 0
+    assert frame_hashes(tmp_path / "one.mp4") == frame_hashes(matching[0])
+
+
+def test_mixed_clips_normalise_only_the_odd_ones(matching: list[Path], media: Path, tmp_path: Path) -> None:
+    """A redo on another provider: a square 30 fps clip and a bigger Constrained Baseline clip among
+    storyboard-like ones. Only those two are re-encoded, to the majority's parameters."""
+    square = make_clip(media / "square30.mp4", size=(240, 240), fps=30, hue=200)
+    big = make_clip(media / "big-baseline.mp4", size=(640, 360), profile="baseline", hue=300)
+    clips = [Clip(1, matching[0]), Clip(2, square), Clip(3, matching[1]), Clip(4, big), Clip(5, matching[2])]
+    plan = plan_join(clips, resolution=SIZE, workdir=tmp_path)
+    result = join(plan, tmp_path / "final.mp4")
+
+    assert set(plan.reencoded) == {2, 4}
+    assert plan.reencoded[2] == ["size 240x240", "30 fps"]
+    assert plan.reencoded[4] == ["size 640x360", "codec h264 Constrained Baseline"]
+    assert (result.width, result.height, result.profile, result.fps, result.time_base) == (
+        320,
+        180,
+        "High",
+        24.0,
+        "1/12288",
+    )
+    assert result.frame_count == 5 * 48 and result.video_duration_s == 10.0
+    frames = frame_hashes(tmp_path / "final.mp4")
+    assert frames[:48] == frame_hashes(matching[0])  # copied
+    assert frames[96:144] == frame_hashes(matching[1])
+    assert frames[192:] == frame_hashes(matching[2])
+    assert frames[48:96] != frame_hashes(square)[:48]  # re-encoded (and resampled from 30 fps)
+
+
+def test_no_clip_at_the_job_size_falls_back_to_defaults(media: Path, tmp_path: Path) -> None:
+    odd = make_clip(media / "odd.mp4", size=(160, 160), fps=30)
+    plan = plan_join([Clip(1, odd), Clip(2, odd)], resolution=SIZE, workdir=tmp_path)
+    result = join(plan, tmp_path / "f.mp4")
+    assert set(plan.reencoded) == {1, 2}
+    assert (result.width, result.height, result.fps, result.frame_count) == (320, 180, 24.0, 96)
+
+
+def test_clips_with_and_without_audio(matching: list[Path], media: Path, tmp_path: Path) -> None:
+    """One clip has sound: the silent ones get a silent track (video still copied) and the sound stays
+    with its picture."""
+    voiced = make_clip(media / "voiced.mp4", hue=90, audio_rate=44100)
+    clips = [Clip(1, matching[0]), Clip(2, voiced), Clip(3, matching[1])]
+    plan = plan_join(clips, resolution=SIZE, workdir=tmp_path)
+    result = join(plan, tmp_path / "final.mp4")
+
+    assert plan.reencoded == {1: ["no audio"], 3: ["no audio"]}
+    assert result.audio is not None and (result.audio.sample_rate, result.audio.layout) == (44100, "mono")
+    assert abs((result.audio_duration_s or 0) - result.video_duration_s) <= 1 / 24
+    frames = frame_hashes(tmp_path / "final.mp4")
+    assert frames[:48] == frame_hashes(matching[0]) and frames[48:96] == frame_hashes(voiced)
+    silent1, tone, silent3 = audio_rms(tmp_path / "final.mp4", [(0.1, 1.9), (2.1, 3.9), (4.1, 5.9)])
+    assert tone > 0.05 and silent1 < 0.001 and silent3 < 0.001
+
+
+def test_crossfade_reencodes_only_the_windows(media: Path, tmp_path: Path) -> None:
+    """3-s clips with a keyframe every second, 0.25-s fades: the first and last seconds around each boundary
+    are re-encoded as transition pieces; every other frame is the source's."""
+    sources = [make_clip(media / f"x{n}.mp4", seconds=3, hue=120 * n) for n in range(3)]
+    plan = plan_join(
+        [Clip(n, p) for n, p in enumerate(sources, start=1)],
+        resolution=SIZE,
         workdir=tmp_path,
+        transition_s=0.25,
     )
-    assert result.frame_count == 2 * FPS
+    result = join(plan, tmp_path / "final.mp4")
+    fade = 6  # frames
+    assert plan.reencoded == {} and plan.transition_pieces == 2
+    assert result.frame_count == 3 * 72 - 2 * fade
+    assert [(s.start_s, s.end_s) for s in plan.spans] == [(0, 3), (2.75, 5.75), (5.5, 8.5)]
+    out = frame_hashes(tmp_path / "final.mp4")
+    src = [frame_hashes(p) for p in sources]
+    # clip 1 is copied up to its keyframe at 1 s, then piece 1 = clip 1 [1 s, 3 s) faded into clip 2 [0, 1 s);
+    # clip 2 [1 s, 2 s) is copied; piece 2 = clip 2 [2 s, 3 s) into clip 3 [0, 1 s); clip 3 [1 s, 3 s) copied
+    piece1, piece2 = 48 + 24 - fade, 24 + 24 - fade
+    assert out[:24] == src[0][:24]
+    assert out[24 + piece1 : 24 + piece1 + 24] == src[1][24:48]
+    assert out[-48:] == src[2][24:]
+    assert len(out) == 24 + piece1 + 24 + piece2 + 48
+    middle_of_fade = 24 + 48 - fade // 2
+    assert out[middle_of_fade] not in (set(src[0]) | set(src[1]))
 
 
-def test_mismatched_clip_is_named(clips: list[Path], tmp_path: Path) -> None:
-    odd = tmp_path / "odd.mp4"
-    run_ffmpeg(
-        [
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=red:s=640x640:d=2:r=24",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            str(odd),
-        ]
-    )
-    with pytest.raises(AssemblyError, match=r"clip 3 \(odd.mp4\) has stream parameters"):
-        assemble(
-            [clips[0], clips[1], odd],
-            tmp_path / "f.mp4",
-            expected_durations=[2.0] * 3,
-            expected_resolution=(960, 960),
-            workdir=tmp_path,
-        )
-    assert not (tmp_path / "f.mp4").exists()
+def test_clip_without_keyframe_between_fades_is_reencoded(media: Path, tmp_path: Path) -> None:
+    long_gop = make_clip(media / "gop96.mp4", seconds=3, gop=96, hue=30)
+    sources = [make_clip(media / f"y{n}.mp4", seconds=3, hue=99 * n) for n in range(2)]
+    clips = [Clip(1, sources[0]), Clip(2, long_gop), Clip(3, sources[1])]
+    plan = plan_join(clips, resolution=SIZE, workdir=tmp_path, transition_s=0.5)
+    result = join(plan, tmp_path / "final.mp4")
+    assert plan.reencoded == {2: ["no keyframe between its transitions"]}
+    assert result.frame_count == 3 * 72 - 2 * 12
 
 
-def test_corrupt_clip_is_named(clips: list[Path], tmp_path: Path) -> None:
-    broken = tmp_path / "002.mp4"
-    shutil.copy(clips[1], broken)
-    broken.write_bytes(broken.read_bytes()[:2000])
-    with pytest.raises(AssemblyError, match=r"clip 2 \(002.mp4\) is unreadable"):
-        assemble(
-            [clips[0], broken],
-            tmp_path / "f.mp4",
-            expected_durations=[2.0, 2.0],
-            expected_resolution=(960, 960),
-            workdir=tmp_path,
+def test_corrupt_clip_fails_naming_the_segment(matching: list[Path], tmp_path: Path) -> None:
+    broken = tmp_path / "007.mp4"
+    broken.write_bytes(matching[1].read_bytes()[:3000])
+    with pytest.raises(AssemblyError, match=r"^segment 7: clip 007.mp4 is unreadable"):
+        plan_join(
+            [Clip(6, matching[0]), Clip(7, broken), Clip(8, matching[2])], resolution=SIZE, workdir=tmp_path
         )
 
 
-def test_wrong_plan_fails(clips: list[Path], tmp_path: Path) -> None:
-    with pytest.raises(AssemblyError, match=r"planned 10\.00 s"):
-        assemble(
-            clips[:2],
-            tmp_path / "f.mp4",
-            expected_durations=[5.0, 5.0],
-            expected_resolution=(960, 960),
-            workdir=tmp_path,
-        )
-    with pytest.raises(AssemblyError, match="planned 1280x720"):
-        assemble(
-            clips[:2],
-            tmp_path / "f.mp4",
-            expected_durations=[2.0, 2.0],
-            expected_resolution=(1280, 720),
-            workdir=tmp_path,
-        )
-    assert probe(clips[0]).width == 960
+def test_result_is_checked_against_the_plan(matching: list[Path], tmp_path: Path) -> None:
+    plan = plan_join([Clip(1, matching[0]), Clip(2, matching[1])], resolution=SIZE, workdir=tmp_path)
+    result = join(plan, tmp_path / "final.mp4")
+    plan.frame_count += 1
+    with pytest.raises(AssemblyError, match="final video has 96 frames, planned 97"):
+        check_joined(result, plan)
+    plan.frame_count -= 1
+    plan.duration_s += 0.5
+    with pytest.raises(AssemblyError, match=r"final video is 4.000 s, planned 4.500 s"):
+        check_joined(result, plan)
+
+
+def test_two_hundred_segments(media: Path, tmp_path: Path) -> None:
+    """200 tiny clips (four distinct files, each listed 50 times) join with the exact frame count."""
+    tiny = [
+        make_clip(media / f"tiny{n}.mp4", size=(64, 36), seconds=0.5, gop=12, hue=90 * n) for n in range(4)
+    ]
+    clips = [Clip(n, path) for n, path in zip(range(1, 201), itertools.cycle(tiny), strict=False)]
+    plan = plan_join(clips, resolution=(64, 36), workdir=tmp_path)
+    result = join(plan, tmp_path / "final.mp4")
+    assert plan.reencoded == {}
+    assert result.frame_count == 200 * 12
+    assert result.video_duration_s == 100.0
+    assert plan.spans[-1].start_s == 99.5
+
+
+def test_failed_join_leaves_nothing(matching: list[Path], tmp_path: Path) -> None:
+    gone = tmp_path / "gone.mp4"
+    shutil.copy(matching[0], gone)
+    plan = plan_join([Clip(1, gone), Clip(2, matching[1])], resolution=SIZE, workdir=tmp_path)
+    gone.unlink()
+    with pytest.raises(AssemblyError, match="could not join"):
+        join(plan, tmp_path / "final.mp4")
+    assert not (tmp_path / "final.mp4").exists() and not list(tmp_path.glob(".*.tmp*"))
+    assert probe(matching[0]).frame_count == 48
