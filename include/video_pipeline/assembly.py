@@ -29,11 +29,19 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
-from video_pipeline.ffmpeg import AudioLayout, FFmpegError, VideoProbe, keyframes, probe, run_ffmpeg
+from video_pipeline.ffmpeg import (
+    AudioLayout,
+    FFmpegError,
+    VideoProbe,
+    keyframes,
+    probe,
+    readable_frames,
+    run_ffmpeg,
+)
 
 #: The parameters used when no clip can serve as the target (the storyboard provider's).
 DEFAULT_FPS = Fraction(24)
@@ -117,6 +125,8 @@ class JoinPlan:
     reencoded: dict[int, list[str]] = field(default_factory=dict)
     transition_pieces: int = 0
     transition_s: float = 0.0
+    #: (segment, file joined, frames promised by its index), to name the culprit if the join comes up short
+    sources: list[tuple[int, Path, int]] = field(default_factory=list)
 
     @property
     def has_audio(self) -> bool:
@@ -262,7 +272,7 @@ def normalise(
             inputs += ["-i", str(clip.overlay)]
             graph.append(f"{chain}[base]")
             graph.append(
-                f"[1:v]format=rgba[caption];[base][caption]overlay=0:0:format=auto,format={target.pix_fmt}[v]"
+                f"[base][1:v]overlay=0:0,format={target.pix_fmt}[v]"  # yuv420 blend: no RGB round trip
             )
         else:
             graph.append(f"{chain}[v]")
@@ -402,6 +412,7 @@ def plan_join(
     """Probe the clips, re-encode the ones (or the windows) that cannot be copied, and write the concat list."""
     if not clips:
         raise AssemblyError("no clips to assemble")
+    workdir.mkdir(parents=True, exist_ok=True)
     probes = probe_clips(clips)
     target = choose_target(probes, resolution)
     fade = target.frames(transition_s) if len(clips) > 1 else 0
@@ -501,6 +512,7 @@ def plan_join(
         reencoded=reencoded,
         transition_pieces=transitions,
         transition_s=float(Fraction(fade) / fps),
+        sources=[(clip.index, path, n) for clip, path, n in zip(clips, paths, frames, strict=True)],
     )
 
 
@@ -517,6 +529,42 @@ def check_joined(result: VideoProbe, plan: JoinPlan) -> None:
         raise AssemblyError(
             f"final video is {result.width}x{result.height}, planned {plan.target.width}x{plan.target.height}"
         )
+
+
+def diagnose(plan: JoinPlan) -> None:
+    """After a failed or short join: raise naming the first clip whose frames cannot all be read."""
+    for index, path, promised in plan.sources:
+        readable = readable_frames(path)
+        if readable < promised:
+            raise AssemblyError(
+                f"segment {index}: clip {path.name} is truncated or corrupt: {readable} of {promised} frames readable"
+            )
+
+
+#: Bytes of MP4 index per sample (sizes, offsets, timing, sync entries), generously; plus a fixed part.
+MOOV_BYTES_PER_SAMPLE = 24
+MOOV_BASE_BYTES = 65_536
+
+
+def samples_planned(plan: JoinPlan, extra: int = 0) -> int:
+    """Video frames, audio packets (of ~1024 samples) and ``extra`` (subtitle cues) the output will index."""
+    audio = 0
+    if plan.target.audio is not None or extra:
+        audio = math.ceil(plan.duration_s * 48_000 / 1024) + 2 * len(plan.sources)
+    return plan.frame_count + audio + 2 * extra
+
+
+def write_mp4(args: list[str], dest: Path, *, samples: int, timeout: float = 3600) -> None:
+    """Write an MP4 whose index (moov) comes first, in one pass: space for it is reserved up front from the
+    planned sample count (``-moov_size``). ``+faststart`` would write the file and then move it all again;
+    it is the fallback if the reservation turns out too small."""
+    reserve = MOOV_BASE_BYTES + MOOV_BYTES_PER_SAMPLE * samples
+    try:
+        run_ffmpeg([*args, "-moov_size", str(reserve), str(dest)], timeout=timeout)
+    except FFmpegError as exc:
+        if "reserved_moov_size is too small" not in str(exc):
+            raise
+        run_ffmpeg([*args, "-movflags", "+faststart", str(dest)], timeout=timeout)
 
 
 def concat_input(plan: JoinPlan) -> list[str]:
@@ -537,32 +585,24 @@ def audio_output(plan: JoinPlan) -> list[str]:
 
 
 def join(plan: JoinPlan, dest: Path) -> VideoProbe:
-    """The plain join: the video stream-copied, audio (if any) re-aligned, ``+faststart``; probed, checked,
+    """The plain join: the video stream-copied, audio (if any) re-aligned, index first; probed, checked,
     written atomically."""
     audio = ["-an"]
     if plan.has_audio:
         audio = ["-map", "0:a:0", "-af", aligned_audio(plan), *audio_output(plan)]
     tmp = dest.with_name(f".{dest.name}.tmp.mp4")
     try:
-        run_ffmpeg(
-            [
-                *concat_input(plan),
-                "-map",
-                "0:v:0",
-                "-c:v",
-                "copy",
-                *audio,
-                "-movflags",
-                "+faststart",
-                str(tmp),
-            ],
-            timeout=3600,
+        write_mp4(
+            [*concat_input(plan), "-map", "0:v:0", "-c:v", "copy", *audio], tmp, samples=samples_planned(plan)
         )
         result = probe(tmp)
+        if result.frame_count != plan.frame_count:
+            diagnose(plan)
         check_joined(result, plan)
         os.replace(tmp, dest)
     except FFmpegError as exc:
+        diagnose(plan)
         raise AssemblyError(f"ffmpeg could not join the clips: {exc}") from None
     finally:
         tmp.unlink(missing_ok=True)
-    return probe(dest)
+    return replace(result, size_bytes=dest.stat().st_size)

@@ -176,3 +176,16 @@ def keyframes(path: Path) -> list[Keyframe]:
         ),
         key=lambda k: k.pts_s,
     )
+
+
+def readable_frames(path: Path) -> int:
+    """How many video packets can actually be read (a clip cut short after its index still promises all)."""
+    count = 0
+    try:
+        with av.open(str(path)) as container:
+            for packet in container.demux(container.streams.video[0]):
+                if packet.size:
+                    count += 1
+    except (av.error.FFmpegError, IndexError, OSError):
+        pass
+    return count

@@ -10,7 +10,7 @@ if every check passes.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -25,9 +25,12 @@ from video_pipeline.assembly import (
     audio_output,
     check_joined,
     concat_input,
+    diagnose,
     plan_join,
+    samples_planned,
+    write_mp4,
 )
-from video_pipeline.ffmpeg import FFmpegError, VideoProbe, probe, run_ffmpeg
+from video_pipeline.ffmpeg import FFmpegError, VideoProbe, probe
 from video_pipeline.models import Finishing
 from video_pipeline.subtitles import Cue, caption_image, cues_for, write_srt
 
@@ -119,7 +122,7 @@ def finish(
     burn = options.subtitles == "burned"
     captions = workdir / "captions"
     if burn and narration:
-        captions.mkdir(exist_ok=True)
+        captions.mkdir(parents=True, exist_ok=True)
     clips = [
         Clip(
             s.index,
@@ -167,22 +170,21 @@ def finish(
     }
     tmp = dest.with_name(f".{dest.name}.tmp.mp4")
     try:
-        run_ffmpeg(
-            [
-                *inputs,
-                *(["-filter_complex", graph] if graph else []),
-                *maps,
-                "-movflags",
-                "+faststart",
-                str(tmp),
-            ],
-            timeout=3600,
+        write_mp4(
+            [*inputs, *(["-filter_complex", graph] if graph else []), *maps],
+            tmp,
+            samples=samples_planned(plan, extra=len(cues) + int(audio_track is not None)),
         )
         result = probe(tmp)
+        if result.frame_count != plan.frame_count:
+            diagnose(plan)
         verify(result, tmp, plan, streams, cues)
         os.replace(tmp, dest)
     except FFmpegError as exc:
+        diagnose(plan)
         raise AssemblyError(f"ffmpeg could not finish the video: {exc}") from None
     finally:
         tmp.unlink(missing_ok=True)
-    return Finished(probe=probe(dest), plan=plan, cues=cues, srt=srt, streams=streams)
+    return Finished(
+        probe=replace(result, size_bytes=dest.stat().st_size), plan=plan, cues=cues, srt=srt, streams=streams
+    )

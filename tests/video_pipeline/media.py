@@ -25,7 +25,7 @@ def make_clip(
     audio_layout: str = "mono",
 ) -> Path:
     """A testsrc2 clip (moving pattern; ``hue`` tells clips apart), H.264 with a keyframe every ``gop``
-    frames, time base 1/12288 like the storyboard provider; optionally a 440 Hz tone as AAC."""
+    frames, time base 1/12288 and the index first, like the storyboard provider; optionally a 440 Hz tone as AAC."""
     args = ["-f", "lavfi", "-i", f"testsrc2=s={size[0]}x{size[1]}:r={fps}:d={seconds}"]
     if audio_rate:
         args += ["-f", "lavfi", "-i", f"sine=f=440:r={audio_rate}:d={seconds}"]
@@ -44,6 +44,8 @@ def make_clip(
         str(gop),
         "-video_track_timescale",
         "12288",
+        "-movflags",
+        "+faststart",
     ]
     if audio_rate:
         args += ["-c:a", "aac", "-ch_layout", audio_layout]
@@ -51,10 +53,19 @@ def make_clip(
     return dest
 
 
+def _luma(frame: av.VideoFrame) -> bytes:
+    """The visible luma bytes, row by row (a plane's rows are padded to its line size)."""
+    plane = frame.planes[0]
+    data = bytes(plane)
+    return b"".join(
+        data[y * plane.line_size : y * plane.line_size + frame.width] for y in range(frame.height)
+    )
+
+
 def frame_hashes(path: Path) -> list[str]:
     """A hash of every decoded frame's luma plane, in presentation order."""
     with av.open(str(path)) as container:
-        return [hashlib.md5(bytes(frame.planes[0])).hexdigest() for frame in container.decode(video=0)]
+        return [hashlib.md5(_luma(frame)).hexdigest() for frame in container.decode(video=0)]
 
 
 def frame_luma(path: Path, index: int) -> bytes:
@@ -62,7 +73,7 @@ def frame_luma(path: Path, index: int) -> bytes:
     with av.open(str(path)) as container:
         for position, frame in enumerate(container.decode(video=0)):
             if position == index:
-                return bytes(frame.planes[0])
+                return _luma(frame)
     raise IndexError(index)
 
 

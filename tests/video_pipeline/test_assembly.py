@@ -138,13 +138,29 @@ def test_clip_without_keyframe_between_fades_is_reencoded(media: Path, tmp_path:
     assert result.frame_count == 3 * 72 - 2 * 12
 
 
-def test_corrupt_clip_fails_naming_the_segment(matching: list[Path], tmp_path: Path) -> None:
+def test_unreadable_clip_fails_naming_the_segment(matching: list[Path], tmp_path: Path) -> None:
     broken = tmp_path / "007.mp4"
-    broken.write_bytes(matching[1].read_bytes()[:3000])
+    broken.write_bytes(matching[1].read_bytes()[:200])  # cut inside the index
     with pytest.raises(AssemblyError, match=r"^segment 7: clip 007.mp4 is unreadable"):
         plan_join(
             [Clip(6, matching[0]), Clip(7, broken), Clip(8, matching[2])], resolution=SIZE, workdir=tmp_path
         )
+
+
+def test_truncated_clip_fails_naming_the_segment(matching: list[Path], tmp_path: Path) -> None:
+    """The index is intact and promises 48 frames, the media data stops half-way: the join comes up short
+    and the error names the segment, not a position in a list."""
+    broken = tmp_path / "007.mp4"
+    data = matching[1].read_bytes()
+    broken.write_bytes(data[: len(data) // 2])
+    plan = plan_join(
+        [Clip(6, matching[0]), Clip(7, broken), Clip(8, matching[2])], resolution=SIZE, workdir=tmp_path
+    )
+    with pytest.raises(
+        AssemblyError, match=r"^segment 7: clip 007.mp4 is truncated or corrupt: \d+ of 48 frames"
+    ):
+        join(plan, tmp_path / "final.mp4")
+    assert not (tmp_path / "final.mp4").exists()
 
 
 def test_result_is_checked_against_the_plan(matching: list[Path], tmp_path: Path) -> None:
@@ -178,7 +194,7 @@ def test_failed_join_leaves_nothing(matching: list[Path], tmp_path: Path) -> Non
     shutil.copy(matching[0], gone)
     plan = plan_join([Clip(1, gone), Clip(2, matching[1])], resolution=SIZE, workdir=tmp_path)
     gone.unlink()
-    with pytest.raises(AssemblyError, match="could not join"):
+    with pytest.raises(AssemblyError, match=r"segment 1: clip gone\.mp4 is truncated or corrupt: 0 of 48"):
         join(plan, tmp_path / "final.mp4")
     assert not (tmp_path / "final.mp4").exists() and not list(tmp_path.glob(".*.tmp*"))
     assert probe(matching[0]).frame_count == 48
