@@ -62,6 +62,19 @@ def test_generation_tasks_retry_with_backoff(dagbag: DagBag) -> None:
         assert task.map_index_template and "seg" in task.map_index_template
 
 
+def test_finishing_param_is_a_nested_object(dagbag: DagBag) -> None:
+    """The nested finishing model renders as one object Param whose default is the model's defaults."""
+    from airflow.sdk.definitions.param import ParamsDict
+
+    from video_pipeline.models import Finishing
+
+    dag = dagbag.dags["video_generation"]
+    assert dag.params.validate()["finishing"] == Finishing().model_dump(mode="json")
+    params = ParamsDict(dag.params)
+    params["finishing"] = {"transition_s": 0.5, "subtitles": "burned", "audio_key": "assets/music.mp3"}
+    assert Finishing.model_validate(params["finishing"]).subtitles == "burned"
+
+
 def test_params_default_to_the_demo_job(dagbag: DagBag) -> None:
     dag = dagbag.dags["video_generation"]
     demo = json.loads((REPO / "examples" / "jobs" / "demo.json").read_text())
@@ -79,6 +92,9 @@ def test_params_default_to_the_demo_job(dagbag: DagBag) -> None:
         ("approval", "sometimes"),
         ("segments", [{"prompt": "x" * 2000}]),
         ("segments", [{"prompt": "a", "duration_s": 30}]),
+        ("finishing", {"transition_s": 5}),
+        ("finishing", {"subtitles": "karaoke"}),
+        ("finishing", {"music": "a.mp3"}),
     ],
 )
 def test_param_schema_refuses_bad_conf(dagbag: DagBag, field: str, value: object) -> None:

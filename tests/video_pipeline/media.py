@@ -23,10 +23,11 @@ def make_clip(
     profile: str = "high",
     audio_rate: int | None = None,
     audio_layout: str = "mono",
+    source: str = "testsrc2",
 ) -> Path:
-    """A testsrc2 clip (moving pattern; ``hue`` tells clips apart), H.264 with a keyframe every ``gop``
+    """A testsrc2 clip (moving pattern; ``hue`` tells clips apart; ``source="color"`` for a tiny one), H.264 with a keyframe every ``gop``
     frames, time base 1/12288 and the index first, like the storyboard provider; optionally a 440 Hz tone as AAC."""
-    args = ["-f", "lavfi", "-i", f"testsrc2=s={size[0]}x{size[1]}:r={fps}:d={seconds}"]
+    args = ["-f", "lavfi", "-i", f"{source}=s={size[0]}x{size[1]}:r={fps}:d={seconds}"]
     if audio_rate:
         args += ["-f", "lavfi", "-i", f"sine=f=440:r={audio_rate}:d={seconds}"]
     args += [

@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from video_pipeline.models import JobSpec, Manifest, SegmentSpec, describe_validation_error
+from video_pipeline.models import (
+    FinalVideo,
+    Finishing,
+    JobSpec,
+    Manifest,
+    SegmentSpec,
+    describe_validation_error,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "jobs"
 
@@ -53,6 +60,14 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("gate timeout zero", job(gate_timeout=0), "gate_timeout"),
     ("on_gate_timeout nonsense", job(on_gate_timeout="maybe"), "on_gate_timeout"),
     ("segments not a list", job(segments="a fox"), "segments"),
+    ("transition too long", job(finishing={"transition_s": 1.5}), "finishing.transition_s"),
+    ("negative transition", job(finishing={"transition_s": -0.1}), "finishing.transition_s"),
+    ("unknown subtitle mode", job(finishing={"subtitles": "karaoke"}), "finishing.subtitles"),
+    ("audio key escaping the root", job(finishing={"audio_key": "../secrets.mp3"}), "finishing.audio_key"),
+    ("absolute audio key", job(finishing={"audio_key": "/etc/passwd"}), "finishing.audio_key"),
+    ("unknown finishing field", job(finishing={"music": "a.mp3"}), "finishing.music"),
+    ("loudness out of range", job(finishing={"loudness_lufs": 0}), "finishing.loudness_lufs"),
+    ("unknown preview format", job(finishing={"preview": "mp4"}), "finishing.preview"),
 ]
 
 
@@ -84,7 +99,40 @@ def test_defaults_and_helpers() -> None:
     assert SegmentSpec(prompt="  padded  ").prompt == "padded"
 
 
+def test_finishing_defaults() -> None:
+    finishing = JobSpec.model_validate(job()).finishing
+    assert finishing == Finishing()
+    assert (finishing.transition_s, finishing.subtitles, finishing.audio_key) == (0, "soft", None)
+    assert (finishing.poster, finishing.preview) == (True, "gif")
+    custom = JobSpec.model_validate(job(finishing={"transition_s": 0.5, "audio_key": "assets/music.mp3"}))
+    assert custom.finishing.transition_s == 0.5 and custom.finishing.audio_key == "assets/music.mp3"
+
+
 def test_manifest_round_trip() -> None:
     manifest = Manifest(job=JobSpec.model_validate(job()))
     again = Manifest.from_json(manifest.to_json())
     assert again == manifest
+
+
+def test_manifest_records_the_final_videos_files() -> None:
+    manifest = Manifest(job=JobSpec.model_validate(job()))
+    manifest.final = FinalVideo(
+        key="jobs/fox-1/final.mp4",
+        duration_s=3.0,
+        width=1280,
+        height=720,
+        codec="h264",
+        size_bytes=1000,
+        poster_key="jobs/fox-1/final-poster.jpg",
+        preview_key="jobs/fox-1/final-preview.gif",
+        subtitles_key="jobs/fox-1/final.srt",
+        reencoded={1: ["burned captions"]},
+    )
+    again = Manifest.from_json(manifest.to_json())
+    assert again.final == manifest.final and again.final is not None
+    assert again.final.reencoded == {1: ["burned captions"]}
+    # a manifest written before these fields existed still loads
+    old = json.loads(manifest.to_json())
+    for name in ("poster_key", "preview_key", "subtitles_key", "reencoded", "streams", "fps"):
+        del old["final"][name]
+    assert Manifest.model_validate(old).final is not None

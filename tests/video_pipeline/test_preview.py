@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
-from video_pipeline.preview import contact_sheet, poster_from_clip
+from tests.video_pipeline.media import make_clip
+from video_pipeline.preview import animated_preview, contact_sheet, poster_from_clip
 from video_pipeline.providers.base import ClipRequest, ImageRequest
 from video_pipeline.providers.storyboard import StoryboardProvider
 
@@ -40,3 +42,28 @@ def test_poster_from_clip(tmp_path: Path) -> None:
     poster = poster_from_clip(clip, tmp_path / "poster.jpg")
     with Image.open(poster) as frame:
         assert frame.size == (720, 1280)
+
+
+@pytest.fixture(scope="module")
+def six_seconds(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("preview") / "v.mp4", size=(640, 360), seconds=6)
+
+
+@pytest.mark.parametrize("fmt", ["gif", "webp"])
+def test_animated_preview_skims_the_video(six_seconds: Path, tmp_path: Path, fmt: str) -> None:
+    video = six_seconds
+    preview = animated_preview(
+        video, tmp_path / f"p.{fmt}", video_s=6.0, length_s=3, fmt=fmt, width=320, fps=10
+    )
+    with Image.open(preview) as image:
+        assert image.format == fmt.upper()
+        assert image.size == (320, 180)
+        assert getattr(image, "is_animated", False) and getattr(image, "n_frames", 1) == 30
+        assert image.info.get("loop") == 0
+
+
+def test_animated_preview_of_a_short_video(tmp_path: Path) -> None:
+    video = make_clip(tmp_path / "v.mp4", size=(320, 180), seconds=1)
+    preview = animated_preview(video, tmp_path / "p.gif", video_s=1.0, length_s=4, fps=10)
+    with Image.open(preview) as image:
+        assert getattr(image, "n_frames", 1) == 10  # the whole video, once
