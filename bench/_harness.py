@@ -1,0 +1,387 @@
+"""Shared parts of the Airflow benchmarks (bench/fanout.py, bench/scale.py, bench/rerun.py).
+
+Everything here drives *real* parts: the embedded Airflow of ``video_pipeline_airflow.local`` (api-server,
+scheduler, dag-processor, triggerer; SQLite + LocalExecutor), the fake Runway server as its own process
+(``python -m tests.support.fake_runway``), and the public REST API. Run the benches from the repository root
+as modules, e.g. ``.venv/bin/python -m bench.fanout``, so ``tests.support`` and ``bench`` import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shlex
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import airflow
+import httpx
+import psutil
+
+from video_pipeline_airflow.local import REPO, LocalAirflow
+
+RESULTS = REPO / "bench" / "RESULTS.md"
+RESULTS_INTRO = (
+    "# Benchmark results\n\nMeasured on this repository's machine; each section says how it was produced.\n"
+)
+PIPELINE_DAG = REPO / "dags" / "video_generation.py"
+BENCH_DAGS = REPO / "bench" / "dags"
+DAG_ID = "video_generation"
+#: A LocalExecutor task process retitles itself ``airflow worker -- <ti uuid>``; its supervisor and the
+#: executor's worker processes are ``airflow worker -- LocalExecutor: …``.
+TASK_TITLE = re.compile(r"^airflow worker -- [0-9a-f]{8}-[0-9a-f]{4}-")
+WORKER_PREFIX = "airflow worker --"
+ANALYSIS = "### Analysis"
+
+
+# ------------------------------------------------------------------------------------------- reporting
+
+
+def machine() -> str:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, load average {load} at start, "
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, "
+        f"Airflow {airflow.__version__}"
+    )
+
+
+def load_now() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def command_line() -> str:
+    return ".venv/bin/python -m " + " ".join(
+        shlex.quote(a)
+        for a in [sys.modules["__main__"].__spec__.name, *sys.argv[1:]]  # type: ignore[union-attr]
+    )
+
+
+def md_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    def cell(value: object) -> str:
+        return str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def verdict(ok: bool, why: str = "") -> str:
+    return "met" if ok else f"**missed**{': ' + why if why else ''}"
+
+
+def write_section(heading: str, body: str, path: Path = RESULTS) -> None:
+    """Replace (or append) the ``heading`` section of RESULTS.md, leaving every other section as it is.
+
+    A section runs from its ``## `` heading to the next ``## `` heading. Read-modify-write in one go, so two
+    benches writing different sections at different times do not lose each other's text. A hand-written
+    ``### Analysis`` block at the end of the old section is kept (a re-run replaces only the numbers).
+    """
+    text = path.read_text() if path.exists() else RESULTS_INTRO
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
+    section = f"{heading}\n\n{body.strip()}\n"
+    if (old := pattern.search(text)) and (kept := re.search(rf"^{ANALYSIS}.*", old.group(0), re.S | re.M)):
+        section += "\n" + kept.group(0).strip() + "\n"
+    if old:
+        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip() + "\n"
+    else:
+        text = text.rstrip() + "\n\n" + section
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def fmt_s(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds:.1f} s"
+
+
+# ------------------------------------------------------------------------------------------ fake Runway
+
+
+class FakeRunwayProcess:
+    """``python -m tests.support.fake_runway`` as a child process (its own interpreter: the triggerer's
+    polls do not compete with the bench's samplers for one GIL). Control and counters over HTTP."""
+
+    def __init__(self, *, api_key: str, concurrency: int, image_latency: float, video_latency: float) -> None:
+        self.api_key = api_key
+        self.args = [
+            "--api-key",
+            api_key,
+            "--concurrency",
+            str(concurrency),
+            "--image-latency",
+            str(image_latency),
+            "--video-latency",
+            str(video_latency),
+            "--credits",
+            "10000000",
+        ]
+        self.proc: subprocess.Popen[str] | None = None
+        self.base_url = ""
+
+    def __enter__(self) -> FakeRunwayProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.fake_runway", "--port", "0", *self.args],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.base_url = self.proc.stdout.readline().strip()
+        if not self.base_url.startswith("http"):
+            raise RuntimeError("fake Runway did not start")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"{self.base_url}/_fake/stats", timeout=5).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        # Benches submit more than a tier-1 day: lift the daily cap (concurrency is what they measure).
+        self.configure(max_daily_generations=10_000_000)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def configure(self, **changes: Any) -> dict[str, Any]:
+        response = httpx.post(f"{self.base_url}/_fake/config", json=changes, timeout=10)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def reset_counters(self) -> None:
+        httpx.post(f"{self.base_url}/_fake/reset", timeout=10).raise_for_status()
+
+    def stats(self) -> dict[str, Any]:
+        response = httpx.get(f"{self.base_url}/_fake/stats", timeout=10)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def in_flight(self) -> int:
+        by_status = self.stats()["tasks_by_status"]
+        return int(sum(by_status.get(s, 0) for s in ("PENDING", "THROTTLED", "RUNNING")))
+
+    def connection_env(self) -> dict[str, str]:
+        conn = {"conn_type": "http", "host": self.base_url, "password": self.api_key}
+        return {"AIRFLOW_CONN_RUNWAY_DEFAULT": json.dumps(conn)}
+
+
+# ---------------------------------------------------------------------------------------------- Airflow
+
+
+def dags_folder(root: Path, *files: Path) -> Path:
+    """A DAGs folder of symlinks to the given DAG files (the product's DAG file is used as is)."""
+    folder = root / "dags"
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        link = folder / f.name
+        if not link.exists():
+            link.symlink_to(f)
+    return folder
+
+
+def bench_airflow(
+    root: Path, *, dag_files: Sequence[Path], parallelism: int, extra_env: dict[str, str] | None = None
+) -> LocalAirflow:
+    storage = root / "data"
+    storage.mkdir(parents=True, exist_ok=True)
+    env = {"AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder(root, *dag_files)), **(extra_env or {})}
+    return LocalAirflow(
+        home=root / "airflow-home", storage_url=storage.as_uri(), parallelism=parallelism, extra_env=env
+    )
+
+
+def wait_for_dag(airflow: LocalAirflow, dag_id: str, timeout: float = 180) -> None:
+    airflow.wait_until(
+        lambda: airflow.api("GET", f"/api/v2/dags/{dag_id}").status_code == 200, timeout, f"DAG {dag_id}"
+    )
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+@dataclass
+class RunTimes:
+    state: str
+    start: dt.datetime
+    end: dt.datetime
+
+    @property
+    def wall_s(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+
+def run_times(airflow: LocalAirflow, dag_id: str, run_id: str) -> RunTimes:
+    response = airflow.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+    response.raise_for_status()
+    run = response.json()
+    start, end = parse_time(run["start_date"]), parse_time(run["end_date"])
+    assert start and end, run
+    return RunTimes(str(run["state"]), start, end)
+
+
+def count_tis(airflow: LocalAirflow, dag_id: str, run_id: str, task_id: str, state: str) -> int:
+    response = airflow.api(
+        "GET",
+        f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+        params={"task_id": task_id, "state": state, "limit": 1},
+    )
+    response.raise_for_status()
+    return int(response.json()["total_entries"])
+
+
+def task_window(tis: Sequence[dict[str, Any]], task_id: str) -> tuple[dt.datetime, dt.datetime, int]:
+    """First start and last end of a (mapped) task's instances, from the REST API's task instances.
+
+    A task resumed after deferral keeps its first ``start_date`` (the execution API drops the new one), so
+    the window covers submit → wait → download of every instance.
+    """
+    mine = [t for t in tis if t["task_id"] == task_id]
+    starts = [s for t in mine if (s := parse_time(t["start_date"]))]
+    ends = [e for t in mine if (e := parse_time(t["end_date"]))]
+    if not starts or not ends:
+        raise RuntimeError(f"{task_id}: no start/end dates in {len(mine)} task instances")
+    return min(starts), max(ends), len(mine)
+
+
+# ------------------------------------------------------------------------------------------- sampling
+
+
+def airflow_processes(home: Path) -> Callable[[], list[psutil.Process]]:
+    """A function listing this Airflow's ``airflow worker --`` processes: the descendants of the scheduler
+    whose ``AIRFLOW_HOME`` is ``home`` (other Airflows run on the same machine). Task processes cannot be
+    told apart by their environment: setproctitle overwrites the memory /proc/<pid>/environ shows."""
+    wanted = str(home)
+    scheduler: list[psutil.Process] = []
+
+    def find_scheduler() -> psutil.Process:
+        for proc in psutil.process_iter(["cmdline"]):
+            cmdline = proc.info["cmdline"] or []
+            if len(cmdline) >= 2 and cmdline[-1] == "scheduler" and cmdline[-2].endswith("airflow"):
+                try:
+                    if proc.environ().get("AIRFLOW_HOME") == wanted:
+                        return proc
+                except (psutil.Error, OSError):
+                    continue
+        raise RuntimeError(f"no airflow scheduler with AIRFLOW_HOME={wanted}")
+
+    def list_() -> list[psutil.Process]:
+        if not scheduler:
+            scheduler.append(find_scheduler())
+        found = []
+        for proc in scheduler[0].children(recursive=True):
+            try:
+                if " ".join(proc.cmdline()).startswith(WORKER_PREFIX):
+                    found.append(proc)
+            except (psutil.Error, OSError):
+                continue
+        return found
+
+    return list_
+
+
+def task_states(home: Path, dag_id: str, run_id: str, task_id: str) -> list[tuple[int, str | None]]:
+    """``(map_index, state)`` of a task's instances, read from the metadata database (SQLite, read-only).
+
+    Sampling through the REST API costs the api-server ~0.1 s of CPU a call on this machine, and the
+    api-server also serves the execution API the task processes talk to: polling it several times a second
+    would slow the run being measured. A read-only SELECT on the SQLite file costs well under a millisecond.
+    """
+    db = home / "airflow.db"
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as conn:
+        rows = conn.execute(
+            "SELECT map_index, state FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = ?",
+            (dag_id, run_id, task_id),
+        ).fetchall()
+    return [(int(m), s) for m, s in rows]
+
+
+@dataclass
+class Sampler:
+    """Calls ``probe()`` every ``interval`` seconds in a thread; keeps ``(monotonic time, dict)`` rows."""
+
+    probe: Callable[[], dict[str, Any]]
+    interval: float = 0.5
+    rows: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    errors: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> Sampler:
+        self._thread = threading.Thread(target=self._run, name="bench-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+
+    def _run(self) -> None:
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.rows.append((started, self.probe()))
+            except Exception:  # a slow or refused REST call loses one sample, not the bench
+                self.errors += 1
+            next_at = max(next_at + self.interval, time.monotonic())
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+
+def rss_probe(list_processes: Callable[[], list[psutil.Process]]) -> Callable[[], dict[str, Any]]:
+    """RSS of this Airflow's task processes (``airflow worker -- <ti id>``, each with its children such as
+    ffmpeg counted apart) and of the executor's worker/supervisor processes."""
+
+    def probe() -> dict[str, Any]:
+        task_rss, child_rss, other_rss = [], [], []
+        for proc in list_processes():
+            try:
+                title = " ".join(proc.cmdline())
+                rss = proc.memory_info().rss
+                if TASK_TITLE.match(title):
+                    task_rss.append(rss)
+                    child_rss += [c.memory_info().rss for c in proc.children(recursive=True)]
+                else:
+                    other_rss.append(rss)
+            except (psutil.Error, OSError):
+                continue
+        return {
+            "wall": time.time(),
+            "tasks": len(task_rss),
+            "task_rss_max": max(task_rss, default=0),
+            "child_rss_max": max(child_rss, default=0),
+            "worker_rss_max": max(other_rss, default=0),
+        }
+
+    return probe
+
+
+def mib(n: float) -> str:
+    return f"{n / 2**20:.0f} MiB"
+
+
+def stamp() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%m%d%H%M%S")

@@ -1,0 +1,469 @@
+"""Fan-out benchmark: the image stage of ``video_generation`` on real Airflow against the provider's bound.
+
+    .venv/bin/python -m bench.fanout                 # the issue's scenarios: 60×5×20 s, then 200×10×5 s
+    .venv/bin/python -m bench.fanout --quick         # smoke run: 12 segments, C = 3, L = 3 s
+    .venv/bin/python -m bench.fanout --scenario 60:5:20:5 --queue-depth 1   # N:C:L:poll, pool of exactly C
+
+Per scenario (N segments, provider concurrency C, image latency L, Runway poll interval P):
+
+* Airflow: a real api-server, scheduler, dag-processor and triggerer (SQLite + LocalExecutor) run a Runway job
+  of N segments against the fake Runway server (its own process; tasks beyond C wait THROTTLED there). The job
+  has ``approval: images``: the bench measures the image stage and then rejects at the gate (no clips).
+  Image-stage wall time = last ``end_date`` − first ``start_date`` of the ``generate_image`` instances (REST
+  API; a task resumed from deferral keeps its first start date). Bound = ceil(N / C) · L.
+* While the stage runs, every 0.5 s: the number of ``generate_image`` instances ``running`` / ``deferred`` /
+  ``queued`` / ``scheduled`` (REST), this Airflow's task processes (``airflow worker -- <ti id>``, psutil) and
+  the provider's tasks in flight (the fake's counters). Reported over the samples where the provider had work.
+* Seed baseline: the seed's design — a ``ThreadPoolExecutor(3)`` that submits, polls every P s and downloads
+  with our ``RunwayClient`` — on the same fake, same N, C, L, after Airflow is stopped.
+
+The pool ``video_images`` gets ``--queue-depth`` × C slots (the product's rule in
+``video_pipeline_airflow.pools``: 2 × the account's concurrency). The poll interval is the Airflow Variable
+``video_pipeline_runway_poll_seconds`` (production default 5 s). Writes the "## Fan-out" section of
+bench/RESULTS.md unless ``--no-write`` (``--quick`` never writes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import statistics
+import tempfile
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench._harness import (
+    DAG_ID,
+    PIPELINE_DAG,
+    TASK_TITLE,
+    FakeRunwayProcess,
+    Sampler,
+    airflow_processes,
+    bench_airflow,
+    command_line,
+    load_now,
+    machine,
+    md_table,
+    stamp,
+    task_states,
+    task_window,
+    verdict,
+    write_section,
+)
+from video_pipeline.approval import variable_key
+from video_pipeline.providers.base import ImageRequest
+from video_pipeline.providers.runway import RunwayClient, poll_delay
+from video_pipeline_airflow.local import LocalAirflow
+from video_pipeline_airflow.pools import QUEUE_DEPTH
+from video_pipeline_airflow.settings import IMAGE_POOL, RUNWAY_POLL_VARIABLE
+
+HEADING = "## Fan-out"
+GOAL_RATIO = 1.05
+API_KEY = "key_bench_fanout"
+TASK = "generate_image"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    n: int
+    c: int
+    latency: float
+    poll: float
+
+    @property
+    def bound(self) -> float:
+        return math.ceil(self.n / self.c) * self.latency
+
+    def label(self) -> str:
+        return f"N={self.n}, C={self.c}, L={self.latency:g} s, poll {self.poll:g} s"
+
+    @classmethod
+    def parse(cls, text: str) -> Scenario:
+        n, c, latency, poll = text.split(":")
+        return cls(int(n), int(c), float(latency), float(poll))
+
+
+ISSUE = [Scenario(60, 5, 20.0, 5.0), Scenario(200, 10, 5.0, 1.0)]
+QUICK = [Scenario(12, 3, 3.0, 1.0)]
+
+
+@dataclass
+class AirflowResult:
+    scenario: Scenario
+    pool: int
+    stage_s: float
+    run_state: str
+    provider: dict[str, Any]
+    samples: list[dict[str, Any]]
+    sample_errors: int
+    longest_running_s: float
+    retries: int
+    load: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        return self.stage_s / self.scenario.bound
+
+
+@dataclass
+class BaselineResult:
+    wall_s: float
+    posts: int
+    max_running: int
+
+
+def job_spec(job_id: str, n: int) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "title": f"Fan-out bench {job_id}",
+        "segments": [
+            {"prompt": f"{job_id} segment {i}: a lantern over dark water", "duration_s": 2}
+            for i in range(1, n + 1)
+        ],
+        "ratio": "1280:720",
+        "provider": "runway",
+        "seed": 7,
+        "approval": "images",
+        "gate_timeout": 3600,
+    }
+
+
+def state_probe(
+    airflow: LocalAirflow, run_id: str, fake: FakeRunwayProcess, processes: Any
+) -> dict[str, Any]:
+    states = task_states(airflow.home, DAG_ID, run_id, TASK)
+    counts = Counter(state for _, state in states)
+    return {
+        "wall": time.time(),
+        "running": [index for index, state in states if state == "running"],
+        "deferred": counts["deferred"],
+        "queued": counts["queued"],
+        "scheduled": counts["scheduled"],
+        "task_processes": sum(1 for p in processes() if TASK_TITLE.match(" ".join(p.cmdline()))),
+        "in_flight": fake.in_flight(),
+    }
+
+
+def longest_running_stretch(samples: list[dict[str, Any]]) -> float:
+    """The longest time one task instance was seen ``running`` in consecutive samples (first to last sample
+    of the stretch; resolution ± one sample interval)."""
+    first_seen: dict[int, float] = {}
+    longest = 0.0
+    previous: set[int] = set()
+    for sample in samples:
+        now = set(sample["running"])
+        for index in now - previous:
+            first_seen[index] = sample["wall"]
+        for index in now:
+            longest = max(longest, sample["wall"] - first_seen[index])
+        previous = now
+    return longest
+
+
+def run_airflow_scenario(
+    airflow: LocalAirflow, fake: FakeRunwayProcess, scenario: Scenario, queue_depth: int, interval: float
+) -> AirflowResult:
+    pool = queue_depth * scenario.c
+    airflow.set_pool(IMAGE_POOL, pool)
+    airflow.set_variable(RUNWAY_POLL_VARIABLE, str(scenario.poll))
+    fake.configure(concurrency=scenario.c, image_latency=scenario.latency)
+    fake.reset_counters()
+    job_id = f"fanout-{scenario.n}x{scenario.c}-{stamp()}"
+    processes = airflow_processes(airflow.home)
+    print(f"[fan-out] {scenario.label()}: pool {IMAGE_POOL} = {pool} slots; job {job_id}", flush=True)
+    run_id = airflow.trigger(DAG_ID, job_spec(job_id, scenario.n))
+    with Sampler(lambda: state_probe(airflow, run_id, fake, processes), interval=interval) as sampler:
+        airflow.wait_for_task_state(
+            DAG_ID,
+            run_id,
+            "images_gate",
+            {"deferred", "success", "skipped"},
+            timeout=scenario.bound * 4 + 600,
+        )
+    load = load_now()
+    provider = fake.stats()
+    tis = airflow.task_instances(DAG_ID, run_id)
+    start, end, count = task_window(tis, TASK)
+    states: defaultdict[str | None, int] = defaultdict(int)
+    retries = 0
+    for ti in tis:
+        if ti["task_id"] == TASK:
+            states[ti["state"]] += 1
+            retries += int(ti["try_number"]) - 1
+    notes = [] if states == {"success": scenario.n} else [f"{TASK} states {dict(states)}"]
+    time.sleep(3)  # the gate deletes a leftover decision when it opens; answer after it settled
+    airflow.set_variable(variable_key(job_id, "images"), "reject")
+    run_state = airflow.wait_for_run(DAG_ID, run_id, timeout=600)
+    window = [s for _, s in sampler.rows if start.timestamp() <= s["wall"] <= end.timestamp()]
+    return AirflowResult(
+        scenario=scenario,
+        pool=pool,
+        stage_s=(end - start).total_seconds(),
+        run_state=run_state,
+        provider=provider,
+        samples=window,
+        sample_errors=sampler.errors,
+        longest_running_s=longest_running_stretch(window),
+        retries=retries,
+        load=load,
+        notes=notes
+        + ([] if count == scenario.n else [f"{count} instances"])
+        + ([f"{sampler.errors} samples lost"] if sampler.errors else []),
+    )
+
+
+def seed_baseline(fake: FakeRunwayProcess, scenario: Scenario, workers: int = 3) -> BaselineResult:
+    """The seed's design: one process, ``ThreadPoolExecutor(workers)``, each thread submit → poll → download."""
+    fake.configure(concurrency=scenario.c, image_latency=scenario.latency)
+    fake.reset_counters()
+    tag = f"seed-{stamp()}"
+
+    def one(index: int, out: Path) -> Path:
+        request = ImageRequest(
+            prompt=f"{tag} segment {index}: a lantern over dark water",
+            seed=7 + index,
+            ratio="1280:720",
+            model="gen4_image",
+            index=index,
+        )
+        with RunwayClient(fake.base_url, fake.api_key) as client:
+            task_id = client.text_to_image(request)
+            while not (status := client.get_task(task_id)).terminal:
+                time.sleep(poll_delay(scenario.poll))
+            status.raise_for_failure()
+            return client.download(status.output[0], out / f"{index:03d}.png")
+
+    print(f"[fan-out] seed baseline, {workers} threads: {scenario.label()}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="vp-bench-seed-") as tmp:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            paths = list(pool.map(lambda i: one(i, Path(tmp)), range(1, scenario.n + 1)))
+        wall = time.perf_counter() - started
+        assert len(paths) == scenario.n and all(p.stat().st_size > 0 for p in paths)
+    stats = fake.stats()
+    return BaselineResult(
+        wall, sum(stats["posts"].values()), int(max(stats["max_running"].values(), default=0))
+    )
+
+
+def summarise(samples: list[dict[str, Any]], key: str) -> tuple[int, float]:
+    values = [len(s[key]) if isinstance(s[key], list) else int(s[key]) for s in samples]
+    return (max(values), statistics.fmean(values)) if values else (0, 0.0)
+
+
+def report(
+    results: list[AirflowResult],
+    baselines: dict[Scenario, BaselineResult],
+    *,
+    header: str,
+    interval: float,
+    queue_depth: int,
+    parallelism: int,
+) -> str:
+    rows = []
+    for r in results:
+        s = r.scenario
+        base = baselines.get(s)
+        ok = r.ratio <= GOAL_RATIO
+        why = "" if ok else f"{r.stage_s - s.bound * GOAL_RATIO:.1f} s over 1.05× (see below)"
+        rows.append(
+            [
+                s.label(),
+                r.pool,
+                f"{s.bound:.0f} s",
+                f"{r.stage_s:.1f} s",
+                f"**{r.ratio:.3f}**",
+                f"≤ {GOAL_RATIO}",
+                verdict(ok, why),
+                f"{base.wall_s:.1f} s ({base.wall_s / s.bound:.2f}×)" if base else "not run",
+                f"{base.wall_s / r.stage_s:.2f}×" if base else "–",
+            ]
+        )
+    main_table = md_table(
+        [
+            "scenario",
+            "pool slots",
+            "bound ceil(N/C)·L",
+            "Airflow image stage",
+            "ratio",
+            "goal",
+            "verdict",
+            "seed ThreadPool(3) (÷ bound)",
+            "seed ÷ Airflow",
+        ],
+        rows,
+    )
+    slot_rows = []
+    for r in results:
+        in_flight = [s for s in r.samples if s["in_flight"] > 0]
+        run_max, run_mean = summarise(in_flight, "running")
+        proc_max, proc_mean = summarise(in_flight, "task_processes")
+        def_max, def_mean = summarise(in_flight, "deferred")
+        fl_max, fl_mean = summarise(in_flight, "in_flight")
+        worker_s = sum(len(s["running"]) for s in r.samples) * interval / r.scenario.n
+        slot_rows.append(
+            [
+                r.scenario.label(),
+                f"{len(in_flight)} of {len(r.samples)}",
+                f"{run_max} / {run_mean:.2f}",
+                f"{proc_max} / {proc_mean:.2f}",
+                f"{def_max} / {def_mean:.1f}",
+                f"{fl_max} / {fl_mean:.1f}",
+                f"{r.longest_running_s:.1f} s",
+                f"{worker_s:.2f} s",
+            ]
+        )
+    slot_table = md_table(
+        [
+            "scenario",
+            "samples: provider busy / in stage",
+            "running max / mean",
+            "task processes max / mean",
+            "deferred max / mean",
+            "provider in flight max / mean",
+            "longest 'running' stretch of one instance",
+            "worker time per segment",
+        ],
+        slot_rows,
+    )
+    provider_rows = [
+        [
+            r.scenario.label(),
+            sum(r.provider["posts"].values()),
+            r.provider["duplicate_submissions"],
+            r.retries,
+            r.provider["max_running"].get("gen4_image", 0),
+            r.provider["min_poll_interval_s"] and f"{r.provider['min_poll_interval_s']:.2f} s",
+            r.run_state,
+            r.load,
+            "; ".join(r.notes) or "–",
+        ]
+        for r in results
+    ]
+    provider_table = md_table(
+        [
+            "scenario",
+            "POSTs",
+            "duplicate submissions",
+            "task retries",
+            "provider max running",
+            "min poll gap",
+            "run (after reject)",
+            "load avg after",
+            "notes",
+        ],
+        provider_rows,
+    )
+    base_rows = [
+        [s.label(), f"{b.wall_s:.1f} s", f"{math.ceil(s.n / 3) * s.latency:.0f} s", b.posts, b.max_running]
+        for s, b in baselines.items()
+    ]
+    base_table = md_table(
+        ["scenario", "seed wall", "its own bound ceil(N/3)·L", "POSTs", "provider max running"], base_rows
+    )
+    return "\n\n".join(
+        [
+            header,
+            f"Image stage of `video_generation` (provider `runway`, `approval: images`, rejected at the gate "
+            f"after the stage) on real Airflow (SQLite + LocalExecutor, parallelism {parallelism}, "
+            f"`max_active_tasks` 16 from the DAG) against the fake Runway server in its own process. "
+            f"Pool `{IMAGE_POOL}` = {queue_depth} × C (`include_deferred`). Stage wall = last `end_date` − "
+            f"first `start_date` of the `generate_image` instances (REST).",
+            main_table,
+            f"Worker slots while the provider had tasks in flight (samples every {interval:g} s: task "
+            "instance states read from the metadata DB (read-only SQLite; the REST API would load the "
+            "api-server the tasks talk to), processes with psutil, the provider's tasks in flight from the fake; "
+            "'running' = `generate_image` instances in state running; 'task processes' = this Airflow's "
+            "`airflow worker -- <ti id>` processes (any task); 'worker time per segment' = Σ running × "
+            "sample interval ÷ N, the worker time each segment cost):",
+            slot_table,
+            "Provider side (fake Runway counters):",
+            provider_table,
+            "Seed baseline (ThreadPoolExecutor(3) in one process, same fake, same poll interval):",
+            base_table,
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        type=Scenario.parse,
+        help="N:C:L:poll (repeatable); default: the issue's",
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run (12:3:3:1); never writes RESULTS.md")
+    parser.add_argument("--queue-depth", type=int, default=QUEUE_DEPTH, help="pool slots = depth × C")
+    parser.add_argument("--parallelism", type=int, default=8, help="AIRFLOW__CORE__PARALLELISM")
+    parser.add_argument("--interval", type=float, default=0.5, help="sampling interval, seconds")
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the seed ThreadPoolExecutor baseline"
+    )
+    parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary Airflow home and data")
+    args = parser.parse_args()
+    scenarios: list[Scenario] = args.scenario or (QUICK if args.quick else ISSUE)
+    header = "\n".join(
+        [
+            f"Machine: {machine()}.",
+            f"Command: `{command_line()}`.",
+            "Goal: image-stage wall ≤ 1.05 × ceil(N/C)·L; no worker slot held while waiting on the provider.",
+        ]
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="vp-bench-fanout-"))
+    first = scenarios[0]
+    results: list[AirflowResult] = []
+    baselines: dict[Scenario, BaselineResult] = {}
+    with FakeRunwayProcess(
+        api_key=API_KEY, concurrency=first.c, image_latency=first.latency, video_latency=first.latency
+    ) as fake:
+        airflow = bench_airflow(
+            tmp, dag_files=[PIPELINE_DAG], parallelism=args.parallelism, extra_env=fake.connection_env()
+        )
+        started = time.perf_counter()
+        with airflow:
+            print(
+                f"[fan-out] Airflow up in {time.perf_counter() - started:.0f} s at {airflow.base_url}",
+                flush=True,
+            )
+            for scenario in scenarios:
+                result = run_airflow_scenario(airflow, fake, scenario, args.queue_depth, args.interval)
+                results.append(result)
+                print(
+                    f"[fan-out]   image stage {result.stage_s:.1f} s, bound {scenario.bound:.0f} s, "
+                    f"ratio {result.ratio:.3f}",
+                    flush=True,
+                )
+        if not args.no_baseline:
+            for scenario in scenarios:
+                baselines[scenario] = seed_baseline(fake, scenario)
+                print(f"[fan-out]   seed baseline {baselines[scenario].wall_s:.1f} s", flush=True)
+    text = report(
+        results,
+        baselines,
+        header=header,
+        interval=args.interval,
+        queue_depth=args.queue_depth,
+        parallelism=args.parallelism,
+    )
+    print("\n" + text)
+    if not (args.quick or args.no_write):
+        write_section(HEADING, text)
+        print("\nwrote the '## Fan-out' section of bench/RESULTS.md")
+    if args.keep:
+        print(f"kept {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
