@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test test-fast test-e2e test-cluster lint format lock clean
+.PHONY: install demo test test-fast test-e2e test-cluster test-chaos lint format lock clean
 
 install: $(STAMP)
 
@@ -23,13 +23,17 @@ demo: install
 
 ## The whole test suite: unit, adapters, DAG integrity and end-to-end on real Airflow processes.
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=20
 
 test-fast: install
 	$(BIN)/pytest -m "not e2e and not cluster"
 
 test-e2e: install
 	$(BIN)/pytest -m "e2e"
+
+## Fault injection on real Airflow: worker SIGKILL, triggerer/scheduler restarts, S3 outage, bad input.
+test-chaos: install
+	$(BIN)/pytest -m "chaos" -s
 
 ## CeleryExecutor cluster on the local PostgreSQL + Redis: two workers, S3 over HTTP, a 20-segment job.
 test-cluster: install

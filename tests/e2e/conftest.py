@@ -69,6 +69,8 @@ def airflow(
         "AIRFLOW_CONN_RUNWAY_DEFAULT": json.dumps(runway),
         "AIRFLOW_VAR_VIDEO_PIPELINE_RUNWAY_POLL_SECONDS": "0.5",
         "VIDEO_PIPELINE_NIGHTLY_POKE_SECONDS": "3",
+        # A worker that dies with its task is noticed after this long without a heartbeat (default 300 s).
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
     }
     cluster = LocalAirflow(
         home=home, storage_url=None, parallelism=6, extra_env=env, login=("reviewer", "e2e-pass")
