@@ -252,18 +252,67 @@ def count_tis(airflow: LocalAirflow, dag_id: str, run_id: str, task_id: str, sta
     return int(response.json()["total_entries"])
 
 
-def task_window(tis: Sequence[dict[str, Any]], task_id: str) -> tuple[dt.datetime, dt.datetime, int]:
-    """First start and last end of a (mapped) task's instances, from the REST API's task instances.
+@dataclass
+class TaskSummary:
+    """A (mapped) task's instances in one run: first start, last end, states and retries."""
 
-    A task resumed after deferral keeps its first ``start_date`` (the execution API drops the new one), so
-    the window covers submit → wait → download of every instance.
+    start: dt.datetime
+    end: dt.datetime
+    count: int
+    states: dict[str | None, int]
+    retries: int
+
+    @property
+    def wall_s(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+
+def _db_time(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC) if value else None
+
+
+def task_summaries(home: Path, dag_id: str, run_id: str) -> dict[str, TaskSummary]:
+    """Per task id, from the metadata database (read-only). A task resumed from deferral keeps its first
+    ``start_date`` (the execution API drops the new one), so a window covers submit → wait → download.
+
+    Not the REST API: a task instance's response carries its rendered template fields, and every mapped
+    instance renders the whole job spec (N segments), so listing 2N instances of an N = 1000 job would be a
+    response of hundreds of MB.
     """
-    mine = [t for t in tis if t["task_id"] == task_id]
-    starts = [s for t in mine if (s := parse_time(t["start_date"]))]
-    ends = [e for t in mine if (e := parse_time(t["end_date"]))]
-    if not starts or not ends:
-        raise RuntimeError(f"{task_id}: no start/end dates in {len(mine)} task instances")
-    return min(starts), max(ends), len(mine)
+    db = home / "airflow.db"
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as conn:
+        rows = conn.execute(
+            "SELECT task_id, start_date, end_date, state, try_number FROM task_instance "
+            "WHERE dag_id = ? AND run_id = ?",
+            (dag_id, run_id),
+        ).fetchall()
+    grouped: dict[str, list[tuple[dt.datetime | None, dt.datetime | None, str | None, int]]] = {}
+    for task_id, start, end, state, tries in rows:
+        grouped.setdefault(task_id, []).append((_db_time(start), _db_time(end), state, int(tries or 0)))
+    result = {}
+    for task_id, items in grouped.items():
+        starts = [s for s, _, _, _ in items if s]
+        ends = [e for _, e, _, _ in items if e]
+        if not starts or not ends:
+            continue
+        states: dict[str | None, int] = {}
+        for _, _, state, _ in items:
+            states[state] = states.get(state, 0) + 1
+        retries = sum(max(0, t - 1) for _, _, _, t in items)
+        result[task_id] = TaskSummary(min(starts), max(ends), len(items), states, retries)
+    return result
+
+
+def rendered_fields_bytes(home: Path, dag_id: str, run_id: str) -> int:
+    """Bytes of rendered template fields Airflow stored for one run (table rendered_task_instance_fields)."""
+    db = home / "airflow.db"
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as conn:
+        (total,) = conn.execute(
+            "SELECT COALESCE(SUM(LENGTH(rendered_fields)), 0) FROM rendered_task_instance_fields "
+            "WHERE dag_id = ? AND run_id = ?",
+            (dag_id, run_id),
+        ).fetchone()
+    return int(total)
 
 
 # ------------------------------------------------------------------------------------------- sampling
@@ -380,7 +429,7 @@ def rss_probe(list_processes: Callable[[], list[psutil.Process]]) -> Callable[[]
 
 
 def mib(n: float) -> str:
-    return f"{n / 2**20:.0f} MiB"
+    return f"{n / 2**20:.1f} MiB" if n < 10 * 2**20 else f"{n / 2**20:.0f} MiB"
 
 
 def stamp() -> str:

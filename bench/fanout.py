@@ -9,10 +9,10 @@ Per scenario (N segments, provider concurrency C, image latency L, Runway poll i
 * Airflow: a real api-server, scheduler, dag-processor and triggerer (SQLite + LocalExecutor) run a Runway job
   of N segments against the fake Runway server (its own process; tasks beyond C wait THROTTLED there). The job
   has ``approval: images``: the bench measures the image stage and then rejects at the gate (no clips).
-  Image-stage wall time = last ``end_date`` − first ``start_date`` of the ``generate_image`` instances (REST
-  API; a task resumed from deferral keeps its first start date). Bound = ceil(N / C) · L.
+  Image-stage wall time = last ``end_date`` − first ``start_date`` of the ``generate_image`` instances (metadata
+  DB, read-only; a task resumed from deferral keeps its first start date). Bound = ceil(N / C) · L.
 * While the stage runs, every 0.5 s: the number of ``generate_image`` instances ``running`` / ``deferred`` /
-  ``queued`` / ``scheduled`` (REST), this Airflow's task processes (``airflow worker -- <ti id>``, psutil) and
+  ``queued`` / ``scheduled`` (metadata DB, read-only), this Airflow's task processes (``airflow worker -- <ti id>``, psutil) and
   the provider's tasks in flight (the fake's counters). Reported over the samples where the provider had work.
 * Seed baseline: the seed's design — a ``ThreadPoolExecutor(3)`` that submits, polls every P s and downloads
   with our ``RunwayClient`` — on the same fake, same N, C, L, after Airflow is stopped.
@@ -31,7 +31,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +51,7 @@ from bench._harness import (
     md_table,
     stamp,
     task_states,
-    task_window,
+    task_summaries,
     verdict,
     write_section,
 )
@@ -188,15 +188,9 @@ def run_airflow_scenario(
         )
     load = load_now()
     provider = fake.stats()
-    tis = airflow.task_instances(DAG_ID, run_id)
-    start, end, count = task_window(tis, TASK)
-    states: defaultdict[str | None, int] = defaultdict(int)
-    retries = 0
-    for ti in tis:
-        if ti["task_id"] == TASK:
-            states[ti["state"]] += 1
-            retries += int(ti["try_number"]) - 1
-    notes = [] if states == {"success": scenario.n} else [f"{TASK} states {dict(states)}"]
+    summary = task_summaries(airflow.home, DAG_ID, run_id)[TASK]
+    start, end, count, retries = summary.start, summary.end, summary.count, summary.retries
+    notes = [] if summary.states == {"success": scenario.n} else [f"{TASK} states {summary.states}"]
     time.sleep(3)  # the gate deletes a leftover decision when it opens; answer after it settled
     airflow.set_variable(variable_key(job_id, "images"), "reject")
     run_state = airflow.wait_for_run(DAG_ID, run_id, timeout=600)
@@ -374,7 +368,7 @@ def report(
             f"after the stage) on real Airflow (SQLite + LocalExecutor, parallelism {parallelism}, "
             f"`max_active_tasks` 16 from the DAG) against the fake Runway server in its own process. "
             f"Pool `{IMAGE_POOL}` = {queue_depth} × C (`include_deferred`). Stage wall = last `end_date` − "
-            f"first `start_date` of the `generate_image` instances (REST).",
+            f"first `start_date` of the `generate_image` instances (metadata DB).",
             main_table,
             f"Worker slots while the provider had tasks in flight (samples every {interval:g} s: task "
             "instance states read from the metadata DB (read-only SQLite; the REST API would load the "
