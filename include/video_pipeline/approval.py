@@ -81,13 +81,31 @@ def parse_form_answer(chosen_options: list[str], params_input: dict[str, Any] | 
     if len(chosen_options) != 1 or chosen_options[0] not in OPTION_TO_DECISION:
         raise DecisionError(f"choose exactly one of {OPTIONS}, got {chosen_options}")
     params = params_input or {}
-    segments = [int(s) for s in (params.get("segments") or []) if str(s).strip()]
     decision = OPTION_TO_DECISION[chosen_options[0]]
-    if decision == "redo" and not segments:
+    note = params.get("note") or None
+    if decision != "redo":  # the segments field is for a redo only: whatever it holds, Approve/Reject stand
+        return DecisionRequest(decision=decision, note=note)
+    segments = _form_segments(params.get("segments"))
+    if not segments:
         raise DecisionError('"Redo segments" needs the segment numbers to regenerate')
-    return DecisionRequest(
-        decision=decision, segments=segments if decision == "redo" else [], note=params.get("note") or None
-    )
+    return DecisionRequest(decision=decision, segments=segments, note=note)
+
+
+def _form_segments(raw: Any) -> list[int]:
+    """The form's segment numbers (strings, one per line in the UI); anything else is a DecisionError."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raw = [raw]
+    segments = []
+    for item in raw:
+        text = str(item).strip() if isinstance(item, str | int) and not isinstance(item, bool) else "?"
+        if not text:
+            continue
+        if not text.isdigit():
+            raise DecisionError(f"segment numbers must be whole numbers, one per line; got {item!r}")
+        segments.append(int(text))
+    return segments
 
 
 def check_segments(request: DecisionRequest, available: list[int]) -> None:

@@ -67,6 +67,27 @@ def test_form_answers() -> None:
         parse_form_answer([APPROVE, REJECT], {})
 
 
+def test_form_segments_field_only_matters_for_a_redo() -> None:
+    # What the Airflow UI sent when the form's "segments" field was pre-filled with the job spec's segments
+    # (the run's conf overrode the gate's Param of the same name): Approve must still approve.
+    stray = {"segments": [{"prompt": "Scene 1", "duration_s": 2}], "note": "fine"}
+    approve = parse_form_answer([APPROVE], stray)
+    assert (approve.decision, approve.segments, approve.note) == ("approve", [], "fine")
+    assert parse_form_answer([REJECT], {"segments": ["[object Object]"]}).decision == "reject"
+    # the textarea sends one string a line; blank lines and surrounding spaces are fine
+    redo = parse_form_answer([REDO], {"segments": [" 3 ", "", "1"], "note": ""})
+    assert (redo.segments, redo.note) == ([3, 1], None)
+
+
+@pytest.mark.parametrize(
+    "segments", [[{"prompt": "x"}], ["[object Object]"], ["2.5"], ["-1"], [True], ["two"]]
+)
+def test_form_redo_with_unusable_segments_is_a_decision_error(segments: list[object]) -> None:
+    # a DecisionError re-opens the gate; any other exception would fail the task
+    with pytest.raises(DecisionError, match="whole numbers"):
+        parse_form_answer([REDO], {"segments": segments})
+
+
 def test_check_segments_refuses_unknown_numbers() -> None:
     request = parse_variable_value('{"decision": "redo", "segments": [2, 9]}')
     with pytest.raises(DecisionError, match=r"\[9\].*1–6"):

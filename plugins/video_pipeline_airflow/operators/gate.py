@@ -46,6 +46,21 @@ APPROVED_STATUS = {"images": SegmentStatus.IMAGE_APPROVED, "clips": SegmentStatu
 REDO_SEED_STEP = 100_003  # a redo without a new prompt gets a new seed: seed + round × step
 
 
+def form_params() -> dict[str, Param]:
+    """The review form's fields, as new Param objects with empty defaults."""
+    return {
+        "segments": Param(
+            None,
+            type=["array", "null"],
+            description="Redo only: the segment numbers to regenerate, one per line.",
+            source="task",
+        ),
+        "note": Param(
+            None, type=["string", "null"], description="Optional note for the audit trail.", source="task"
+        ),
+    }
+
+
 class ApprovalGateOperator(HITLOperator, SkipMixin):
     template_fields: Sequence[str] = ("job", "segments")
     inherits_from_skipmixin = True
@@ -53,21 +68,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
 
     def __init__(self, *, stage: Stage, job: Any, segments: Any, **kwargs: Any) -> None:
         kwargs.pop("params", None)  # the DAG's trigger params are not form fields of the gate
-        super().__init__(
-            subject=f"Review {stage}",
-            options=OPTIONS,
-            params={
-                "segments": Param(
-                    None,
-                    type=["array", "null"],
-                    description="Redo only: the segment numbers to regenerate, one per line.",
-                ),
-                "note": Param(
-                    None, type=["string", "null"], description="Optional note for the audit trail."
-                ),
-            },
-            **kwargs,
-        )
+        super().__init__(subject=f"Review {stage}", options=OPTIONS, params=form_params(), **kwargs)
         self.stage: Stage = stage
         self.job = job
         self.segments = segments
@@ -138,7 +139,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             body=self.body,
             defaults=self.defaults,
             multiple=self.multiple,
-            params=self.serialized_params,
+            params=self.form_request_params(),
             assigned_users=self.assigned_users,
         )
         self.log.info(
@@ -151,6 +152,16 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             f"Review: {self._form_link(context)} — or set the Variable {key}",
         )
         self._wait(context, job, manifest.gates_opened_at[self.stage])
+
+    @staticmethod
+    def form_request_params() -> dict[str, dict[str, Any]]:
+        """The form's fields as the request stores them, always empty.
+
+        Not ``self.serialized_params``: at run time Airflow writes each ``dag_run.conf`` value into the task's
+        Param of the same name, so the job spec's ``segments`` (a list of prompts) would pre-fill the form's
+        "segments" field, and the UI would send it back with every answer (seen in the browser test).
+        """
+        return {name: param.serialize() for name, param in form_params().items()}
 
     def _wait(self, context: Context, job: JobSpec, opened_at: datetime) -> None:
         key = variable_key(job.job_id, self.stage)
