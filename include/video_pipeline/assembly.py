@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -137,17 +138,25 @@ def _video_signature(p: VideoProbe) -> tuple[object, ...]:
     return p.stream_signature()[:-1]
 
 
+#: Clips probed at once: PyAV releases the GIL while it opens a file, so a few threads hide the latency;
+#: a bounded pool keeps memory flat (at most this many files open).
+PROBE_THREADS = 4
+
+
+def _probe_clip(clip: Clip) -> VideoProbe:
+    try:
+        found = probe(clip.path)
+    except (FFmpegError, OSError) as exc:
+        raise AssemblyError(f"segment {clip.index}: clip {clip.path.name} is unreadable: {exc}") from None
+    if found.frame_count == 0 or found.video_duration_s <= 0:
+        raise AssemblyError(f"segment {clip.index}: clip {clip.path.name} has no video frames")
+    return found
+
+
 def probe_clips(clips: list[Clip]) -> list[VideoProbe]:
-    """Probe every clip (one at a time); an unreadable clip fails naming its segment."""
-    probes = []
-    for clip in clips:
-        try:
-            probes.append(probe(clip.path))
-        except (FFmpegError, OSError) as exc:
-            raise AssemblyError(f"segment {clip.index}: clip {clip.path.name} is unreadable: {exc}") from None
-        if probes[-1].frame_count == 0 or probes[-1].video_duration_s <= 0:
-            raise AssemblyError(f"segment {clip.index}: clip {clip.path.name} has no video frames")
-    return probes
+    """Probe every clip, in order; an unreadable clip fails naming its segment (the first such, in order)."""
+    with ThreadPoolExecutor(PROBE_THREADS) as pool:
+        return list(pool.map(_probe_clip, clips))
 
 
 def choose_target(probes: list[VideoProbe], resolution: tuple[int, int]) -> Target:

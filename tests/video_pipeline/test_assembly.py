@@ -100,6 +100,21 @@ def test_clips_with_and_without_audio(matching: list[Path], media: Path, tmp_pat
     assert tone > 0.05 and silent1 < 0.001 and silent3 < 0.001
 
 
+def test_crossfade_with_clip_audio_stays_in_sync(matching: list[Path], media: Path, tmp_path: Path) -> None:
+    """Copied middles cut at keyframes and crossfaded windows, with sound: the tone stays under its picture
+    and the audio ends with the video."""
+    voiced = make_clip(media / "voiced3.mp4", seconds=3, hue=90, audio_rate=48000)
+    silent = [make_clip(media / f"silent3-{n}.mp4", seconds=3, hue=40 * n) for n in range(2)]
+    clips = [Clip(1, silent[0]), Clip(2, voiced), Clip(3, silent[1])]
+    plan = plan_join(clips, resolution=SIZE, workdir=tmp_path, transition_s=0.25)
+    result = join(plan, tmp_path / "final.mp4")
+    assert plan.transition_pieces == 2 and result.frame_count == 3 * 72 - 2 * 6
+    assert abs((result.audio_duration_s or 0) - result.video_duration_s) <= 1 / 24
+    # spans: 1 = [0, 3), 2 = [2.75, 5.75), 3 = [5.5, 8.5); fades in the overlaps
+    before, tone, after = audio_rms(tmp_path / "final.mp4", [(0.1, 2.6), (3.1, 5.4), (5.9, 8.4)])
+    assert tone > 0.05 and before < 0.001 and after < 0.001
+
+
 def test_crossfade_reencodes_only_the_windows(media: Path, tmp_path: Path) -> None:
     """3-s clips with a keyframe every second, 0.25-s fades: the first and last seconds around each boundary
     are re-encoded as transition pieces; every other frame is the source's."""
