@@ -106,9 +106,15 @@ class AirflowResult:
     load: str
     notes: list[str] = field(default_factory=list)
 
+    states: dict[str | None, int] = field(default_factory=dict)
+
     @property
     def ratio(self) -> float:
         return self.stage_s / self.scenario.bound
+
+    @property
+    def failed_segments(self) -> int:
+        return sum(n for state, n in self.states.items() if state != "success")
 
 
 @dataclass
@@ -150,6 +156,15 @@ def state_probe(
     }
 
 
+GATE_DONE = {"deferred", "success", "skipped", "failed", "upstream_failed"}
+
+
+def gate_state(airflow: LocalAirflow, run_id: str) -> str | None:
+    """The images gate's state once it opened or can no longer open (an image failed for good), else None."""
+    states = [state for _, state in task_states(airflow.home, DAG_ID, run_id, "images_gate")]
+    return states[0] if states and states[0] in GATE_DONE else None
+
+
 def longest_running_stretch(samples: list[dict[str, Any]]) -> float:
     """The longest time one task instance was seen ``running`` in consecutive samples (first to last sample
     of the stretch; resolution ± one sample interval)."""
@@ -179,20 +194,21 @@ def run_airflow_scenario(
     print(f"[fan-out] {scenario.label()}: pool {IMAGE_POOL} = {pool} slots; job {job_id}", flush=True)
     run_id = airflow.trigger(DAG_ID, job_spec(job_id, scenario.n))
     with Sampler(lambda: state_probe(airflow, run_id, fake, processes), interval=interval) as sampler:
-        airflow.wait_for_task_state(
-            DAG_ID,
-            run_id,
-            "images_gate",
-            {"deferred", "success", "skipped"},
-            timeout=scenario.bound * 4 + 600,
+        # Polled in the metadata DB, not REST: listing the run's task instances every second would load
+        # the api-server the measured tasks talk to (each instance carries its rendered job spec).
+        gate = airflow.wait_until(
+            lambda: gate_state(airflow, run_id), scenario.bound * 6 + 900, "the images gate to open"
         )
     load = load_now()
     provider = fake.stats()
     summary = task_summaries(airflow.home, DAG_ID, run_id)[TASK]
     start, end, count, retries = summary.start, summary.end, summary.count, summary.retries
     notes = [] if summary.states == {"success": scenario.n} else [f"{TASK} states {summary.states}"]
-    time.sleep(3)  # the gate deletes a leftover decision when it opens; answer after it settled
-    airflow.set_variable(variable_key(job_id, "images"), "reject")
+    if gate == "deferred":
+        time.sleep(3)  # the gate deletes a leftover decision when it opens; answer after it settled
+        airflow.set_variable(variable_key(job_id, "images"), "reject")
+    else:
+        notes.append(f"images_gate {gate}: the run fails")
     run_state = airflow.wait_for_run(DAG_ID, run_id, timeout=600)
     window = [s for _, s in sampler.rows if start.timestamp() <= s["wall"] <= end.timestamp()]
     return AirflowResult(
@@ -206,6 +222,7 @@ def run_airflow_scenario(
         longest_running_s=longest_running_stretch(window),
         retries=retries,
         load=load,
+        states=summary.states,
         notes=notes
         + ([] if count == scenario.n else [f"{count} instances"])
         + ([f"{sampler.errors} samples lost"] if sampler.errors else []),
@@ -264,8 +281,13 @@ def report(
     for r in results:
         s = r.scenario
         base = baselines.get(s)
-        ok = r.ratio <= GOAL_RATIO
-        why = "" if ok else f"{r.stage_s - s.bound * GOAL_RATIO:.1f} s over 1.05× (see below)"
+        failed = r.failed_segments
+        ok = r.ratio <= GOAL_RATIO and not failed
+        why = (
+            f"{failed} segment(s) failed for good, the run failed (see notes)"
+            if failed
+            else f"{r.stage_s - s.bound * GOAL_RATIO:.1f} s over 1.05× (see the analysis)"
+        )
         rows.append(
             [
                 s.label(),
