@@ -23,12 +23,14 @@ demo: install
 
 ## The whole test suite: unit, adapters, DAG integrity and end-to-end on real Airflow processes.
 test: install
+	sh scripts/install-browser.sh
 	$(BIN)/pytest --durations=20
 
 test-fast: install
 	$(BIN)/pytest -m "not e2e and not cluster"
 
 test-e2e: install
+	sh scripts/install-browser.sh
 	$(BIN)/pytest -m "e2e"
 
 ## Fault injection on real Airflow: worker SIGKILL, triggerer/scheduler restarts, S3 outage, bad input.

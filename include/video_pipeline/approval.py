@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from video_pipeline.models import Stage, describe_validation_error
+from video_pipeline.models import MAX_PROMPT_CHARS, Prompt, Stage, describe_validation_error
 
 APPROVE = "Approve"
 REJECT = "Reject"
@@ -35,7 +35,7 @@ class DecisionRequest(BaseModel):
 
     decision: Literal["approve", "reject", "redo"]
     segments: list[int] = Field(default_factory=list)
-    prompts: dict[int, str] = Field(default_factory=dict)
+    prompts: dict[int, Prompt] = Field(default_factory=dict)
     note: str | None = Field(default=None, max_length=2000)
     by: str | None = Field(default=None, max_length=200)
 
@@ -85,10 +85,33 @@ def parse_form_answer(chosen_options: list[str], params_input: dict[str, Any] | 
     note = params.get("note") or None
     if decision != "redo":  # the segments field is for a redo only: whatever it holds, Approve/Reject stand
         return DecisionRequest(decision=decision, note=note)
-    segments = _form_segments(params.get("segments"))
+    prompts = _form_prompts(params.get("prompts"))
+    segments = list(dict.fromkeys([*_form_segments(params.get("segments")), *prompts]))
     if not segments:
         raise DecisionError('"Redo segments" needs the segment numbers to regenerate')
-    return DecisionRequest(decision=decision, segments=segments, note=note)
+    return DecisionRequest(decision=decision, segments=segments, prompts=prompts, note=note)
+
+
+def _form_prompts(raw: Any) -> dict[int, str]:
+    """Replacement prompts from the form, one ``<segment number>: <new prompt>`` per line."""
+    if raw is None:
+        return {}
+    prompts: dict[int, str] = {}
+    for line in raw if isinstance(raw, list) else [raw]:
+        text = str(line).strip()
+        if not text:
+            continue
+        number, sep, prompt = text.partition(":")
+        if not sep or not number.strip().isdigit() or not prompt.strip():
+            raise DecisionError(
+                f'replacement prompts are "<segment number>: <new prompt>", one per line; got {text!r}'
+            )
+        if len(prompt.strip()) > MAX_PROMPT_CHARS:
+            raise DecisionError(
+                f"the new prompt for segment {number.strip()} is over {MAX_PROMPT_CHARS} characters"
+            )
+        prompts[int(number)] = prompt.strip()
+    return prompts
 
 
 def _form_segments(raw: Any) -> list[int]:

@@ -42,7 +42,8 @@ MAX_SEGMENTS_ENV = "VIDEO_PIPELINE_MAX_SEGMENTS"
 MIN_DURATION_S = 2
 MAX_DURATION_S = 10
 
-Prompt = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+MAX_PROMPT_CHARS = 1000
+Prompt = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_PROMPT_CHARS)]
 OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
 DurationS = Annotated[int, Field(ge=MIN_DURATION_S, le=MAX_DURATION_S)]
 

@@ -136,9 +136,9 @@ def test_redo_regenerates_exactly_the_listed_segments(airflow: LocalAirflow, loc
         airflow, run_id, job_id, "images", "wait"
     )  # opens the gate; "wait" is refused, gate stays
     before = {i: local_storage.get_bytes(f"jobs/{job_id}/images/{i:03d}.png") for i in range(1, 7)}
-    airflow.set_variable(
-        f"video_approval__{job_id}__images", '{"decision": "redo", "segments": [2, 5], "by": "ana"}'
-    )
+    # the form, as the UI sends it: segment 2 with a new seed, segment 5 with a replacement prompt
+    answer = {"segments": ["2"], "prompts": ["5: Scene 5: a red fox on the pier"], "note": "fix 2 and 5"}
+    assert airflow.answer_gate(DAG_ID, run_id, "images_gate", "Redo segments", answer).is_success
 
     def round_two_open() -> bool:
         return local_storage.exists(f"jobs/{job_id}/preview/images-r2-contact-sheet.jpg")
@@ -150,12 +150,17 @@ def test_redo_regenerates_exactly_the_listed_segments(airflow: LocalAirflow, loc
     airflow.set_variable(f"video_approval__{job_id}__images", "approve")
     assert airflow.wait_for_run(DAG_ID, run_id, timeout=300) == "success"
     manifest = manifest_of(local_storage, job_id)
-    assert [(d.decision, d.segments, d.by, d.round) for d in manifest.decisions if d.stage == "images"] == [
-        ("redo", [2, 5], "ana", 1),
-        ("approve", [], "variable", 2),
+    assert [
+        (d.decision, d.segments, d.by, d.via, d.round) for d in manifest.decisions if d.stage == "images"
+    ] == [
+        ("redo", [2, 5], "reviewer", "ui", 1),
+        ("approve", [], "variable", "variable", 2),
     ]
+    assert manifest.decisions[0].prompts == {5: "Scene 5: a red fox on the pier"}
     # the clips were made from the regenerated images
-    assert {s.index: s.seed for s in manifest.segments}[2] != 40 + 2
+    segments = {s.index: s for s in manifest.segments}
+    assert segments[2].seed != 40 + 2 and segments[2].prompt == "Scene 2: a lantern over dark water"
+    assert segments[5].prompt == "Scene 5: a red fox on the pier"
 
 
 def test_preview_route_serves_logged_in_users_only(airflow: LocalAirflow, local_storage: Storage) -> None:

@@ -92,3 +92,28 @@ def test_check_segments_refuses_unknown_numbers() -> None:
     request = parse_variable_value('{"decision": "redo", "segments": [2, 9]}')
     with pytest.raises(DecisionError, match=r"\[9\].*1–6"):
         check_segments(request, [1, 2, 3, 4, 5, 6])
+
+
+def test_form_redo_with_replacement_prompts() -> None:
+    redo = parse_form_answer(
+        [REDO],
+        {"segments": ["2"], "prompts": ["5: a red fox at dawn", "", " 2 :  the same lighthouse, at night "]},
+    )
+    assert redo.segments == [2, 5]  # a prompt names its segment: no need to list it twice
+    assert redo.prompts == {5: "a red fox at dawn", 2: "the same lighthouse, at night"}
+    only_prompts = parse_form_answer([REDO], {"prompts": ["3: a quiet harbour"]})
+    assert (only_prompts.segments, only_prompts.prompts) == ([3], {3: "a quiet harbour"})
+
+
+@pytest.mark.parametrize(
+    ("prompts", "message"),
+    [
+        (["a fox without a number"], "<segment number>: <new prompt>"),
+        (["x: a fox"], "<segment number>: <new prompt>"),
+        (["4:   "], "<segment number>: <new prompt>"),
+        ([f"4: {'y' * 1001}"], "over 1000 characters"),
+    ],
+)
+def test_form_prompts_that_cannot_be_used(prompts: list[str], message: str) -> None:
+    with pytest.raises(DecisionError, match=message):
+        parse_form_answer([REDO], {"segments": ["4"], "prompts": prompts})

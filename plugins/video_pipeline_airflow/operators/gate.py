@@ -55,6 +55,13 @@ def form_params() -> dict[str, Param]:
             description="Redo only: the segment numbers to regenerate, one per line.",
             source="task",
         ),
+        "prompts": Param(
+            None,
+            type=["array", "null"],
+            description='Redo only, optional: a new prompt per segment, one "<number>: <new prompt>" per line '
+            "(a segment redone without one gets a new seed).",
+            source="task",
+        ),
         "note": Param(
             None, type=["string", "null"], description="Optional note for the audit trail.", source="task"
         ),
@@ -187,7 +194,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         Variable.delete(variable_key(job.job_id, self.stage))  # consumed, or superseded by the form
         try:
             request = parse_form_answer(event.get("chosen_options") or [], event.get("params_input"))
-            request.prompts = {int(k): v for k, v in (event.get("prompts") or {}).items()}
+            request.prompts |= {int(k): v for k, v in (event.get("prompts") or {}).items()}  # Variable's
             check_segments(request, [s.index for s in manifest.segments])
         except DecisionError as exc:
             self.log.error("Unusable answer (%s); re-opening the gate", exc)
