@@ -2,9 +2,10 @@
 
 Everything after the per-clip work in ``assembly`` happens in **one** ffmpeg pass that reads the clips through
 the concat demuxer: the video is stream-copied, the SRT is muxed as a ``mov_text`` track, the audio (clips'
-own and/or the job's track) is encoded, and ``+faststart`` moves the index to the front. The result is
-probed and checked against the plan (frames, duration, size, streams, A/V sync); it replaces ``dest`` only
-if every check passes.
+own and/or the job's track) is encoded, and the index is written at the front, in space reserved for it
+(``write_mp4``: playback starts before the download ends, without ``+faststart``'s second pass). The result
+is probed and checked against the plan (frames, duration, size, streams, A/V sync); it replaces ``dest``
+only if every check passes.
 """
 
 from __future__ import annotations
