@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.fanout                 # the scenarios: 60×5×20 s, then 200×10×5 s
     .venv/bin/python -m bench.fanout --quick         # smoke run: 12 segments, C = 3, L = 3 s
-    .venv/bin/python -m bench.fanout --scenario 60:5:20:5 --queue-depth 1   # N:C:L:poll, pool of exactly C
+    .venv/bin/python -m bench.fanout --scenario 60:5:20:5 --queue-depth 1,2,4   # N:C:L:poll; pool = depth × C
 
 Per scenario (N segments, provider concurrency C, image latency L, Runway poll interval P):
 
@@ -17,7 +17,8 @@ Per scenario (N segments, provider concurrency C, image latency L, Runway poll i
 * Seed baseline: the seed's design — a ``ThreadPoolExecutor(3)`` that submits, polls every P s and downloads
   with our ``RunwayClient`` — on the same fake, same N, C, L, after Airflow is stopped.
 
-The pool ``video_images`` gets ``--queue-depth`` × C slots (the product's rule in
+The pool ``video_images`` gets ``--queue-depth`` × C slots (a comma list runs each scenario at each depth; default
+the product's rule in
 ``video_pipeline_airflow.pools``: 2 × the account's concurrency). The poll interval is the Airflow Variable
 ``video_pipeline_runway_poll_seconds`` (production default 5 s). Writes the "## Fan-out" section of
 bench/RESULTS.md unless ``--no-write`` (``--quick`` never writes).
@@ -46,9 +47,11 @@ from bench._harness import (
     airflow_processes,
     bench_airflow,
     command_line,
+    dag_parse_seconds,
     load_now,
     machine,
     md_table,
+    spread,
     stamp,
     task_states,
     task_summaries,
@@ -107,6 +110,7 @@ class AirflowResult:
     notes: list[str] = field(default_factory=list)
 
     states: dict[str | None, int] = field(default_factory=dict)
+    parse_s: list[float] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -223,6 +227,7 @@ def run_airflow_scenario(
         retries=retries,
         load=load,
         states=summary.states,
+        parse_s=dag_parse_seconds(airflow.home, DAG_ID, run_id, TASK),
         notes=notes
         + ([] if count == scenario.n else [f"{count} instances"])
         + ([f"{sampler.errors} samples lost"] if sampler.errors else []),
@@ -274,7 +279,7 @@ def report(
     *,
     header: str,
     interval: float,
-    queue_depth: int,
+    queue_depth: str,
     parallelism: int,
 ) -> str:
     rows = []
@@ -325,7 +330,7 @@ def report(
         worker_s = sum(len(s["running"]) for s in r.samples) * interval / r.scenario.n
         slot_rows.append(
             [
-                r.scenario.label(),
+                f"{r.scenario.label()}, pool {r.pool}",
                 f"{len(in_flight)} of {len(r.samples)}",
                 f"{run_max} / {run_mean:.2f}",
                 f"{proc_max} / {proc_mean:.2f}",
@@ -350,12 +355,13 @@ def report(
     )
     provider_rows = [
         [
-            r.scenario.label(),
+            f"{r.scenario.label()}, pool {r.pool}",
             sum(r.provider["posts"].values()),
             r.provider["duplicate_submissions"],
             r.retries,
             r.provider["max_running"].get("gen4_image", 0),
             r.provider["min_poll_interval_s"] and f"{r.provider['min_poll_interval_s']:.2f} s",
+            f"{spread(r.parse_s)} ({len(r.parse_s)} starts)",
             r.run_state,
             r.load,
             "; ".join(r.notes) or "–",
@@ -370,6 +376,7 @@ def report(
             "task retries",
             "provider max running",
             "min poll gap",
+            "DAG parse per task-process start: median / p90 / max",
             "run (after reject)",
             "load avg after",
             "notes",
@@ -418,11 +425,21 @@ def main() -> None:
         help="N:C:L:poll (repeatable); default: the issue's",
     )
     parser.add_argument("--quick", action="store_true", help="smoke run (12:3:3:1); never writes RESULTS.md")
-    parser.add_argument("--queue-depth", type=int, default=QUEUE_DEPTH, help="pool slots = depth × C")
+    parser.add_argument(
+        "--queue-depth",
+        type=lambda text: [int(x) for x in text.split(",")],
+        default=[QUEUE_DEPTH],
+        help="pool slots = depth × C; a comma list runs each scenario at each depth (default: 2, the product's)",
+    )
     parser.add_argument("--parallelism", type=int, default=8, help="AIRFLOW__CORE__PARALLELISM")
     parser.add_argument("--interval", type=float, default=0.5, help="sampling interval, seconds")
     parser.add_argument(
         "--no-baseline", action="store_true", help="skip the seed ThreadPoolExecutor baseline"
+    )
+    parser.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="run Airflow without a bytecode cache (this machine's PYTHONDONTWRITEBYTECODE=1 as is)",
     )
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     parser.add_argument("--keep", action="store_true", help="keep the temporary Airflow home and data")
@@ -432,6 +449,13 @@ def main() -> None:
         [
             f"Machine: {machine()}.",
             f"Command: `{command_line()}`.",
+            "Python bytecode cache for the Airflow processes: "
+            + (
+                "off (PYTHONDONTWRITEBYTECODE=1 as this machine sets it)."
+                if args.no_bytecode_cache
+                else "on (PYTHONPYCACHEPREFIX; this machine sets PYTHONDONTWRITEBYTECODE=1 and the venv has no .pyc "
+                "for Airflow, see `bench/_harness.py:bytecode_env`)."
+            ),
             "Goal: image-stage wall ≤ 1.05 × ceil(N/C)·L; no worker slot held while waiting on the provider.",
         ]
     )
@@ -443,7 +467,11 @@ def main() -> None:
         api_key=API_KEY, concurrency=first.c, image_latency=first.latency, video_latency=first.latency
     ) as fake:
         airflow = bench_airflow(
-            tmp, dag_files=[PIPELINE_DAG], parallelism=args.parallelism, extra_env=fake.connection_env()
+            tmp,
+            bytecode_cache=not args.no_bytecode_cache,
+            dag_files=[PIPELINE_DAG],
+            parallelism=args.parallelism,
+            extra_env=fake.connection_env(),
         )
         started = time.perf_counter()
         with airflow:
@@ -452,13 +480,14 @@ def main() -> None:
                 flush=True,
             )
             for scenario in scenarios:
-                result = run_airflow_scenario(airflow, fake, scenario, args.queue_depth, args.interval)
-                results.append(result)
-                print(
-                    f"[fan-out]   image stage {result.stage_s:.1f} s, bound {scenario.bound:.0f} s, "
-                    f"ratio {result.ratio:.3f}",
-                    flush=True,
-                )
+                for depth in args.queue_depth:
+                    result = run_airflow_scenario(airflow, fake, scenario, depth, args.interval)
+                    results.append(result)
+                    print(
+                        f"[fan-out]   image stage {result.stage_s:.1f} s, bound {scenario.bound:.0f} s, "
+                        f"ratio {result.ratio:.3f}",
+                        flush=True,
+                    )
         if not args.no_baseline:
             for scenario in scenarios:
                 baselines[scenario] = seed_baseline(fake, scenario)
@@ -468,7 +497,7 @@ def main() -> None:
         baselines,
         header=header,
         interval=args.interval,
-        queue_depth=args.queue_depth,
+        queue_depth="/".join(map(str, args.queue_depth)),
         parallelism=args.parallelism,
     )
     print("\n" + text)

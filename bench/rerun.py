@@ -204,6 +204,11 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="4 segments, C 2, 3 s / 4 s, poll 1; never writes"
     )
+    parser.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="run Airflow without a bytecode cache (this machine's PYTHONDONTWRITEBYTECODE=1 as is)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     parser.add_argument("--keep", action="store_true", help="keep the temporary Airflow home and data")
     args = parser.parse_args()
@@ -218,6 +223,13 @@ def main() -> None:
         [
             f"Machine: {machine()}.",
             f"Command: `{command_line()}`.",
+            "Python bytecode cache for the Airflow processes: "
+            + (
+                "off (PYTHONDONTWRITEBYTECODE=1 as this machine sets it)."
+                if args.no_bytecode_cache
+                else "on (PYTHONPYCACHEPREFIX; this machine sets PYTHONDONTWRITEBYTECODE=1 and the venv has no .pyc "
+                "for Airflow, see `bench/_harness.py:bytecode_env`)."
+            ),
             "Goal: the second run of an identical job makes 0 provider POSTs and takes ≤ 0.2 × the first.",
         ]
     )
@@ -226,7 +238,11 @@ def main() -> None:
         api_key=API_KEY, concurrency=p.c, image_latency=p.image_latency, video_latency=p.video_latency
     ) as fake:
         airflow = bench_airflow(
-            tmp, dag_files=[PIPELINE_DAG], parallelism=args.parallelism, extra_env=fake.connection_env()
+            tmp,
+            bytecode_cache=not args.no_bytecode_cache,
+            dag_files=[PIPELINE_DAG],
+            parallelism=args.parallelism,
+            extra_env=fake.connection_env(),
         )
         airflow.pool_slots = QUEUE_DEPTH * p.c
         started = time.perf_counter()

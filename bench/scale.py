@@ -43,6 +43,7 @@ from bench._harness import (
     airflow_processes,
     bench_airflow,
     command_line,
+    dag_parse_seconds,
     load_now,
     machine,
     md_table,
@@ -50,6 +51,7 @@ from bench._harness import (
     rendered_fields_bytes,
     rss_probe,
     run_times,
+    spread,
     stamp,
     task_summaries,
     verdict,
@@ -93,6 +95,8 @@ class SizeResult:
     windows: dict[str, tuple[float, float]]
     retries: int
     rtif_bytes: int
+    parse_s: list[float]
+    floor_parse_s: list[float]
     floor_rtif_bytes: int
     load: str
 
@@ -171,6 +175,8 @@ def run_size(airflow: LocalAirflow, n: int, duration: int, interval: float) -> S
         windows=windows,
         retries=retries,
         rtif_bytes=rendered_fields_bytes(airflow.home, DAG_ID, run_id),
+        parse_s=dag_parse_seconds(airflow.home, DAG_ID, run_id, "animate_segment"),
+        floor_parse_s=dag_parse_seconds(airflow.home, NOOP_DAG, floor_run, "stage_b"),
         floor_rtif_bytes=rendered_fields_bytes(airflow.home, NOOP_DAG, floor_run),
         load=load,
     )
@@ -228,6 +234,7 @@ def report(
             f"{r.final_duration_s:.0f} s",
             r.retries,
             f"{mib(r.rtif_bytes)} (no-op DAG {mib(r.floor_rtif_bytes)})",
+            f"{spread(r.parse_s)} (no-op DAG {spread(r.floor_parse_s)})",
         ]
         for r in results
     ]
@@ -243,6 +250,7 @@ def report(
             "final.mp4",
             "task retries",
             "rendered fields stored",
+            "DAG parse per task start, median / p90 / max: clips (no-op stage b)",
         ],
         stage_rows,
     )
@@ -320,6 +328,11 @@ def main() -> None:
         "--pool-slots", type=int, help="slots of video_images/video_clips (default: the product's default)"
     )
     parser.add_argument("--interval", type=float, default=0.5, help="RSS sampling interval, seconds")
+    parser.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="run Airflow without a bytecode cache (this machine's PYTHONDONTWRITEBYTECODE=1 as is)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     parser.add_argument("--keep", action="store_true", help="keep the temporary Airflow home and data")
     args = parser.parse_args()
@@ -329,6 +342,13 @@ def main() -> None:
         [
             f"Machine: {machine()}.",
             f"Command: `{command_line()}`.",
+            "Python bytecode cache for the Airflow processes: "
+            + (
+                "off (PYTHONDONTWRITEBYTECODE=1 as this machine sets it)."
+                if args.no_bytecode_cache
+                else "on (PYTHONPYCACHEPREFIX; this machine sets PYTHONDONTWRITEBYTECODE=1 and the venv has no .pyc "
+                "for Airflow, see `bench/_harness.py:bytecode_env`)."
+            ),
             "Goal: pipeline wall ≤ 1.3 × the no-op floor + render time; peak task-process RSS < 400 MB, flat "
             "in N. Measured: the whole job (images, clips, assemble, publish) with `approval: none`.",
         ]
@@ -339,6 +359,7 @@ def main() -> None:
     print(f"[scale]   image {render.image_s:.2f} s, clip {render.clip_s:.2f} s", flush=True)
     airflow = bench_airflow(
         tmp,
+        bytecode_cache=not args.no_bytecode_cache,
         dag_files=[PIPELINE_DAG, BENCH_DAGS / "bench_noop_fanout.py"],
         parallelism=args.parallelism,
         extra_env={MAX_SEGMENTS_ENV: str(max(sizes))},
