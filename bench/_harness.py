@@ -181,9 +181,12 @@ class FakeRunwayProcess:
         response.raise_for_status()
         return dict(response.json())
 
-    def in_flight(self) -> int:
+    def in_flight(self) -> dict[str, int]:
+        """The provider's tasks now: ``provider_running`` (holding one of its C slots: PENDING or RUNNING)
+        and ``in_flight`` (those plus the THROTTLED ones queued behind the limit)."""
         by_status = self.stats()["tasks_by_status"]
-        return int(sum(by_status.get(s, 0) for s in ("PENDING", "THROTTLED", "RUNNING")))
+        running = int(by_status.get("PENDING", 0) + by_status.get("RUNNING", 0))
+        return {"provider_running": running, "in_flight": running + int(by_status.get("THROTTLED", 0))}
 
     def connection_env(self) -> dict[str, str]:
         conn = {"conn_type": "http", "host": self.base_url, "password": self.api_key}
