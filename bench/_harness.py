@@ -15,6 +15,7 @@ import os
 import platform
 import re
 import shlex
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -57,6 +58,12 @@ def machine() -> str:
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, "
         f"Airflow {airflow.__version__}"
     )
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so ``kill <bench pid>`` still stops the bench's Airflow processes (each
+    runs in its own session; without this they would outlive the bench)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def load_now() -> str:

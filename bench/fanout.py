@@ -48,6 +48,7 @@ from bench._harness import (
     bench_airflow,
     command_line,
     dag_parse_seconds,
+    exit_on_sigterm,
     load_now,
     machine,
     md_table,
@@ -481,6 +482,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     parser.add_argument("--keep", action="store_true", help="keep the temporary Airflow home and data")
     args = parser.parse_args()
+    exit_on_sigterm()
     scenarios: list[Scenario] = args.scenario or (QUICK if args.quick else ISSUE)
     header = "\n".join(
         [

@@ -31,6 +31,7 @@ from bench._harness import (
     RunTimes,
     bench_airflow,
     command_line,
+    exit_on_sigterm,
     load_now,
     machine,
     md_table,
@@ -212,6 +213,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     parser.add_argument("--keep", action="store_true", help="keep the temporary Airflow home and data")
     args = parser.parse_args()
+    exit_on_sigterm()
     p = (
         Params(4, 2, 3.0, 4.0, 1.0, args.duration)
         if args.quick

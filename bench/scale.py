@@ -44,6 +44,7 @@ from bench._harness import (
     bench_airflow,
     command_line,
     dag_parse_seconds,
+    exit_on_sigterm,
     load_now,
     machine,
     md_table,
@@ -336,6 +337,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     parser.add_argument("--keep", action="store_true", help="keep the temporary Airflow home and data")
     args = parser.parse_args()
+    exit_on_sigterm()
     sizes = [10] if args.quick else [int(x) for x in args.segments.split(",")]
     sample = 3 if args.quick else args.render_sample
     header = "\n".join(
@@ -375,6 +377,10 @@ def main() -> None:
             pools[name] = int(response.json()["slots"])
         for n in sizes:
             results.append(run_size(airflow, n, args.duration, args.interval))
+            if n != sizes[-1] and not (args.quick or args.no_write):  # keep what is done if a later N dies
+                partial = report(results, render, header=header, pools=pools, parallelism=args.parallelism)
+                pending = ", ".join(str(m) for m in sizes[len(results) :])
+                write_section(HEADING, partial + f"\n\n(N = {pending}: still running or not finished.)")
     text = report(results, render, header=header, pools=pools, parallelism=args.parallelism)
     print("\n" + text)
     if not (args.quick or args.no_write):
