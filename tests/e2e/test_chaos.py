@@ -209,21 +209,37 @@ def test_a_gate_fed_bad_answers_keeps_waiting_and_spends_nothing(
     airflow.wait_for_task_state(DAG_ID, run_id, "images_gate", {"deferred"}, timeout=300)
     time.sleep(3)
 
+    gate_logs = airflow.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / "task_id=images_gate"
+
     def consumed() -> bool:
         return airflow.api("GET", f"/api/v2/variables/{key}").status_code == 404
+
+    def reopened(times: int) -> None:
+        """Wait for the gate's deferral number ``times + 1``: until then a Variable set now could be cleared
+        as a leftover by the re-opening gate instead of being read."""
+        airflow.wait_until(
+            lambda: (
+                "".join(p.read_text() for p in gate_logs.glob("attempt=*.log")).count(
+                    "Pausing task as DEFERRED"
+                )
+                > times
+            ),
+            120,
+            f"the gate to re-open ({times})",
+        )
+        airflow.wait_for_task_state(DAG_ID, run_id, "images_gate", {"deferred"}, timeout=120)
+        time.sleep(3)
 
     # Through the REST API (the form): an option that does not exist, then a redo of a segment that does not.
     form = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/images_gate/-1/hitlDetails"
     unknown = airflow.api("PATCH", form, json={"chosen_options": ["Maybe"], "params_input": {}})
     assert unknown.status_code == 400 and "Invalid options" in unknown.text, unknown.text
     assert airflow.answer_gate(DAG_ID, run_id, "images_gate", "Redo segments", {"segments": [7]}).is_success
-    for value in OUT_OF_RANGE_REDOS:
-        airflow.wait_for_task_state(DAG_ID, run_id, "images_gate", {"deferred"}, timeout=120)  # re-opened
-        time.sleep(3)
+    for n, value in enumerate(OUT_OF_RANGE_REDOS, start=1):
+        reopened(n)
         airflow.set_variable(key, value)
         airflow.wait_until(consumed, 60, f"the gate to take {value!r}")
-    airflow.wait_for_task_state(DAG_ID, run_id, "images_gate", {"deferred"}, timeout=120)
-    time.sleep(3)
+    reopened(1 + len(OUT_OF_RANGE_REDOS))
     for value in UNREADABLE_DECISIONS:
         airflow.set_variable(key, value)
         airflow.wait_until(consumed, 60, f"the gate to drop {value!r}")
@@ -235,7 +251,6 @@ def test_a_gate_fed_bad_answers_keeps_waiting_and_spends_nothing(
     decide_by_variable(airflow, run_id, job_id, "images", "approve")
     assert airflow.wait_for_run(DAG_ID, run_id, timeout=300) == "success"
     assert created(fake_runway, "gen4_image") == 2  # the bad answers cost nothing
-    gate_logs = airflow.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / "task_id=images_gate"
     task_log = "".join(p.read_text() for p in gate_logs.glob("attempt=*.log"))
     assert task_log.count("re-opening the gate") == 1 + len(OUT_OF_RANGE_REDOS)
     # The triggerer rewrites a task's trigger log each time the gate re-opens: this one is the last round's.
