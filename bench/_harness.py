@@ -219,11 +219,12 @@ PYCACHE = Path(tempfile.gettempdir()) / "vp-bench-pycache"
 
 
 def bytecode_env(enabled: bool) -> dict[str, str]:
-    """This machine sets ``PYTHONDONTWRITEBYTECODE=1`` and the venv holds no .pyc for Airflow (uv installs
-    without ``--compile-bytecode``), so every task process would compile each module it imports from source
-    (a task process's DAG parse: ~0.9 s of CPU cold, ~0.3 s from cached bytecode). A deployment has compiled
-    bytecode (pip compiles at install, as the Docker image does); the benches get the same with a private
-    cache directory instead of writing into the shared venv."""
+    """This machine sets ``PYTHONDONTWRITEBYTECODE=1``: without .pyc files every task process compiles each
+    module it imports from source (a task process's DAG parse: ~0.9 s of CPU cold, ~0.3 s from bytecode).
+    ``make install`` compiles site-packages since commit 47ef10a, but the project's own packages (an editable
+    install) and a venv made before that still have none. A deployment has compiled bytecode (pip compiles at
+    install, as the Docker image does); the benches get the same with a private cache directory instead of
+    writing into the shared checkout. (With a prefix set, Python reads bytecode only from the prefix.)"""
     if not enabled:
         return {}
     return {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(PYCACHE)}

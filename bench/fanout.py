@@ -490,10 +490,10 @@ def main() -> None:
             f"Command: `{command_line()}`.",
             "Python bytecode cache for the Airflow processes: "
             + (
-                "off (PYTHONDONTWRITEBYTECODE=1 as this machine sets it)."
+                "off (PYTHONDONTWRITEBYTECODE=1 as this machine sets it; .pyc only where make install compiled)."
                 if args.no_bytecode_cache
-                else "on (PYTHONPYCACHEPREFIX; this machine sets PYTHONDONTWRITEBYTECODE=1 and the venv has no .pyc "
-                "for Airflow, see `bench/_harness.py:bytecode_env`)."
+                else "on (a private PYTHONPYCACHEPREFIX, warmed before start; this machine sets PYTHONDONTWRITEBYTECODE=1, "
+                "see `bench/_harness.py:bytecode_env`)."
             ),
             "Goal: image-stage wall ≤ 1.05 × ceil(N/C)·L; no worker slot held while waiting on the provider.",
         ]

@@ -227,10 +227,10 @@ def main() -> None:
             f"Command: `{command_line()}`.",
             "Python bytecode cache for the Airflow processes: "
             + (
-                "off (PYTHONDONTWRITEBYTECODE=1 as this machine sets it)."
+                "off (PYTHONDONTWRITEBYTECODE=1 as this machine sets it; .pyc only where make install compiled)."
                 if args.no_bytecode_cache
-                else "on (PYTHONPYCACHEPREFIX; this machine sets PYTHONDONTWRITEBYTECODE=1 and the venv has no .pyc "
-                "for Airflow, see `bench/_harness.py:bytecode_env`)."
+                else "on (a private PYTHONPYCACHEPREFIX, warmed before start; this machine sets PYTHONDONTWRITEBYTECODE=1, "
+                "see `bench/_harness.py:bytecode_env`)."
             ),
             "Goal: the second run of an identical job makes 0 provider POSTs and takes ≤ 0.2 × the first.",
         ]
