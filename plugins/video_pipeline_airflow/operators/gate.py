@@ -41,6 +41,7 @@ from video_pipeline_airflow.previews import preview_url
 from video_pipeline_airflow.settings import gate_poll_seconds
 from video_pipeline_airflow.stages import cancel_in_flight
 from video_pipeline_airflow.triggers.gate import ApprovalGateTrigger
+from video_pipeline_airflow.triggers.settle import settle_deadline
 
 APPROVED_STATUS = {"images": SegmentStatus.IMAGE_APPROVED, "clips": SegmentStatus.VIDEO_APPROVED}
 REDO_SEED_STEP = 100_003  # a redo without a new prompt gets a new seed: seed + round × step
@@ -180,6 +181,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
                 timeout_at=opened_at + timedelta(seconds=job.gate_timeout),
                 timeout_option=timeout_option,
                 poll_interval=gate_poll_seconds(),
+                settle_until=settle_deadline(),
             ),
             method_name="execute_complete",
         )

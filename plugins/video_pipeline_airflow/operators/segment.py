@@ -62,6 +62,7 @@ from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.notify import notify
 from video_pipeline_airflow.settings import RUNWAY_CONN_ID, runway_image_source, runway_poll_seconds
 from video_pipeline_airflow.triggers.runway import RunwayTaskTrigger
+from video_pipeline_airflow.triggers.settle import settle_deadline
 
 #: Shows each mapped task as ``seg 007 – "a red fox at dawn"`` in the grid.
 SEGMENT_MAP_INDEX_TEMPLATE = (
@@ -141,6 +142,7 @@ class SegmentOperator(BaseOperator):
                 provider_task_id=submission.provider_task_id,
                 runway_conn_id=self.runway_conn_id,
                 poll_interval=runway_poll_seconds(),
+                settle_until=settle_deadline(),
             ),
             method_name="execute_complete",
             kwargs={"started": started.isoformat()},

@@ -21,6 +21,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from asgiref.sync import sync_to_async
 
 from video_pipeline.approval import DECISION_TO_OPTION, REJECT, DecisionError, parse_variable_value
+from video_pipeline_airflow.triggers.settle import wait_until_settled
 
 TIMEOUT_NOTE = "gate timed out"
 
@@ -34,6 +35,7 @@ class ApprovalGateTrigger(BaseTrigger):
         timeout_at: datetime | None,
         timeout_option: str = REJECT,
         poll_interval: float = 10.0,
+        settle_until: float | None = None,
     ) -> None:
         super().__init__()
         self.ti_id = str(ti_id)
@@ -41,6 +43,7 @@ class ApprovalGateTrigger(BaseTrigger):
         self.timeout_at = timeout_at
         self.timeout_option = timeout_option
         self.poll_interval = poll_interval
+        self.settle_until = settle_until
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -51,10 +54,12 @@ class ApprovalGateTrigger(BaseTrigger):
                 "timeout_at": self.timeout_at,
                 "timeout_option": self.timeout_option,
                 "poll_interval": self.poll_interval,
+                "settle_until": self.settle_until,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        await wait_until_settled(self.settle_until)
         while True:
             event = await self._form_answer() or await self._variable_answer() or await self._timeout()
             if event is not None:

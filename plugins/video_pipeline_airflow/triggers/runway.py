@@ -14,16 +14,23 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from video_pipeline.providers.runway import RunwayError, poll_delay
 from video_pipeline_airflow.hooks.runway import RunwayHook
+from video_pipeline_airflow.triggers.settle import wait_until_settled
 
 
 class RunwayTaskTrigger(BaseTrigger):
     def __init__(
-        self, *, provider_task_id: str, runway_conn_id: str = "runway_default", poll_interval: float = 5.0
+        self,
+        *,
+        provider_task_id: str,
+        runway_conn_id: str = "runway_default",
+        poll_interval: float = 5.0,
+        settle_until: float | None = None,
     ) -> None:
         super().__init__()
         self.provider_task_id = provider_task_id
         self.runway_conn_id = runway_conn_id
         self.poll_interval = poll_interval
+        self.settle_until = settle_until
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -32,10 +39,12 @@ class RunwayTaskTrigger(BaseTrigger):
                 "provider_task_id": self.provider_task_id,
                 "runway_conn_id": self.runway_conn_id,
                 "poll_interval": self.poll_interval,
+                "settle_until": self.settle_until,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        await wait_until_settled(self.settle_until)
         client = await RunwayHook(self.runway_conn_id).aget_client()
         last_status = None
         try:

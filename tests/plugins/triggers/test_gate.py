@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import timedelta
 from types import SimpleNamespace
@@ -86,6 +87,16 @@ def test_serialize_round_trip() -> None:
     assert path == "video_pipeline_airflow.triggers.gate.ApprovalGateTrigger"
     clone = ApprovalGateTrigger(**kwargs)
     assert clone.serialize() == original.serialize()
+
+
+async def test_an_early_answer_waits_for_the_deferral_to_settle(fake: FakeAirflow) -> None:
+    fake.variables[KEY] = "approve"  # answered before the gate's deferral has settled
+    t = trigger(settle_until=time.time() + 0.5)
+    running = asyncio.ensure_future(first_event(t))
+    await asyncio.sleep(0.3)
+    assert KEY in fake.variables and not running.done()  # not consumed yet
+    assert (await running)["chosen_options"] == ["Approve"]
+    assert KEY not in fake.variables
 
 
 async def test_form_answer(fake: FakeAirflow) -> None:

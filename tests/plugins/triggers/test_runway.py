@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -69,3 +70,14 @@ async def test_unknown_task_is_an_error_event(fake: FakeRunway) -> None:
     )
     assert event["status"] == "ERROR" and event["error_type"] == "RunwayNotFound"
     assert KEY not in json.dumps(event)
+
+
+async def test_first_poll_waits_for_the_deferral_to_settle(fake: FakeRunway) -> None:
+    task_id = submit(fake, "a quick lantern")
+    time.sleep(1.0)  # the provider task is done before the trigger starts
+    started = time.monotonic()
+    trigger = RunwayTaskTrigger(provider_task_id=task_id, poll_interval=0.1, settle_until=time.time() + 0.5)
+    event = await first_event(trigger)
+    assert event["status"] == "SUCCEEDED"
+    assert time.monotonic() - started >= 0.49
+    assert RunwayTaskTrigger(**trigger.serialize()[1]).settle_until == trigger.settle_until
