@@ -383,6 +383,24 @@ def dag_parse_seconds(home: Path, dag_id: str, run_id: str, task_id: str) -> lis
     return found
 
 
+#: What the scheduler logs when it fails a task whose defer-exit it read after the task was queued again
+#: (apache/airflow#72716; see plugins/video_pipeline_airflow/triggers/settle.py).
+STATE_MISMATCH = "but the task instance's state attribute is"
+
+
+def state_mismatches(home: Path, run_id: str, task_id: str) -> int:
+    """How many of the run's ``task_id`` instances the scheduler failed as 'state changed externally'."""
+    log = home / "logs" / "scheduler.log"
+    if not log.exists():
+        return 0
+    marker = f".{task_id} {run_id} "
+    return sum(
+        1
+        for line in log.read_text(errors="replace").splitlines()
+        if STATE_MISMATCH in line and marker in line
+    )
+
+
 def spread(values: Sequence[float]) -> str:
     """``median / p90 / max`` of a sample, in seconds."""
     if not values:

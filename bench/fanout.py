@@ -54,6 +54,7 @@ from bench._harness import (
     md_table,
     spread,
     stamp,
+    state_mismatches,
     task_states,
     task_summaries,
     verdict,
@@ -240,6 +241,11 @@ def run_airflow_scenario(
         parse_s=dag_parse_seconds(airflow.home, DAG_ID, run_id, TASK),
         notes=notes
         + ([] if count == scenario.n else [f"{count} instances"])
+        + (
+            [f"{mismatches} retries forced by Airflow's defer-exit race (#72716)"]
+            if (mismatches := state_mismatches(airflow.home, run_id, TASK))
+            else []
+        )
         + ([f"{sampler.errors} samples lost"] if sampler.errors else []),
     )
 

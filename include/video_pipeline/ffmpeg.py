@@ -1,4 +1,8 @@
-"""ffmpeg (the binary bundled by imageio-ffmpeg, no system install) and probing with PyAV."""
+"""ffmpeg (the binary bundled by imageio-ffmpeg, no system install) and probing with PyAV.
+
+PyAV is imported where a file is probed: rendering (``run_ffmpeg``) does not need it, and every Airflow task
+process that imports this module would pay ~40 ms for it.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,6 @@ import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-
-import av
 
 
 class FFmpegError(RuntimeError):
@@ -84,6 +86,8 @@ def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
 
 def probe(path: Path) -> VideoProbe:
     """Probe a video file; raises FFmpegError if it is not a readable video."""
+    import av
+
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -142,6 +146,8 @@ class Keyframe:
 
 def keyframes(path: Path) -> list[Keyframe]:
     """The video keyframes' presentation and decoding times, read from the container (no decoding)."""
+    import av
+
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
@@ -180,6 +186,8 @@ def keyframes(path: Path) -> list[Keyframe]:
 
 def readable_frames(path: Path) -> int:
     """How many video packets can actually be read (a clip cut short after its index still promises all)."""
+    import av
+
     count = 0
     try:
         with av.open(str(path)) as container:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from video_pipeline.layout import JobLayout
 from video_pipeline.models import JobSpec, Stage, VideoSegment
-from video_pipeline.preview import contact_sheet, poster_from_clip
 from video_pipeline.storage import Storage
 
 PREVIEW_COUNT: dict[Stage, int] = {"images": 5, "clips": 3}
@@ -36,6 +35,10 @@ def build_preview(
     storage: Storage, job: JobSpec, stage: Stage, segments: list[VideoSegment], round_: int
 ) -> GatePreview:
     """Write the contact sheet of all segments and the first N previews (posters for clips) to storage."""
+    # Imported here: Pillow would cost every task process of the DAG its import time (the gate's module is
+    # imported to parse the DAG file), and only an opening gate draws.
+    from video_pipeline.preview import contact_sheet, poster_from_clip
+
     layout = JobLayout(job.job_id)
     items: list[PreviewItem] = []
     with tempfile.TemporaryDirectory(prefix="vp-preview-") as tmp:

@@ -14,7 +14,6 @@ from airflow.sdk.exceptions import AirflowFailException
 from pydantic import ValidationError
 
 from video_pipeline.costs import check_affordable, stage_estimates
-from video_pipeline.final_video import assemble_job
 from video_pipeline.manifest import load_manifest, merge_segments, save_manifest
 from video_pipeline.models import FinalVideo, JobSpec, Manifest, VideoSegment, describe_validation_error
 from video_pipeline.progress import rebuild_progress
@@ -80,6 +79,9 @@ def check_provider_ready(job: JobSpec) -> None:
 
 
 def assemble(job: dict[str, Any], segments: list[dict[str, Any]]) -> dict[str, Any]:
+    # Imported here: PyAV, Pillow and the finishing code cost every task process ~50 ms of DAG parsing.
+    from video_pipeline.final_video import assemble_job
+
     spec = JobSpec.model_validate(job)
     final = assemble_job(get_storage(), spec, [VideoSegment.model_validate(s) for s in segments])
     log.info(

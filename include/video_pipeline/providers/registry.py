@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from video_pipeline.models import JobSpec
 from video_pipeline.providers.base import LocalProvider
-from video_pipeline.providers.storyboard import StoryboardProvider
 
 
 class ProviderUnavailable(ValueError):
@@ -13,5 +12,8 @@ class ProviderUnavailable(ValueError):
 
 def local_provider(job: JobSpec) -> LocalProvider:
     if job.provider == "storyboard":
+        # Imported here: Pillow and the renderer are not needed by tasks of other providers.
+        from video_pipeline.providers.storyboard import StoryboardProvider
+
         return StoryboardProvider()
     raise ProviderUnavailable(f"provider: {job.provider!r} has no local renderer")
