@@ -70,15 +70,17 @@ def video_generation() -> None:
         return stages.publish(job, segments, final)
 
     segments = validate_job()
-    job, total = segments["job"], segments["total"]  # the validated spec and segment count (XCom keys)
+    # XCom keys of validate_job: the validated spec, its settings (the spec without its N segments: what
+    # each segment's task needs) and the segment count.
+    job, settings, total = segments["job"], segments["settings"], segments["total"]
     images = GenerateImageOperator.partial(
-        task_id="generate_image", job=job, total=total, pool=IMAGE_POOL, **SEGMENT_TASK
+        task_id="generate_image", job=settings, total=total, pool=IMAGE_POOL, **SEGMENT_TASK
     ).expand(segment=segments)
     approved_images = ApprovalGateOperator(
         task_id="images_gate", stage="images", job=job, segments=images.output
     )
     clips = AnimateSegmentOperator.partial(
-        task_id="animate_segment", job=job, total=total, pool=CLIP_POOL, **SEGMENT_TASK
+        task_id="animate_segment", job=settings, total=total, pool=CLIP_POOL, **SEGMENT_TASK
     ).expand(segment=approved_images.output)
     approved_clips = ApprovalGateOperator(task_id="clips_gate", stage="clips", job=job, segments=clips.output)
     final = assemble(job, approved_clips.output)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from video_pipeline.layout import CacheKind, JobLayout, cache_key, content_hash
-from video_pipeline.models import JobSpec, SegmentStatus, VideoSegment
+from video_pipeline.models import JobSettings, SegmentStatus, VideoSegment
 from video_pipeline.providers.base import ClipRequest, ImageRequest, LocalProvider
 from video_pipeline.storage import Storage
 
@@ -31,13 +31,13 @@ class Planned:
     target: str
 
 
-def image_request(job: JobSpec, segment: VideoSegment) -> ImageRequest:
+def image_request(job: JobSettings, segment: VideoSegment) -> ImageRequest:
     return ImageRequest(
         prompt=segment.prompt, seed=segment.seed, ratio=job.ratio, model=job.image_model, index=segment.index
     )
 
 
-def clip_request(job: JobSpec, segment: VideoSegment, image_sha256: str) -> ClipRequest:
+def clip_request(job: JobSettings, segment: VideoSegment, image_sha256: str) -> ClipRequest:
     return ClipRequest(
         prompt=segment.motion_prompt or segment.prompt,
         seed=segment.seed,
@@ -62,13 +62,13 @@ def _planned(kind: CacheKind, request: ImageRequest | ClipRequest, provider: str
     return Planned(kind, request, provider, content_hash(fields), cache_key(kind, fields), target)
 
 
-def plan_image(job: JobSpec, segment: VideoSegment, provider: str) -> Planned:
+def plan_image(job: JobSettings, segment: VideoSegment, provider: str) -> Planned:
     return _planned(
         "images", image_request(job, segment), provider, JobLayout(job.job_id).image(segment.index)
     )
 
 
-def plan_clip(storage: Storage, job: JobSpec, segment: VideoSegment, provider: str) -> Planned:
+def plan_clip(storage: Storage, job: JobSettings, segment: VideoSegment, provider: str) -> Planned:
     """Fails clearly if the approved image is missing: animating nothing would waste a paid call."""
     if not segment.image_key or not storage.exists(segment.image_key):
         raise FileNotFoundError(
@@ -116,7 +116,7 @@ def store(
 
 
 def generate_image(
-    storage: Storage, job: JobSpec, segment: VideoSegment, provider: LocalProvider
+    storage: Storage, job: JobSettings, segment: VideoSegment, provider: LocalProvider
 ) -> VideoSegment:
     """Render (or reuse) the segment's image and store it at ``jobs/<id>/images/NNN.png``."""
     planned = plan_image(job, segment, provider.name)
@@ -129,7 +129,7 @@ def generate_image(
 
 
 def animate_segment(
-    storage: Storage, job: JobSpec, segment: VideoSegment, provider: LocalProvider
+    storage: Storage, job: JobSettings, segment: VideoSegment, provider: LocalProvider
 ) -> VideoSegment:
     """Turn the segment's approved image into a clip at ``jobs/<id>/clips/NNN.mp4``."""
     planned = plan_clip(storage, job, segment, provider.name)

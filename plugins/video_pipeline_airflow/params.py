@@ -17,6 +17,9 @@ from pydantic import BaseModel
 
 from video_pipeline.models import JobSpec
 
+#: Fields the form shows first: what the job is, then its content; the settings follow.
+FORM_FIRST = ("job_id", "title", "script", "segments")
+
 
 def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
     if isinstance(node, dict):
@@ -54,7 +57,10 @@ def job_spec_params(example: Path) -> dict[str, Param]:
     defaults = json.loads(example.read_text())
     required = set(schema.get("required", []))
     params: dict[str, Param] = {}
-    for name, prop in schema["properties"].items():
+    properties = schema["properties"]
+    first = [name for name in FORM_FIRST if name in properties]  # pydantic lists a subclass's fields last
+    for name in [*first, *(n for n in properties if n not in first)]:
+        prop = properties[name]
         prop = _nullable_to_type_list(_inline_refs(prop, schema.get("$defs", {})))
         prop.pop("default", None)
         title = prop.pop("title", name)

@@ -33,8 +33,9 @@ class InvalidJobSpec(AirflowFailException):
 def validate_job(context: Context) -> list[dict[str, Any]]:
     """Validate the trigger conf as a JobSpec, split it into segments, and start the manifest.
 
-    Returns the segments (what the image stage maps over); the validated spec and the segment count go to
-    the XCom keys ``job`` and ``total`` (Airflow maps only over a task's return value).
+    Returns the segments (what the image stage maps over); the validated spec, its settings (what each
+    segment's task needs) and the segment count go to the XCom keys ``job``, ``settings`` and ``total``
+    (Airflow maps only over a task's return value).
     """
     params = {k: v for k, v in dict(context["params"]).items() if v is not None}
     try:
@@ -62,6 +63,7 @@ def validate_job(context: Context) -> list[dict[str, Any]]:
     )
     ti = context["ti"]
     ti.xcom_push(key="job", value=job.model_dump(mode="json"))
+    ti.xcom_push(key="settings", value=job.settings().model_dump(mode="json"))
     ti.xcom_push(key="total", value=len(segments))
     return [s.model_dump(mode="json") for s in segments]
 

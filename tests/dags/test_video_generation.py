@@ -53,6 +53,15 @@ def test_stage_wiring(dagbag: DagBag) -> None:
         assert downstream in dag.get_task(upstream).downstream_task_ids, (upstream, downstream)
 
 
+def test_segment_tasks_get_the_settings_not_the_whole_spec(dagbag: DagBag) -> None:
+    """Each of the 2N mapped tasks would otherwise pull, render and store all N segments."""
+    dag = dagbag.dags["video_generation"]
+    for task_id in ("generate_image", "animate_segment"):
+        job = dag.get_task(task_id).partial_kwargs["job"]
+        assert (job.operator.task_id, job.key) == ("validate_job", "settings"), task_id
+    assert dag.get_task("images_gate").job.key == "job"
+
+
 def test_generation_tasks_retry_with_backoff(dagbag: DagBag) -> None:
     dag = dagbag.dags["video_generation"]
     for task_id in ("generate_image", "animate_segment"):

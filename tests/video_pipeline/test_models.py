@@ -8,8 +8,10 @@ import pytest
 from pydantic import ValidationError
 
 from video_pipeline.models import (
+    CONTENT_FIELDS,
     FinalVideo,
     Finishing,
+    JobSettings,
     JobSpec,
     Manifest,
     SegmentSpec,
@@ -97,6 +99,19 @@ def test_defaults_and_helpers() -> None:
     assert spec.gated("images") and spec.gated("clips")
     assert JobSpec.model_validate(job(approval="images")).gated("clips") is False
     assert SegmentSpec(prompt="  padded  ").prompt == "padded"
+
+
+def test_settings_are_the_spec_without_its_content() -> None:
+    spec = JobSpec.model_validate(job(budget_credits=50, approval="clips"))
+    settings = spec.settings()
+    assert type(settings) is JobSettings
+    dumped = settings.model_dump()
+    assert CONTENT_FIELDS.isdisjoint(dumped)
+    assert dumped == {k: v for k, v in spec.model_dump().items() if k not in CONTENT_FIELDS}
+    # a segment task accepts either: the settings, or a whole spec (its content left out)
+    assert JobSettings.of(spec.model_dump(mode="json")) == settings == JobSettings.of(dumped)
+    with pytest.raises(ValidationError, match="budget_credit"):
+        JobSettings.of({**dumped, "budget_credit": 5})  # a typo is still refused
 
 
 def test_finishing_defaults() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from video_pipeline.models import JobSpec
+from video_pipeline.models import JobSettings
 from video_pipeline.providers.base import LocalProvider
 
 
@@ -10,7 +10,7 @@ class ProviderUnavailable(ValueError):
     pass
 
 
-def local_provider(job: JobSpec) -> LocalProvider:
+def local_provider(job: JobSettings) -> LocalProvider:
     if job.provider == "storyboard":
         # Imported here: Pillow and the renderer are not needed by tasks of other providers.
         from video_pipeline.providers.storyboard import StoryboardProvider

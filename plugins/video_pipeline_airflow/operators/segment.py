@@ -30,7 +30,7 @@ from video_pipeline.generation import (
     store,
 )
 from video_pipeline.layout import CacheKind
-from video_pipeline.models import JobSpec, Stage, VideoSegment, utcnow
+from video_pipeline.models import JobSettings, Stage, VideoSegment, utcnow
 from video_pipeline.progress import record_completion
 from video_pipeline.providers.base import ClipRequest, ImageRequest, LocalProvider
 from video_pipeline.providers.registry import local_provider
@@ -69,7 +69,7 @@ SEGMENT_MAP_INDEX_TEMPLATE = (
     "seg {{ '%03d' % task.segment['index'] }} – \"{{ task.segment['prompt'] | truncate(40, True, '…', 0) }}\""
 )
 
-Step = Callable[[Storage, JobSpec, VideoSegment, LocalProvider], VideoSegment]
+Step = Callable[[Storage, JobSettings, VideoSegment, LocalProvider], VideoSegment]
 
 #: Seconds to keep retrying the record of a paid submission while storage is unreachable: without the record
 #: an Airflow retry would submit (and pay) again.
@@ -110,7 +110,7 @@ class SegmentOperator(BaseOperator):
     def local_step(self) -> Step:
         raise NotImplementedError
 
-    def plan(self, storage: Storage, job: JobSpec, segment: VideoSegment) -> Planned:
+    def plan(self, storage: Storage, job: JobSettings, segment: VideoSegment) -> Planned:
         raise NotImplementedError
 
     def submit(self, client: RunwayClient, storage: Storage, planned: Planned, segment: VideoSegment) -> str:
@@ -119,7 +119,7 @@ class SegmentOperator(BaseOperator):
     # -- the flow -----------------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
-        job = JobSpec.model_validate(self.job)
+        job = JobSettings.of(self.job)
         segment = VideoSegment.model_validate(self.segment)
         storage = get_storage()
         started = utcnow()
@@ -149,7 +149,9 @@ class SegmentOperator(BaseOperator):
         )
         raise AssertionError("unreachable: defer() raises")
 
-    def _submit(self, storage: Storage, job: JobSpec, segment: VideoSegment, planned: Planned) -> Submission:
+    def _submit(
+        self, storage: Storage, job: JobSettings, segment: VideoSegment, planned: Planned
+    ) -> Submission:
         if reason := stop_reason(storage, job.job_id):
             raise AirflowFailException(f"{segment.label}: not submitted, the job was stopped: {reason}")
         request = planned.request
@@ -207,7 +209,7 @@ class SegmentOperator(BaseOperator):
         return submission
 
     def execute_complete(self, context: Context, event: dict[str, Any], started: str) -> dict[str, Any]:
-        job = JobSpec.model_validate(self.job)
+        job = JobSettings.of(self.job)
         segment = VideoSegment.model_validate(self.segment)
         storage = get_storage()
         planned = self.plan(storage, job, segment)
@@ -257,7 +259,7 @@ class SegmentOperator(BaseOperator):
         self.log.warning("Killed: cancelled Runway task %s", task_id)
 
     def _finish(
-        self, storage: Storage, job: JobSpec, result: VideoSegment, started: datetime
+        self, storage: Storage, job: JobSettings, result: VideoSegment, started: datetime
     ) -> dict[str, Any]:
         result = result.model_copy(update={self.started_field: started, self.finished_field: utcnow()})
         cached = result.image_cache_hit if self.stage == "images" else result.clip_cache_hit
@@ -281,7 +283,7 @@ class GenerateImageOperator(SegmentOperator):
     def local_step(self) -> Step:
         return generate_image
 
-    def plan(self, storage: Storage, job: JobSpec, segment: VideoSegment) -> Planned:
+    def plan(self, storage: Storage, job: JobSettings, segment: VideoSegment) -> Planned:
         return plan_image(job, segment, job.provider)
 
     def submit(self, client: RunwayClient, storage: Storage, planned: Planned, segment: VideoSegment) -> str:
@@ -300,7 +302,7 @@ class AnimateSegmentOperator(SegmentOperator):
     def local_step(self) -> Step:
         return animate_segment
 
-    def plan(self, storage: Storage, job: JobSpec, segment: VideoSegment) -> Planned:
+    def plan(self, storage: Storage, job: JobSettings, segment: VideoSegment) -> Planned:
         return plan_clip(storage, job, segment, job.provider)
 
     def submit(self, client: RunwayClient, storage: Storage, planned: Planned, segment: VideoSegment) -> str:
