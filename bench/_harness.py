@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import platform
 import re
 import shlex
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,9 @@ from typing import Any
 import airflow
 import httpx
 import psutil
+import sqlalchemy
 
+from tests.support.cluster import celery_env, fresh_metadata_db, missing_services
 from video_pipeline_airflow.local import REPO, LocalAirflow
 
 RESULTS = REPO / "bench" / "RESULTS.md"
@@ -251,15 +253,55 @@ def bench_airflow(
     parallelism: int,
     extra_env: dict[str, str] | None = None,
     bytecode_cache: bool = True,
+    metadata_url: str | None = None,
 ) -> LocalAirflow:
+    """An embedded Airflow over ``dag_files``: SQLite + LocalExecutor, or with ``metadata_url`` (PostgreSQL)
+    CeleryExecutor (see :func:`started_airflow`)."""
     storage = root / "data"
     storage.mkdir(parents=True, exist_ok=True)
     cache = bytecode_env(bytecode_cache)
     warm_bytecode(cache, dag_files)
     env = {"AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder(root, *dag_files)), **cache, **(extra_env or {})}
     return LocalAirflow(
-        home=root / "airflow-home", storage_url=storage.as_uri(), parallelism=parallelism, extra_env=env
+        home=root / "airflow-home",
+        storage_url=storage.as_uri(),
+        parallelism=parallelism,
+        extra_env=env,
+        executor="CeleryExecutor" if metadata_url else "LocalExecutor",
+        sql_alchemy_conn=metadata_url,
     )
+
+
+#: Redis database of the benches' Celery broker (the cluster test uses 11).
+BENCH_REDIS_DB = 12
+
+
+@contextlib.contextmanager
+def started_airflow(
+    root: Path, *, executor: str, dag_files: Sequence[Path], parallelism: int, **kwargs: Any
+) -> Iterator[LocalAirflow]:
+    """A running bench Airflow. ``executor`` ``local``: SQLite + LocalExecutor. ``celery``: a fresh
+    PostgreSQL database, Redis broker and one Celery worker with ``parallelism`` task slots, so both
+    executors run the same number of tasks at once."""
+    if executor == "local":
+        with bench_airflow(root, dag_files=dag_files, parallelism=parallelism, **kwargs) as airflow:
+            yield airflow
+        return
+    if reason := missing_services():
+        raise SystemExit(f"--executor celery {reason}")
+    with fresh_metadata_db("vp_bench") as url:
+        extra_env = {**celery_env(url, BENCH_REDIS_DB), **kwargs.pop("extra_env", {})}
+        airflow = bench_airflow(
+            root,
+            dag_files=dag_files,
+            parallelism=parallelism,
+            extra_env=extra_env,
+            metadata_url=url,
+            **kwargs,
+        )
+        with airflow:
+            airflow.start_celery_worker("bench-worker", concurrency=parallelism)
+            yield airflow
 
 
 def wait_for_dag(airflow: LocalAirflow, dag_id: str, timeout: float = 180) -> None:
@@ -317,11 +359,29 @@ class TaskSummary:
         return (self.end - self.start).total_seconds()
 
 
-def _db_time(value: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC) if value else None
+def _db_time(value: str | dt.datetime | None) -> dt.datetime | None:
+    """A timestamp column: SQLite gives text (UTC), PostgreSQL an aware datetime."""
+    if not value:
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
 
 
-def task_summaries(home: Path, dag_id: str, run_id: str) -> dict[str, TaskSummary]:
+@functools.cache
+def _engine(url: str) -> sqlalchemy.engine.Engine:
+    return sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+
+
+def query_metadata(airflow: LocalAirflow, sql: str, **params: object) -> list[tuple[Any, ...]]:
+    """A read-only query on this Airflow's metadata database: its SQLite file opened read-only, or its
+    PostgreSQL database (CeleryExecutor runs)."""
+    url = airflow.sql_alchemy_conn or f"sqlite:///file:{airflow.home / 'airflow.db'}?mode=ro&uri=true"
+    with _engine(url).connect() as conn:
+        return [tuple(row) for row in conn.execute(sqlalchemy.text(sql), params)]
+
+
+def task_summaries(airflow: LocalAirflow, dag_id: str, run_id: str) -> dict[str, TaskSummary]:
     """Per task id, from the metadata database (read-only). A task resumed from deferral keeps its first
     ``start_date`` (the execution API drops the new one), so a window covers submit → wait → download.
 
@@ -329,13 +389,13 @@ def task_summaries(home: Path, dag_id: str, run_id: str) -> dict[str, TaskSummar
     instance renders the whole job spec (N segments), so listing 2N instances of an N = 1000 job would be a
     response of hundreds of MB.
     """
-    db = home / "airflow.db"
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as conn:
-        rows = conn.execute(
-            "SELECT task_id, start_date, end_date, state, try_number FROM task_instance "
-            "WHERE dag_id = ? AND run_id = ?",
-            (dag_id, run_id),
-        ).fetchall()
+    rows = query_metadata(
+        airflow,
+        "SELECT task_id, start_date, end_date, state, try_number FROM task_instance "
+        "WHERE dag_id = :dag_id AND run_id = :run_id",
+        dag_id=dag_id,
+        run_id=run_id,
+    )
     grouped: dict[str, list[tuple[dt.datetime | None, dt.datetime | None, str | None, int]]] = {}
     for task_id, start, end, state, tries in rows:
         grouped.setdefault(task_id, []).append((_db_time(start), _db_time(end), state, int(tries or 0)))
@@ -353,15 +413,15 @@ def task_summaries(home: Path, dag_id: str, run_id: str) -> dict[str, TaskSummar
     return result
 
 
-def rendered_fields_bytes(home: Path, dag_id: str, run_id: str) -> int:
+def rendered_fields_bytes(airflow: LocalAirflow, dag_id: str, run_id: str) -> int:
     """Bytes of rendered template fields Airflow stored for one run (table rendered_task_instance_fields)."""
-    db = home / "airflow.db"
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as conn:
-        (total,) = conn.execute(
-            "SELECT COALESCE(SUM(LENGTH(rendered_fields)), 0) FROM rendered_task_instance_fields "
-            "WHERE dag_id = ? AND run_id = ?",
-            (dag_id, run_id),
-        ).fetchone()
+    ((total,),) = query_metadata(
+        airflow,
+        "SELECT COALESCE(SUM(LENGTH(CAST(rendered_fields AS TEXT))), 0) FROM rendered_task_instance_fields "
+        "WHERE dag_id = :dag_id AND run_id = :run_id",
+        dag_id=dag_id,
+        run_id=run_id,
+    )
     return int(total)
 
 
@@ -413,52 +473,47 @@ def spread(values: Sequence[float]) -> str:
 # ------------------------------------------------------------------------------------------- sampling
 
 
-def airflow_processes(home: Path) -> Callable[[], list[psutil.Process]]:
-    """A function listing this Airflow's ``airflow worker --`` processes: the descendants of the scheduler
-    whose ``AIRFLOW_HOME`` is ``home`` (other Airflows run on the same machine). Task processes cannot be
-    told apart by their environment: setproctitle overwrites the memory /proc/<pid>/environ shows."""
-    wanted = str(home)
-    scheduler: list[psutil.Process] = []
-
-    def find_scheduler() -> psutil.Process:
-        for proc in psutil.process_iter(["cmdline"]):
-            cmdline = proc.info["cmdline"] or []
-            if len(cmdline) >= 2 and cmdline[-1] == "scheduler" and cmdline[-2].endswith("airflow"):
-                try:
-                    if proc.environ().get("AIRFLOW_HOME") == wanted:
-                        return proc
-                except (psutil.Error, OSError):
-                    continue
-        raise RuntimeError(f"no airflow scheduler with AIRFLOW_HOME={wanted}")
+def airflow_processes(airflow: LocalAirflow) -> Callable[[], list[psutil.Process]]:
+    """A function listing this Airflow's ``airflow worker --`` processes: the descendants of its scheduler
+    (LocalExecutor) and of its Celery workers. Task processes cannot be told apart by their environment:
+    setproctitle overwrites the memory /proc/<pid>/environ shows, hence the process tree."""
+    roots = [psutil.Process(pid) for pid in airflow.process_ids(("scheduler", *airflow.celery_workers))]
 
     def list_() -> list[psutil.Process]:
-        if not scheduler:
-            scheduler.append(find_scheduler())
         found = []
-        for proc in scheduler[0].children(recursive=True):
+        for root in roots:
             try:
-                if " ".join(proc.cmdline()).startswith(WORKER_PREFIX):
-                    found.append(proc)
+                children = root.children(recursive=True)
             except (psutil.Error, OSError):
                 continue
+            for proc in children:
+                try:
+                    if " ".join(proc.cmdline()).startswith(WORKER_PREFIX):
+                        found.append(proc)
+                except (psutil.Error, OSError):
+                    continue
         return found
 
     return list_
 
 
-def task_states(home: Path, dag_id: str, run_id: str, task_id: str) -> list[tuple[int, str | None]]:
-    """``(map_index, state)`` of a task's instances, read from the metadata database (SQLite, read-only).
+def task_states(
+    airflow: LocalAirflow, dag_id: str, run_id: str, task_id: str
+) -> list[tuple[int, str | None]]:
+    """``(map_index, state)`` of a task's instances, read from the metadata database (read-only).
 
     Sampling through the REST API costs the api-server ~0.1 s of CPU a call on this machine, and the
     api-server also serves the execution API the task processes talk to: polling it several times a second
-    would slow the run being measured. A read-only SELECT on the SQLite file costs well under a millisecond.
+    would slow the run being measured. A SELECT costs well under a millisecond.
     """
-    db = home / "airflow.db"
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as conn:
-        rows = conn.execute(
-            "SELECT map_index, state FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = ?",
-            (dag_id, run_id, task_id),
-        ).fetchall()
+    rows = query_metadata(
+        airflow,
+        "SELECT map_index, state FROM task_instance "
+        "WHERE dag_id = :dag_id AND run_id = :run_id AND task_id = :task_id",
+        dag_id=dag_id,
+        run_id=run_id,
+        task_id=task_id,
+    )
     return [(int(m), s) for m, s in rows]
 
 

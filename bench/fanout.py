@@ -45,7 +45,6 @@ from bench._harness import (
     FakeRunwayProcess,
     Sampler,
     airflow_processes,
-    bench_airflow,
     command_line,
     dag_parse_seconds,
     exit_on_sigterm,
@@ -54,12 +53,14 @@ from bench._harness import (
     md_table,
     spread,
     stamp,
+    started_airflow,
     state_mismatches,
     task_states,
     task_summaries,
     verdict,
     write_section,
 )
+from tests.support.cluster import missing_services
 from video_pipeline.approval import variable_key
 from video_pipeline.providers.base import ImageRequest
 from video_pipeline.providers.runway import RunwayClient, poll_delay
@@ -94,6 +95,8 @@ class Scenario:
 
 
 ISSUE = [Scenario(60, 5, 20.0, 5.0), Scenario(200, 10, 5.0, 1.0)]
+#: ``--executor`` values and how the report names them.
+EXECUTORS = {"local": "LocalExecutor (SQLite)", "celery": "CeleryExecutor (PostgreSQL, Redis, 1 worker)"}
 QUICK = [Scenario(12, 3, 3.0, 1.0)]
 
 
@@ -109,6 +112,7 @@ class AirflowResult:
     longest_running_s: float
     retries: int
     load: str
+    executor: str = "local"
     notes: list[str] = field(default_factory=list)
 
     states: dict[str | None, int] = field(default_factory=dict)
@@ -117,6 +121,10 @@ class AirflowResult:
     @property
     def ratio(self) -> float:
         return self.stage_s / self.scenario.bound
+
+    @property
+    def label(self) -> str:
+        return f"{EXECUTORS[self.executor]}: {self.scenario.label()}"
 
     @property
     def failed_segments(self) -> int:
@@ -148,7 +156,7 @@ def job_spec(job_id: str, n: int) -> dict[str, Any]:
 def state_probe(
     airflow: LocalAirflow, run_id: str, fake: FakeRunwayProcess, processes: Any
 ) -> dict[str, Any]:
-    states = task_states(airflow.home, DAG_ID, run_id, TASK)
+    states = task_states(airflow, DAG_ID, run_id, TASK)
     counts = Counter(state for _, state in states)
     return {
         "wall": time.time(),
@@ -169,13 +177,13 @@ TERMINAL = {"success", "failed", "upstream_failed", "skipped"}
 
 def images_done(airflow: LocalAirflow, run_id: str, n: int) -> bool:
     """Every ``generate_image`` instance finished, successfully or for good (retries exhausted)."""
-    states = task_states(airflow.home, DAG_ID, run_id, TASK)
+    states = task_states(airflow, DAG_ID, run_id, TASK)
     return len(states) == n and all(state in TERMINAL for _, state in states)
 
 
 def gate_state(airflow: LocalAirflow, run_id: str) -> str | None:
     """The images gate's state once it opened or can no longer open (an image failed for good), else None."""
-    states = [state for _, state in task_states(airflow.home, DAG_ID, run_id, "images_gate")]
+    states = [state for _, state in task_states(airflow, DAG_ID, run_id, "images_gate")]
     return states[0] if states and states[0] in GATE_DONE else None
 
 
@@ -204,7 +212,7 @@ def run_airflow_scenario(
     fake.configure(concurrency=scenario.c, image_latency=scenario.latency)
     fake.reset_counters()
     job_id = f"fanout-{scenario.n}x{scenario.c}-{stamp()}"
-    processes = airflow_processes(airflow.home)
+    processes = airflow_processes(airflow)
     print(f"[fan-out] {scenario.label()}: pool {IMAGE_POOL} = {pool} slots; job {job_id}", flush=True)
     run_id = airflow.trigger(DAG_ID, job_spec(job_id, scenario.n))
     with Sampler(lambda: state_probe(airflow, run_id, fake, processes), interval=interval) as sampler:
@@ -215,7 +223,7 @@ def run_airflow_scenario(
         )
     load = load_now()
     provider = fake.stats()
-    summary = task_summaries(airflow.home, DAG_ID, run_id)[TASK]
+    summary = task_summaries(airflow, DAG_ID, run_id)[TASK]
     start, end, count, retries = summary.start, summary.end, summary.count, summary.retries
     notes = [] if summary.states == {"success": scenario.n} else [f"{TASK} states {summary.states}"]
     gate = airflow.wait_until(lambda: gate_state(airflow, run_id), 600, "the images gate to open")
@@ -229,6 +237,7 @@ def run_airflow_scenario(
     return AirflowResult(
         scenario=scenario,
         pool=pool,
+        executor="celery" if airflow.executor == "CeleryExecutor" else "local",
         stage_s=(end - start).total_seconds(),
         run_state=run_state,
         provider=provider,
@@ -309,7 +318,7 @@ def report(
         )
         rows.append(
             [
-                s.label(),
+                r.label,
                 r.pool,
                 f"{s.bound:.0f} s",
                 f"{r.stage_s:.1f} s",
@@ -345,7 +354,7 @@ def report(
         worker_s = sum(len(s["running"]) for s in r.samples) * interval / r.scenario.n
         slot_rows.append(
             [
-                f"{r.scenario.label()}, pool {r.pool}",
+                f"{r.label}, pool {r.pool}",
                 f"{len(in_flight)} of {len(r.samples)}",
                 f"{run_max} / {run_mean:.2f}",
                 f"{proc_max} / {proc_mean:.2f}",
@@ -382,7 +391,7 @@ def report(
         free = sum(r.scenario.c - min(s["provider_running"], r.scenario.c) for s in inside) * interval
         loss_rows.append(
             [
-                f"{r.scenario.label()}, pool {r.pool}",
+                f"{r.label}, pool {r.pool}",
                 f"{r.stage_s - r.scenario.bound:+.1f} s",
                 f"{head:.1f} s",
                 f"{free / r.scenario.c:.1f} s",
@@ -401,7 +410,7 @@ def report(
     )
     provider_rows = [
         [
-            f"{r.scenario.label()}, pool {r.pool}",
+            f"{r.label}, pool {r.pool}",
             sum(r.provider["posts"].values()),
             r.provider["duplicate_submissions"],
             r.retries,
@@ -436,13 +445,13 @@ def report(
         [
             header,
             f"Image stage of `video_generation` (provider `runway`, `approval: images`, rejected at the gate "
-            f"after the stage) on real Airflow (SQLite + LocalExecutor, parallelism {parallelism}, "
-            f"`max_active_tasks` 16 from the DAG) against the fake Runway server in its own process. "
+            f"after the stage) on real Airflow (executor per row; parallelism {parallelism}, for CeleryExecutor "
+            f"one worker with {parallelism} slots; `max_active_tasks` 16 from the DAG) against the fake Runway server in its own process. "
             f"Pool `{IMAGE_POOL}` = {queue_depth} × C (`include_deferred`). Stage wall = last `end_date` − "
             f"first `start_date` of the `generate_image` instances (metadata DB).",
             main_table,
             f"Worker slots while the provider had tasks in flight (samples every {interval:g} s: task "
-            "instance states read from the metadata DB (read-only SQLite; the REST API would load the "
+            "instance states read from the metadata DB (read-only SELECTs; the REST API would load the "
             "api-server the tasks talk to), processes with psutil, the provider's tasks in flight from the fake; "
             "'running' = `generate_image` instances in state running; 'task processes' = this Airflow's "
             "`airflow worker -- <ti id>` processes (any task); 'worker time per segment' = Σ running × "
@@ -475,6 +484,12 @@ def main() -> None:
         default=[QUEUE_DEPTH],
         help="pool slots = depth × C; a comma list runs each scenario at each depth (default: 2, the product's)",
     )
+    parser.add_argument(
+        "--executor",
+        action="append",
+        choices=sorted(EXECUTORS),
+        help="repeatable; default: local, and celery where PostgreSQL and Redis run locally",
+    )
     parser.add_argument("--parallelism", type=int, default=8, help="AIRFLOW__CORE__PARALLELISM")
     parser.add_argument("--interval", type=float, default=0.5, help="sampling interval, seconds")
     parser.add_argument(
@@ -490,6 +505,10 @@ def main() -> None:
     args = parser.parse_args()
     exit_on_sigterm()
     scenarios: list[Scenario] = args.scenario or (QUICK if args.quick else ISSUE)
+    if not args.executor:
+        args.executor = ["local"] if (reason := missing_services()) else ["local", "celery"]
+        if reason:
+            print(f"[fan-out] CeleryExecutor not measured: {reason}", flush=True)
     header = "\n".join(
         [
             f"Machine: {machine()}.",
@@ -523,22 +542,21 @@ def main() -> None:
         if not pending:
             print("\n" + text)
 
-    with FakeRunwayProcess(
-        api_key=API_KEY, concurrency=first.c, image_latency=first.latency, video_latency=first.latency
-    ) as fake:
-        airflow = bench_airflow(
-            tmp,
-            bytecode_cache=not args.no_bytecode_cache,
-            dag_files=[PIPELINE_DAG],
-            parallelism=args.parallelism,
-            extra_env=fake.connection_env(),
-        )
-        started = time.perf_counter()
-        with airflow:
-            print(
-                f"[fan-out] Airflow up in {time.perf_counter() - started:.0f} s at {airflow.base_url}",
-                flush=True,
-            )
+    for executor in args.executor:
+        with (
+            FakeRunwayProcess(
+                api_key=API_KEY, concurrency=first.c, image_latency=first.latency, video_latency=first.latency
+            ) as fake,
+            started_airflow(
+                tmp / executor,
+                executor=executor,
+                bytecode_cache=not args.no_bytecode_cache,
+                dag_files=[PIPELINE_DAG],
+                parallelism=args.parallelism,
+                extra_env=fake.connection_env(),
+            ) as airflow,
+        ):
+            print(f"[fan-out] {EXECUTORS[executor]} up at {airflow.base_url}", flush=True)
             for scenario in scenarios:
                 for depth in args.queue_depth:
                     result = run_airflow_scenario(airflow, fake, scenario, depth, args.interval)
@@ -548,10 +566,8 @@ def main() -> None:
                         f"ratio {result.ratio:.3f}",
                         flush=True,
                     )
+        publish("seed baselines: still running or not finished")  # keep what is measured if a later part dies
     if not args.no_baseline:
-        publish(
-            "seed baselines: still running or not finished"
-        )  # keep the Airflow numbers if a baseline dies
         for scenario in scenarios:
             # A fresh fake per baseline: a clean provider queue, and nothing left over from the Airflow runs.
             with FakeRunwayProcess(

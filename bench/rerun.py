@@ -112,7 +112,7 @@ def one_run(
     provider = fake.stats()
     if times.state != "success":
         raise RuntimeError(f"{label} run {run_id} ended {times.state}; see {airflow.home}/logs")
-    summaries = task_summaries(airflow.home, DAG_ID, run_id)
+    summaries = task_summaries(airflow, DAG_ID, run_id)
     stages = {t: summaries[t].wall_s for t in ("generate_image", "animate_segment", "assemble")}
     storage_root = Path(airflow.env()["AIRFLOW_VAR_VIDEO_PIPELINE_STORAGE_URL"].removeprefix("file://"))
     manifest = Manifest.from_json((storage_root / "jobs" / spec["job_id"] / "manifest.json").read_bytes())

@@ -136,7 +136,7 @@ def measure_render(sample: int, duration: int, root: Path) -> Render:
 def stage_windows(airflow: LocalAirflow, dag_id: str, run_id: str) -> dict[str, tuple[float, float]]:
     return {
         task_id: (t.start.timestamp(), t.end.timestamp())
-        for task_id, t in task_summaries(airflow.home, dag_id, run_id).items()
+        for task_id, t in task_summaries(airflow, dag_id, run_id).items()
     }
 
 
@@ -151,11 +151,11 @@ def run_size(airflow: LocalAirflow, n: int, duration: int, interval: float) -> S
     job_id = f"scale-{n}-{stamp()}"
     print(f"[scale] N={n}: pipeline job {job_id}", flush=True)
     run_id = airflow.trigger(DAG_ID, job_spec(job_id, n, duration))
-    with Sampler(rss_probe(airflow_processes(airflow.home)), interval=interval) as sampler:
+    with Sampler(rss_probe(airflow_processes(airflow)), interval=interval) as sampler:
         airflow.wait_for_run(DAG_ID, run_id, timeout=6 * 3600)
     load = load_now()
     pipeline = run_times(airflow, DAG_ID, run_id)
-    summaries = task_summaries(airflow.home, DAG_ID, run_id)
+    summaries = task_summaries(airflow, DAG_ID, run_id)
     if pipeline.state != "success":
         raise RuntimeError(f"pipeline run {run_id} {pipeline.state}: {summaries}")
     windows = stage_windows(airflow, DAG_ID, run_id)
@@ -175,10 +175,10 @@ def run_size(airflow: LocalAirflow, n: int, duration: int, interval: float) -> S
         rss=sampler.rows,
         windows=windows,
         retries=retries,
-        rtif_bytes=rendered_fields_bytes(airflow.home, DAG_ID, run_id),
+        rtif_bytes=rendered_fields_bytes(airflow, DAG_ID, run_id),
         parse_s=dag_parse_seconds(airflow.home, DAG_ID, run_id, "animate_segment"),
         floor_parse_s=dag_parse_seconds(airflow.home, NOOP_DAG, floor_run, "stage_b"),
-        floor_rtif_bytes=rendered_fields_bytes(airflow.home, NOOP_DAG, floor_run),
+        floor_rtif_bytes=rendered_fields_bytes(airflow, NOOP_DAG, floor_run),
         load=load,
     )
 

@@ -58,6 +58,7 @@ class LocalAirflow:
     #: ``(user, password)``: real logins (simple auth manager). None: everyone is admin (demo only).
     login: tuple[str, str] | None = None
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False)
+    _celery_workers: list[str] = field(default_factory=list, init=False)
     _token: str | None = field(default=None, init=False)
 
     @property
@@ -167,6 +168,16 @@ class LocalAirflow:
                 WORKER_NAME_ENV: name,
             },
         )
+        self._celery_workers.append(name)
+
+    @property
+    def celery_workers(self) -> tuple[str, ...]:
+        """The names of the Celery workers started (and not stopped) by :meth:`start_celery_worker`."""
+        return tuple(name for name in self._celery_workers if name in self._procs)
+
+    def process_ids(self, names: tuple[str, ...]) -> list[int]:
+        """Process ids of the named processes that are running (their task processes are descendants)."""
+        return [self._procs[name].pid for name in names if name in self._procs]
 
     def stop_process(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
         proc = self._procs.pop(name, None)

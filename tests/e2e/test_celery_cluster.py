@@ -7,8 +7,6 @@ Uses the PostgreSQL and Redis that run locally on CI machines; skipped with the 
 from __future__ import annotations
 
 import json
-import socket
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +15,7 @@ import boto3
 import pytest
 
 from tests.e2e.conftest import BUCKET, DAG_ID, decide_by_variable, manifest_of
+from tests.support.cluster import celery_env, fresh_metadata_db, missing_services
 from video_pipeline.ffmpeg import probe
 from video_pipeline.models import SegmentStatus
 from video_pipeline.storage import Storage, open_storage
@@ -24,37 +23,18 @@ from video_pipeline_airflow.local import LocalAirflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(1500)]
 
-PG = ("127.0.0.1", 5432)
-REDIS = ("127.0.0.1", 6379)
-REDIS_DB = 11  # a database of its own, flushed at start (Redis keeps nothing on disk here)
+REDIS_DB = 11  # a database of its own
 WORKERS = ("worker-1", "worker-2")
 SEGMENTS = 20
-
-
-def reachable(address: tuple[str, int]) -> bool:
-    try:
-        with socket.create_connection(address, timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
 def metadata_db() -> Iterator[str]:
     """A fresh PostgreSQL database for this run's Airflow metadata, dropped afterwards."""
-    if not reachable(PG) or not reachable(REDIS):
-        pytest.skip(f"needs PostgreSQL on {PG[0]}:{PG[1]} and Redis on {REDIS[0]}:{REDIS[1]} (CI has both)")
-    import psycopg
-    import redis
-
-    redis.Redis(host=REDIS[0], port=REDIS[1], db=REDIS_DB).flushdb()
-    name = f"vp_cluster_{uuid.uuid4().hex[:10]}"
-    admin = f"host={PG[0]} port={PG[1]} user=postgres dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+psycopg2://postgres@{PG[0]}:{PG[1]}/{name}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    if reason := missing_services():
+        pytest.skip(reason)
+    with fresh_metadata_db("vp_cluster") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +47,7 @@ def celery_airflow(
         "password": "testing",
         "extra": {"endpoint_url": moto_endpoint, "region_name": "us-east-1"},
     }
-    env = {
-        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
-        "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS[0]}:{REDIS[1]}/{REDIS_DB}",
-        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{metadata_db.replace('+psycopg2', '')}",
-        "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
-    }
+    env = {"AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws), **celery_env(metadata_db, REDIS_DB)}
     # Two task slots per worker: four Airflow task processes at once is what two cores carry.
     cluster = LocalAirflow(
         home=tmp_path_factory.mktemp("airflow-celery"),
