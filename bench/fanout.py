@@ -58,6 +58,7 @@ from bench._harness import (
     task_states,
     task_summaries,
     verdict,
+    wait_for_run,
     write_section,
 )
 from tests.support.cluster import missing_services
@@ -232,7 +233,7 @@ def run_airflow_scenario(
         airflow.set_variable(variable_key(job_id, "images"), "reject")
     else:
         notes.append(f"images_gate {gate}: the run fails")
-    run_state = airflow.wait_for_run(DAG_ID, run_id, timeout=600)
+    run_state = wait_for_run(airflow, DAG_ID, run_id, timeout=600)
     window = [s for _, s in sampler.rows if start.timestamp() <= s["wall"] <= end.timestamp()]
     return AirflowResult(
         scenario=scenario,

@@ -39,6 +39,7 @@ from bench._harness import (
     stamp,
     task_summaries,
     verdict,
+    wait_for_run,
     write_section,
 )
 from video_pipeline.models import Manifest
@@ -107,7 +108,7 @@ def one_run(
     fake.reset_counters()
     print(f"[rerun] {label} run of {spec['job_id']}", flush=True)
     run_id = airflow.trigger(DAG_ID, spec)
-    airflow.wait_for_run(DAG_ID, run_id, timeout=timeout)
+    wait_for_run(airflow, DAG_ID, run_id, timeout=timeout)
     times = run_times(airflow, DAG_ID, run_id)
     provider = fake.stats()
     if times.state != "success":

@@ -57,6 +57,7 @@ from bench._harness import (
     task_summaries,
     verdict,
     wait_for_dag,
+    wait_for_run,
     write_section,
 )
 from video_pipeline.generation import animate_segment, generate_image
@@ -143,7 +144,7 @@ def stage_windows(airflow: LocalAirflow, dag_id: str, run_id: str) -> dict[str, 
 def run_size(airflow: LocalAirflow, n: int, duration: int, interval: float) -> SizeResult:
     print(f"[scale] N={n}: no-op floor ({2 * n + 5} task instances)", flush=True)
     floor_run = airflow.trigger(NOOP_DAG, {"n": n})
-    airflow.wait_for_run(NOOP_DAG, floor_run, timeout=3 * 3600)
+    wait_for_run(airflow, NOOP_DAG, floor_run, timeout=3 * 3600)
     floor = run_times(airflow, NOOP_DAG, floor_run)
     floor_windows = stage_windows(airflow, NOOP_DAG, floor_run)
     print(f"[scale]   floor {floor.wall_s:.1f} s ({floor.state})", flush=True)
@@ -152,7 +153,7 @@ def run_size(airflow: LocalAirflow, n: int, duration: int, interval: float) -> S
     print(f"[scale] N={n}: pipeline job {job_id}", flush=True)
     run_id = airflow.trigger(DAG_ID, job_spec(job_id, n, duration))
     with Sampler(rss_probe(airflow_processes(airflow)), interval=interval) as sampler:
-        airflow.wait_for_run(DAG_ID, run_id, timeout=6 * 3600)
+        wait_for_run(airflow, DAG_ID, run_id, timeout=6 * 3600)
     load = load_now()
     pipeline = run_times(airflow, DAG_ID, run_id)
     summaries = task_summaries(airflow, DAG_ID, run_id)
