@@ -26,6 +26,7 @@ Goal: pipeline wall ≤ 1.3 × floor + render(N); peak task-process RSS < 400 MB
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import tempfile
@@ -356,6 +357,8 @@ def main() -> None:
             "in N. Measured: the whole job (images, clips, assemble, publish) with `approval: none`.",
         ]
     )
+    # The job's segment cap, for Airflow and for this process (it reads the manifests back).
+    os.environ[MAX_SEGMENTS_ENV] = str(max(max(sizes), 500))
     tmp = Path(tempfile.mkdtemp(prefix="vp-bench-scale-"))
     print(f"[scale] render sample: {sample} segments in-process", flush=True)
     render = measure_render(sample, args.duration, tmp)
