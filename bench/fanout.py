@@ -501,6 +501,11 @@ def main() -> None:
         action="store_true",
         help="run Airflow without a bytecode cache (this machine's PYTHONDONTWRITEBYTECODE=1 as is)",
     )
+    parser.add_argument(
+        "--heading",
+        default=HEADING,
+        help=f"the RESULTS.md section to write (default {HEADING!r}; another keeps that one, e.g. for one executor)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     parser.add_argument("--keep", action="store_true", help="keep the temporary Airflow home and data")
     args = parser.parse_args()
@@ -539,7 +544,7 @@ def main() -> None:
             parallelism=args.parallelism,
         )
         if not (args.quick or args.no_write):
-            write_section(HEADING, text + (f"\n\n({pending})" if pending else ""))
+            write_section(args.heading, text + (f"\n\n({pending})" if pending else ""))
         if not pending:
             print("\n" + text)
 
@@ -578,7 +583,7 @@ def main() -> None:
             print(f"[fan-out]   seed baseline {baselines[scenario].wall_s:.1f} s", flush=True)
     publish()
     if not (args.quick or args.no_write):
-        print("\nwrote the '## Fan-out' section of bench/RESULTS.md")
+        print(f"\nwrote the {args.heading!r} section of bench/RESULTS.md")
     if args.keep:
         print(f"kept {tmp}")
     else:
