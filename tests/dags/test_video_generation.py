@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+from video_pipeline_airflow.operators.gate import ApprovalGateOperator
 
 REPO = Path(__file__).resolve().parents[2]
 PARSE_SECONDS: list[float] = []
@@ -57,9 +60,13 @@ def test_segment_tasks_get_the_settings_not_the_whole_spec(dagbag: DagBag) -> No
     """Each of the 2N mapped tasks would otherwise pull, render and store all N segments."""
     dag = dagbag.dags["video_generation"]
     for task_id in ("generate_image", "animate_segment"):
-        job = dag.get_task(task_id).partial_kwargs["job"]
+        task = dag.get_task(task_id)
+        assert isinstance(task, MappedOperator), task_id
+        job = task.partial_kwargs["job"]
         assert (job.operator.task_id, job.key) == ("validate_job", "settings"), task_id
-    assert dag.get_task("images_gate").job.key == "job"
+    gate = dag.get_task("images_gate")
+    assert isinstance(gate, ApprovalGateOperator)
+    assert (gate.job.operator.task_id, gate.job.key) == ("validate_job", "job")
 
 
 def test_generation_tasks_retry_with_backoff(dagbag: DagBag) -> None:
