@@ -33,7 +33,7 @@ import psutil
 import sqlalchemy
 
 from tests.support.cluster import celery_env, fresh_metadata_db, missing_services
-from video_pipeline_airflow.local import REPO, LocalAirflow
+from video_pipeline_airflow.local import REPO, TERMINAL_RUN_STATES, LocalAirflow
 
 RESULTS = REPO / "bench" / "RESULTS.md"
 RESULTS_INTRO = (
@@ -246,6 +246,17 @@ def warm_bytecode(env: dict[str, str], dag_files: Sequence[Path]) -> None:
     )
 
 
+def bytecode_note(*, enabled: bool) -> str:
+    """The RESULTS.md line saying how the bench's Airflow processes got their bytecode."""
+    how = (
+        "on (a private PYTHONPYCACHEPREFIX, warmed before start; this machine sets PYTHONDONTWRITEBYTECODE=1, "
+        "see `bench/_harness.py:bytecode_env`)."
+        if enabled
+        else "off (PYTHONDONTWRITEBYTECODE=1 as this machine sets it; .pyc only where make install compiled)."
+    )
+    return f"Python bytecode cache for the Airflow processes: {how}"
+
+
 def bench_airflow(
     root: Path,
     *,
@@ -338,7 +349,6 @@ def wait_for_run(airflow: LocalAirflow, dag_id: str, run_id: str, timeout: float
     """Wait for a run to end, polling its state in the metadata database. Not the REST API: a run's response
     carries its conf (the job spec), and at N = 1000 segments each poll cost the api-server ~0.5 s of CPU,
     taken from the run being measured."""
-    terminal = {"success", "failed"}
 
     def ended() -> str | None:
         rows = query_metadata(
@@ -347,7 +357,7 @@ def wait_for_run(airflow: LocalAirflow, dag_id: str, run_id: str, timeout: float
             dag_id=dag_id,
             run_id=run_id,
         )
-        return rows[0][0] if rows and rows[0][0] in terminal else None
+        return rows[0][0] if rows and rows[0][0] in TERMINAL_RUN_STATES else None
 
     return str(airflow.wait_until(ended, timeout, f"run {run_id}"))
 

@@ -45,6 +45,7 @@ from bench._harness import (
     FakeRunwayProcess,
     Sampler,
     airflow_processes,
+    bytecode_note,
     command_line,
     dag_parse_seconds,
     exit_on_sigterm,
@@ -519,13 +520,7 @@ def main() -> None:
         [
             f"Machine: {machine()}.",
             f"Command: `{command_line()}`.",
-            "Python bytecode cache for the Airflow processes: "
-            + (
-                "off (PYTHONDONTWRITEBYTECODE=1 as this machine sets it; .pyc only where make install compiled)."
-                if args.no_bytecode_cache
-                else "on (a private PYTHONPYCACHEPREFIX, warmed before start; this machine sets PYTHONDONTWRITEBYTECODE=1, "
-                "see `bench/_harness.py:bytecode_env`)."
-            ),
+            bytecode_note(enabled=not args.no_bytecode_cache),
             "Goal: image-stage wall ≤ 1.05 × ceil(N/C)·L; no worker slot held while waiting on the provider.",
         ]
     )

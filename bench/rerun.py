@@ -30,6 +30,7 @@ from bench._harness import (
     FakeRunwayProcess,
     RunTimes,
     bench_airflow,
+    bytecode_note,
     command_line,
     exit_on_sigterm,
     load_now,
@@ -226,13 +227,7 @@ def main() -> None:
         [
             f"Machine: {machine()}.",
             f"Command: `{command_line()}`.",
-            "Python bytecode cache for the Airflow processes: "
-            + (
-                "off (PYTHONDONTWRITEBYTECODE=1 as this machine sets it; .pyc only where make install compiled)."
-                if args.no_bytecode_cache
-                else "on (a private PYTHONPYCACHEPREFIX, warmed before start; this machine sets PYTHONDONTWRITEBYTECODE=1, "
-                "see `bench/_harness.py:bytecode_env`)."
-            ),
+            bytecode_note(enabled=not args.no_bytecode_cache),
             "Goal: the second run of an identical job makes 0 provider POSTs and takes ≤ 0.2 × the first.",
         ]
     )

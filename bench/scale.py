@@ -43,6 +43,7 @@ from bench._harness import (
     Sampler,
     airflow_processes,
     bench_airflow,
+    bytecode_note,
     command_line,
     dag_parse_seconds,
     exit_on_sigterm,
@@ -346,19 +347,14 @@ def main() -> None:
         [
             f"Machine: {machine()}.",
             f"Command: `{command_line()}`.",
-            "Python bytecode cache for the Airflow processes: "
-            + (
-                "off (PYTHONDONTWRITEBYTECODE=1 as this machine sets it; .pyc only where make install compiled)."
-                if args.no_bytecode_cache
-                else "on (a private PYTHONPYCACHEPREFIX, warmed before start; this machine sets PYTHONDONTWRITEBYTECODE=1, "
-                "see `bench/_harness.py:bytecode_env`)."
-            ),
+            bytecode_note(enabled=not args.no_bytecode_cache),
             "Goal: pipeline wall ≤ 1.3 × the no-op floor + render time; peak task-process RSS < 400 MB, flat "
             "in N. Measured: the whole job (images, clips, assemble, publish) with `approval: none`.",
         ]
     )
     # The job's segment cap, for Airflow and for this process (it reads the manifests back).
-    os.environ[MAX_SEGMENTS_ENV] = str(max(max(sizes), 500))
+    segment_cap = str(max(max(sizes), 500))
+    os.environ[MAX_SEGMENTS_ENV] = segment_cap
     tmp = Path(tempfile.mkdtemp(prefix="vp-bench-scale-"))
     print(f"[scale] render sample: {sample} segments in-process", flush=True)
     render = measure_render(sample, args.duration, tmp)
@@ -368,7 +364,7 @@ def main() -> None:
         bytecode_cache=not args.no_bytecode_cache,
         dag_files=[PIPELINE_DAG, BENCH_DAGS / "bench_noop_fanout.py"],
         parallelism=args.parallelism,
-        extra_env={MAX_SEGMENTS_ENV: str(max(sizes))},
+        extra_env={MAX_SEGMENTS_ENV: segment_cap},
     )
     airflow.pool_slots = args.pool_slots
     results = []

@@ -150,8 +150,8 @@ class JobSettings(BaseModel):
     """How a job is made: everything in a job spec but its content (script or segments).
 
     Each segment's task gets these, not the whole spec: with the spec, each of the 2N mapped tasks would pull,
-    render, store and validate all N segments (measured: at N = 1000 every segment task took ~1.6 s longer
-    than at N = 100, so the job grew with N²)."""
+    render, store and validate all N segments, work that grows with N² over a job (rendered fields stored
+    for a 100-segment run: 0.9 MiB with the spec, 0.2 MiB with the settings)."""
 
     model_config = ConfigDict(extra="forbid")
 
