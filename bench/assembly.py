@@ -3,12 +3,15 @@
     .venv/bin/python bench/assembly.py [--clips 60] [--seconds 5] [--no-moviepy] [--write]
 
 Makes N x S-second 1280x720 24 fps H.264 clips once (cached in $TMPDIR/vp-bench-assembly), then measures in
-one run: (a) copying the clips' bytes into one file, (b) our stream-copy assembly (probe, plan, concat
-demuxer, +faststart, checks), (c) our assembly with 0.5-s crossfades (only the windows re-encoded),
-(d) moviepy's re-encode (concatenate_videoclips + write_videofile, libx264 default preset, as
-MoneyPrinterTurbo does) in a separate venv (bench/.venv from bench/requirements.txt; moviepy is not a
-dependency of the product), and the peak RSS of the ffmpeg join for 10 vs 1000 segments. Prints a
-markdown section; ``--write`` replaces the "## Assembly" section of bench/RESULTS.md with it.
+one run: (a) copying the clips' bytes into one file (read + write, and ``copy_file_range`` as the join
+uses), (b) our assembly with the default finishing options (``finishing.finish``: read the indexes, probe,
+plan, join by sample tables, probe and check), the same with a soft-subtitle track (one ffmpeg pass more),
+and the same plain join through ffmpeg's concat demuxer (what it did before the table join), (c) our
+assembly with 0.5-s crossfades (only the windows re-encoded), (d) moviepy's re-encode
+(concatenate_videoclips + write_videofile, libx264 default preset, as MoneyPrinterTurbo does) in a separate
+venv (bench/.venv from bench/requirements.txt; moviepy is not a dependency of the product), and the peak RSS
+of the assembling process for 10 vs 1000 segments. Prints a markdown section; ``--write`` replaces the
+"## Assembly" section of bench/RESULTS.md with it.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from video_pipeline.assembly import Clip, concat_input, join, plan_join
+from video_pipeline.assembly import Clip, join, plan_join
 from video_pipeline.ffmpeg import ffmpeg_exe, probe, run_ffmpeg
+from video_pipeline.finishing import Segment, finish
+from video_pipeline.models import Finishing
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,9 +56,17 @@ print(time.perf_counter() - started)
 """
 
 RSS_PROBE = """
-import resource, subprocess, sys
-subprocess.run(sys.argv[1:], check=True, capture_output=True)
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+import resource, sys, tempfile, time
+from pathlib import Path
+from video_pipeline.finishing import Segment, finish
+from video_pipeline.models import Finishing
+out, count, paths = Path(sys.argv[1]), int(sys.argv[2]), [Path(p) for p in sys.argv[3:]]
+segments = [Segment(n + 1, paths[n % len(paths)]) for n in range(count)]
+with tempfile.TemporaryDirectory(prefix="vp-bench-rss-") as tmp:
+    started = time.perf_counter()
+    finished = finish(segments, out, options=Finishing(), resolution=(1280, 720), workdir=Path(tmp))
+    elapsed = time.perf_counter() - started
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, elapsed, finished.plan.joined_by)
 """
 
 
@@ -121,14 +134,33 @@ def byte_copy(clips: list[Path], dest: Path) -> None:
                 shutil.copyfileobj(source, out, 1 << 20)
 
 
-def assembly(clips: list[Path], dest: Path, transition_s: float = 0.0) -> None:
+def kernel_copy(clips: list[Path], dest: Path) -> None:
+    """The clips' bytes into one file with ``copy_file_range``, the call the table join copies media with."""
+    with dest.open("wb") as out:
+        for clip in clips:
+            with clip.open("rb") as source:
+                left = clip.stat().st_size
+                while left:
+                    left -= os.copy_file_range(source.fileno(), out.fileno(), left)
+
+
+def assembly(clips: list[Path], dest: Path, *, transition_s: float = 0.0, narrated: bool = False) -> str:
+    """What the assemble task does to local clips (``finish``); returns how the video was joined."""
+    segments = [
+        Segment(n, p, narration=f"Segment {n}." if narrated else None) for n, p in enumerate(clips, 1)
+    ]
     with tempfile.TemporaryDirectory(prefix="vp-bench-") as tmp:
-        plan = plan_join(
-            [Clip(n, p) for n, p in enumerate(clips, start=1)],
-            resolution=SIZE,
-            workdir=Path(tmp),
-            transition_s=transition_s,
+        finished = finish(
+            segments, dest, options=Finishing(transition_s=transition_s), resolution=SIZE, workdir=Path(tmp)
         )
+    return finished.plan.joined_by
+
+
+def concat_demuxer_join(clips: list[Path], dest: Path) -> None:
+    """The plain join as it was before the table join: the same plan, joined by ffmpeg's concat demuxer."""
+    with tempfile.TemporaryDirectory(prefix="vp-bench-") as tmp:
+        plan = plan_join([Clip(n, p) for n, p in enumerate(clips, 1)], resolution=SIZE, workdir=Path(tmp))
+        plan.tables = None
         join(plan, dest)
 
 
@@ -175,35 +207,19 @@ def moviepy_seconds(clips: list[Path], dest: Path) -> tuple[tuple[float, float] 
     return measured, "moviepy 2.2.1 in bench/.venv, libx264 preset medium (its default), threads = nproc"
 
 
-def peak_rss_kib(clips: list[Path], count: int, workdir: Path) -> tuple[int, float]:
-    """Peak RSS of the ffmpeg join child for ``count`` segments (the clips listed round-robin)."""
-    listing = [clips[n % len(clips)] for n in range(count)]
-    plan = plan_join([Clip(n + 1, p) for n, p in enumerate(listing)], resolution=SIZE, workdir=workdir)
+def peak_rss_kib(clips: list[Path], count: int, workdir: Path) -> tuple[int, float, str]:
+    """Peak RSS of a process assembling ``count`` segments (the clips listed round-robin) with ``finish``."""
     out = workdir / f"rss-{count}.mp4"
-    command = [
-        ffmpeg_exe(),
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
-        *concat_input(plan),
-        "-map",
-        "0:v:0",
-        "-c:v",
-        "copy",
-        "-movflags",
-        "+faststart",
-        str(out),
-    ]
-    started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-c", RSS_PROBE, *command], capture_output=True, text=True, check=True
+        [sys.executable, "-c", RSS_PROBE, str(out), str(count), *map(str, clips)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    elapsed = time.perf_counter() - started
-    frames = probe(out).frame_count
-    assert frames == plan.frame_count, (frames, plan.frame_count)
+    kib, seconds, joined_by = result.stdout.strip().split(" ", 2)
+    assert probe(out).frame_count == count * probe(clips[0]).frame_count
     out.unlink()
-    return int(result.stdout.strip()), elapsed
+    return int(kib), float(seconds), joined_by
 
 
 def _times(measured: tuple[float, float]) -> tuple[str, str]:
@@ -267,18 +283,40 @@ def main() -> None:
             clip.read_bytes()
         print("byte copy ...", file=sys.stderr)
         copy = timed(lambda: byte_copy(clips, out / "bytes.bin"), repeat=5)
+        kernel = timed(lambda: kernel_copy(clips, out / "bytes.bin"), repeat=5)
         print("stream-copy assembly ...", file=sys.stderr)
+        joined_by = assembly(clips, out / "join.mp4")
         stream = timed(lambda: assembly(clips, out / "join.mp4"), repeat=5)
         joined = probe(out / "join.mp4")
         assert joined.frame_count == args.clips * args.seconds * 24
+        subtitled = timed(lambda: assembly(clips, out / "subs.mp4", narrated=True), repeat=5)
+        assert probe(out / "subs.mp4").subtitle_streams == 1
+        demuxer = timed(lambda: concat_demuxer_join(clips, out / "concat.mp4"), repeat=5)
         print("assembly with crossfades ...", file=sys.stderr)
         fade = timed(lambda: assembly(clips, out / "fade.mp4", transition_s=0.5), repeat=1)
         rows = [
-            ("(a) byte copy (all clips into one file)", *_times(copy), "median of 5"),
+            ("(a) byte copy (all clips into one file), read + write", *_times(copy), "median of 5"),
+            (
+                "(a') byte copy with `copy_file_range`",
+                *_times(kernel),
+                "median of 5; what the table join uses",
+            ),
             (
                 "(b) our assembly, stream copy",
                 *_times(stream),
-                "median of 5: probe every clip, plan, concat demuxer, index reserved up front, probe and check",
+                f"median of 5: `finish` with the default options (no narration): read the indexes, probe one "
+                f"clip per decoder configuration, plan, join ({joined_by}), probe and check",
+            ),
+            (
+                "(b') the same with a soft-subtitle track",
+                *_times(subtitled),
+                "median of 5: every segment narrated; the joined video goes through one ffmpeg pass that adds "
+                "the `mov_text` track",
+            ),
+            (
+                "(b'') the plain join through ffmpeg's concat demuxer",
+                *_times(demuxer),
+                "median of 5: the same plan joined as before the table join (the demuxer probes every clip)",
             ),
             (
                 "(c) our assembly, 0.5 s crossfades",
@@ -296,13 +334,13 @@ def main() -> None:
             rows.append(("(d) moviepy re-encode", *(_times(moviepy) if moviepy else ("–", "–")), note))
         print("peak RSS 10 vs 1000 segments ...", file=sys.stderr)
         rss = {count: peak_rss_kib(clips, count, out) for count in (10, 1000)}
-        for count, (kib, seconds) in rss.items():
+        for count, (kib, seconds, how) in rss.items():
             rows.append(
                 (
-                    f"ffmpeg join, {count} segments",
+                    f"assembling {count} segments",
                     f"{seconds:.2f} s",
                     "",
-                    f"peak RSS of the ffmpeg child **{kib / 1024:.1f} MiB**",
+                    f"peak RSS of the Python process running `finish` (joined by {how}): **{kib / 1024:.1f} MiB**",
                 )
             )
     load_after = os.getloadavg()[0]
@@ -313,26 +351,30 @@ def main() -> None:
     notes = [
         f"- load average (1 min) at start {load_before:.1f}, at end {load_after:.1f}, on {os.cpu_count()} cores: "
         "other work on the machine inflates wall times (CPU times much less); all rows come from this one run",
-        f"- stream copy ÷ byte copy: {ratio(stream, copy)} (goal ≤ 3×)",
+        f"- stream copy ÷ byte copy: {ratio(stream, copy)} (goal ≤ 3×); ÷ the `copy_file_range` copy: "
+        f"{ratio(stream, kernel)}",
+        f"- with a soft-subtitle track ÷ byte copy: {ratio(subtitled, copy)}",
+        f"- the concat demuxer's join ÷ byte copy: {ratio(demuxer, copy)}; ÷ the table join's assembly: "
+        f"{ratio(demuxer, stream)}",
         f"- crossfades ÷ stream copy: {ratio(fade, stream)}",
     ]
     if moviepy:
         notes.append(f"- moviepy ÷ stream copy: {ratio(moviepy, stream, 0)} (goal ≥ 50×)")
         notes.append(f"- moviepy ÷ crossfades: {ratio(moviepy, fade)}")
     notes += [
-        "- why stream copy is several × a byte copy: every clip is opened twice, probed in Python (~6 ms CPU each,",
-        "  measured) and opened by ffmpeg's concat demuxer (~5–10 ms CPU each: it decodes a frame of every file to",
-        "  learn its parameters), a fixed cost per file that copying a 1.5 MB clip's bytes (~1.5 ms) does not have;",
-        "  the bytes themselves are read and written once (no `+faststart` rewrite). Closing the gap would take a",
-        "  muxer that reads the clips' sample tables without decoding (not attempted)",
+        "- where the stream copy's time goes: the concat demuxer opens every clip and probes it, decoding a frame",
+        "  (~4 ms per 720p clip, more than copying its 1.5 MB): that was (b''). The table join (`mp4_join`) reads",
+        "  each clip's index (a few KB), probes one clip per decoder configuration (here 1 of 60), writes the",
+        "  joined index first and copies the media with `copy_file_range`; the bytes are read and written once",
+        "- with subtitles the joined video is copied once more by the ffmpeg pass that muxes the captions track",
         "- why crossfades cost what they do: with 2-s GOPs a 0.5-s fade re-encodes from the last keyframe before it",
         "  to the first keyframe after it (1 s of one clip + 2 s of the next): 2.5 s of output per transition,",
         "  55 % of the video, at `veryfast`; clips with 1-s GOPs would halve that",
     ]
     notes.append(
         f"- peak RSS 1000 ÷ 10 segments: {rss[1000][0] / rss[10][0]:.2f}× (the 1000-segment list names the "
-        f"{args.clips} clips round-robin; what grows is the output's sample index, ~100 bytes per output frame, "
-        "not anything per clip)"
+        f"{args.clips} clips round-robin; what grows is the joined index, ~20 bytes per output frame in memory "
+        "while it is built)"
     )
     text = section(rows, notes, args, total_mb)
     print(text)

@@ -1,8 +1,11 @@
 """Joins clips into one video at the cost of copying the bytes, re-encoding only what it must.
 
-The join is ffmpeg's concat demuxer with a stream copy: memory stays flat from 1 to 1000 clips (it reads one
-file at a time; no filter graph grows with the clip count). What cannot be copied is re-encoded *per clip*,
-one small ffmpeg run each, to the target parameters:
+The join copies: when every clip decodes with the same configuration (one encoder's clips, as a provider
+makes them), their sample tables are joined and their media bytes copied (``mp4_join``: no clip is opened by
+a decoder, ~1× the cost of copying the bytes); otherwise ffmpeg's concat demuxer stream-copies them (it
+probes every clip, decoding a frame of each). Either way memory stays flat from 1 to 1000 clips (no filter
+graph grows with the clip count). What cannot be copied is re-encoded *per clip*, one small ffmpeg run
+each, to the target parameters:
 
 * **Normalising.** The target is the stream parameters most clips already have (at the job's resolution);
   a clip that differs (size, codec/profile, pixel format, fps, time base) is re-encoded: scaled to fit,
@@ -34,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
+from video_pipeline import mp4_join
 from video_pipeline.ffmpeg import (
     AudioLayout,
     FFmpegError,
@@ -128,6 +132,9 @@ class JoinPlan:
     transition_s: float = 0.0
     #: (segment, file joined, frames promised by its index), to name the culprit if the join comes up short
     sources: list[tuple[int, Path, int]] = field(default_factory=list)
+    #: The clips' indexes when the video can be joined by its sample tables (else None, see ``joined_by``)
+    tables: list[mp4_join.TrackIndex] | None = None
+    joined_by: str = "ffmpeg concat demuxer"
 
     @property
     def has_audio(self) -> bool:
@@ -153,10 +160,69 @@ def _probe_clip(clip: Clip) -> VideoProbe:
     return found
 
 
-def probe_clips(clips: list[Clip]) -> list[VideoProbe]:
-    """Probe every clip, in order; an unreadable clip fails naming its segment (the first such, in order)."""
+def read_indexes(clips: list[Clip]) -> list[mp4_join.TrackIndex | str]:
+    """Each clip's index, or why it cannot be joined by its sample tables; a clip whose index promises more
+    media than its file holds fails naming its segment."""
+    found: list[mp4_join.TrackIndex | str] = []
+    for clip in clips:
+        try:
+            found.append(mp4_join.read_track(clip.path))
+        except mp4_join.Truncated as exc:
+            raise AssemblyError(
+                f"segment {clip.index}: clip {clip.path.name} is truncated or corrupt: {exc}"
+            ) from None
+        except (mp4_join.Unsupported, OSError) as exc:
+            found.append(f"segment {clip.index}: {exc}")
+    return found
+
+
+def _from_index(clip_probe: VideoProbe, index: mp4_join.TrackIndex) -> VideoProbe:
+    """``clip_probe`` (another clip with the same decoder configuration) with this clip's length."""
+    seconds = Fraction(index.media_duration, index.timescale)
+    return replace(
+        clip_probe,
+        duration_s=round(float(seconds), 3),
+        video_duration_s=round(float(seconds), 4),
+        frame_count=index.frame_count,
+        fps=float(index.frame_count / seconds),
+        size_bytes=index.path.stat().st_size,
+    )
+
+
+def probe_clips(
+    clips: list[Clip], indexes: list[mp4_join.TrackIndex | str] | None = None
+) -> list[VideoProbe]:
+    """Every clip's stream parameters, in order; an unreadable clip fails naming its segment (the first such).
+
+    Clips whose indexes show the same decoder configuration differ only in length, which their indexes
+    give: one of them is probed (opened by a decoder) and the others take its parameters. If that clip's
+    index and probe disagree on its length, every clip of its kind is probed (and ``indexes`` forgets them).
+    """
+    indexes = indexes if indexes is not None else ["not read"] * len(clips)
+    kinds: dict[tuple[object, ...], list[int]] = {}
+    for position, index in enumerate(indexes):
+        key = index.decoder_key() if isinstance(index, mp4_join.TrackIndex) else ("alone", position)
+        kinds.setdefault(key, []).append(position)
+    first = [positions[0] for positions in kinds.values()]
     with ThreadPoolExecutor(PROBE_THREADS) as pool:
-        return list(pool.map(_probe_clip, clips))
+        probed = dict(zip(first, pool.map(_probe_clip, [clips[p] for p in first]), strict=True))
+    for positions in kinds.values():
+        head, index = positions[0], indexes[positions[0]]
+        if not isinstance(index, mp4_join.TrackIndex):
+            continue
+        if _from_index(probed[head], index) != probed[head]:
+            for position in positions:
+                indexes[position] = f"segment {clips[position].index}: its index and a decoder disagree"
+            with ThreadPoolExecutor(PROBE_THREADS) as pool:
+                probed.update(
+                    zip(positions, pool.map(_probe_clip, [clips[p] for p in positions]), strict=True)
+                )
+            continue
+        for position in positions[1:]:
+            same_kind = indexes[position]
+            assert isinstance(same_kind, mp4_join.TrackIndex)
+            probed[position] = _from_index(probed[head], same_kind)
+    return [probed[position] for position in range(len(clips))]
 
 
 def choose_target(probes: list[VideoProbe], resolution: tuple[int, int]) -> Target:
@@ -422,7 +488,8 @@ def plan_join(
     if not clips:
         raise AssemblyError("no clips to assemble")
     workdir.mkdir(parents=True, exist_ok=True)
-    probes = probe_clips(clips)
+    indexes = read_indexes(clips)
+    probes = probe_clips(clips, indexes)
     target = choose_target(probes, resolution)
     fade = target.frames(transition_s) if len(clips) > 1 else 0
     count = len(clips)
@@ -512,6 +579,7 @@ def plan_join(
         spans.append(Span(clip.index, float(Fraction(start) / fps), float(Fraction(start + n) / fps)))
         start += n - fade
     total = sum(frames) - fade * (count - 1)
+    tables, joined_by = _tables(indexes, fade=fade, reencoded=reencoded, audio=target.audio)
     return JoinPlan(
         listing=_write_listing(pieces, workdir / "concat.ffconcat"),
         target=target,
@@ -522,7 +590,33 @@ def plan_join(
         transition_pieces=transitions,
         transition_s=float(Fraction(fade) / fps),
         sources=[(clip.index, path, n) for clip, path, n in zip(clips, paths, frames, strict=True)],
+        tables=tables,
+        joined_by=joined_by,
     )
+
+
+def _tables(
+    indexes: list[mp4_join.TrackIndex | str],
+    *,
+    fade: int,
+    reencoded: dict[int, list[str]],
+    audio: AudioLayout | None,
+) -> tuple[list[mp4_join.TrackIndex] | None, str]:
+    """The clips' indexes if the plain join can be done by sample tables, and how the join is done."""
+    concat = "ffmpeg concat demuxer"
+    if fade:
+        return None, f"{concat} (transitions)"
+    if reencoded:
+        return None, f"{concat} (normalised clips)"
+    if audio is not None:
+        return None, f"{concat} (clips with audio)"
+    tables = [index for index in indexes if isinstance(index, mp4_join.TrackIndex)]
+    if len(tables) < len(indexes):
+        return None, f"{concat} ({next(i for i in indexes if isinstance(i, str))})"
+    reason = mp4_join.mismatch(tables)
+    if reason is not None:
+        return None, f"{concat} ({reason})"
+    return tables, "sample tables"
 
 
 def check_joined(result: VideoProbe, plan: JoinPlan) -> None:
@@ -593,25 +687,48 @@ def audio_output(plan: JoinPlan) -> list[str]:
     return _audio_codec(plan.target)
 
 
+def write_video(plan: JoinPlan, dest: Path) -> None:
+    """Write the joined video alone (no audio), index first: by sample tables when the plan allows, else with
+    ffmpeg's concat demuxer (stream copy)."""
+    if plan.tables is not None:
+        mp4_join.write_joined(plan.tables, dest)
+    else:
+        write_mp4(
+            [*concat_input(plan), "-map", "0:v:0", "-c:v", "copy", "-an"], dest, samples=samples_planned(plan)
+        )
+
+
+def video_input(plan: JoinPlan, workdir: Path) -> list[str]:
+    """ffmpeg input options whose input 0 is the joined video (and, from the concat demuxer, the clips' audio)."""
+    if plan.tables is None:
+        return concat_input(plan)
+    video = workdir / "joined-video.mp4"
+    mp4_join.write_joined(plan.tables, video)
+    return ["-i", str(video)]
+
+
 def join(plan: JoinPlan, dest: Path) -> VideoProbe:
     """The plain join: the video stream-copied, audio (if any) re-aligned, index first; probed, checked,
     written atomically."""
-    audio = ["-an"]
-    if plan.has_audio:
-        audio = ["-map", "0:a:0", "-af", aligned_audio(plan), *audio_output(plan)]
     tmp = dest.with_name(f".{dest.name}.tmp.mp4")
     try:
-        write_mp4(
-            [*concat_input(plan), "-map", "0:v:0", "-c:v", "copy", *audio], tmp, samples=samples_planned(plan)
-        )
+        if plan.has_audio:
+            audio = ["-map", "0:a:0", "-af", aligned_audio(plan), *audio_output(plan)]
+            write_mp4(
+                [*concat_input(plan), "-map", "0:v:0", "-c:v", "copy", *audio],
+                tmp,
+                samples=samples_planned(plan),
+            )
+        else:
+            write_video(plan, tmp)
         result = probe(tmp)
         if result.frame_count != plan.frame_count:
             diagnose(plan)
         check_joined(result, plan)
         os.replace(tmp, dest)
-    except FFmpegError as exc:
+    except (FFmpegError, OSError) as exc:
         diagnose(plan)
-        raise AssemblyError(f"ffmpeg could not join the clips: {exc}") from None
+        raise AssemblyError(f"could not join the clips: {exc}") from None
     finally:
         tmp.unlink(missing_ok=True)
     return replace(result, size_bytes=dest.stat().st_size)

@@ -1,11 +1,12 @@
 """From approved clips to the finished MP4, on local files: join, captions, audio track, one final pass, checks.
 
-Everything after the per-clip work in ``assembly`` happens in **one** ffmpeg pass that reads the clips through
-the concat demuxer: the video is stream-copied, the SRT is muxed as a ``mov_text`` track, the audio (clips'
-own and/or the job's track) is encoded, and the index is written at the front, in space reserved for it
-(``write_mp4``: playback starts before the download ends, without ``+faststart``'s second pass). The result
-is probed and checked against the plan (frames, duration, size, streams, A/V sync); it replaces ``dest``
-only if every check passes.
+Everything after the per-clip work in ``assembly`` happens in **one** pass over the media. A plain video
+(no captions track, no audio) is the join itself (``assembly.write_video``). Otherwise one ffmpeg pass reads
+the joined video (the concat demuxer over the clips, or the file joined by sample tables): the video is
+stream-copied, the SRT is muxed as a ``mov_text`` track, the audio (clips' own and/or the job's track) is
+encoded, and the index is written at the front, in space reserved for it (``write_mp4``: playback starts
+before the download ends, without ``+faststart``'s second pass). The result is probed and checked against
+the plan (frames, duration, size, streams, A/V sync); it replaces ``dest`` only if every check passes.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from video_pipeline.assembly import (
     aligned_audio,
     audio_output,
     check_joined,
-    concat_input,
     diagnose,
     plan_join,
     samples_planned,
+    video_input,
     write_mp4,
+    write_video,
 )
 from video_pipeline.ffmpeg import FFmpegError, VideoProbe, probe
 from video_pipeline.models import Finishing
@@ -139,7 +141,44 @@ def finish(
     cues = cues_for(plan.spans, narration, plan.transition_s) if options.subtitles == "soft" else []
     srt = write_srt(cues, workdir / "final.srt") if cues else None
 
-    inputs = concat_input(plan)
+    streams = {
+        "video": 1,
+        "audio": int(audio_track is not None or plan.has_audio),
+        "subtitle": int(srt is not None),
+    }
+    tmp = dest.with_name(f".{dest.name}.tmp.mp4")
+    try:
+        if streams == {"video": 1, "audio": 0, "subtitle": 0}:
+            write_video(plan, tmp)
+        else:
+            _remux(plan, tmp, workdir=workdir, srt=srt, audio_track=audio_track, options=options, cues=cues)
+        result = probe(tmp)
+        if result.frame_count != plan.frame_count:
+            diagnose(plan)
+        verify(result, tmp, plan, streams, cues)
+        os.replace(tmp, dest)
+    except (FFmpegError, OSError) as exc:
+        diagnose(plan)
+        raise AssemblyError(f"could not finish the video: {exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return Finished(
+        probe=replace(result, size_bytes=dest.stat().st_size), plan=plan, cues=cues, srt=srt, streams=streams
+    )
+
+
+def _remux(
+    plan: JoinPlan,
+    dest: Path,
+    *,
+    workdir: Path,
+    srt: Path | None,
+    audio_track: Path | None,
+    options: Finishing,
+    cues: list[Cue],
+) -> None:
+    """The ffmpeg pass that adds the captions track and the audio to the joined video."""
+    inputs = video_input(plan, workdir)
     maps = ["-map", "0:v:0", "-c:v", "copy"]
     graph = ""
     if srt is not None:
@@ -164,28 +203,8 @@ def finish(
         maps += ["-map", "[mix]", *audio_output(plan)]
     if srt is not None:
         maps += ["-map", "1:s:0", "-c:s", "mov_text", "-metadata:s:s:0", "language=und"]
-    streams = {
-        "video": 1,
-        "audio": int(audio_track is not None or plan.has_audio),
-        "subtitle": int(srt is not None),
-    }
-    tmp = dest.with_name(f".{dest.name}.tmp.mp4")
-    try:
-        write_mp4(
-            [*inputs, *(["-filter_complex", graph] if graph else []), *maps],
-            tmp,
-            samples=samples_planned(plan, extra=len(cues) + int(audio_track is not None)),
-        )
-        result = probe(tmp)
-        if result.frame_count != plan.frame_count:
-            diagnose(plan)
-        verify(result, tmp, plan, streams, cues)
-        os.replace(tmp, dest)
-    except FFmpegError as exc:
-        diagnose(plan)
-        raise AssemblyError(f"ffmpeg could not finish the video: {exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return Finished(
-        probe=replace(result, size_bytes=dest.stat().st_size), plan=plan, cues=cues, srt=srt, streams=streams
+    write_mp4(
+        [*inputs, *(["-filter_complex", graph] if graph else []), *maps],
+        dest,
+        samples=samples_planned(plan, extra=len(cues) + int(audio_track is not None)),
     )

@@ -24,6 +24,7 @@ def make_clip(
     audio_rate: int | None = None,
     audio_layout: str = "mono",
     source: str = "testsrc2",
+    preset: str | None = None,
 ) -> Path:
     """A testsrc2 clip (moving pattern; ``hue`` tells clips apart; ``source="color"`` for a tiny one), H.264 with a keyframe every ``gop``
     frames, time base 1/12288 and the index first, like the storyboard provider; optionally a 440 Hz tone as AAC."""
@@ -36,7 +37,7 @@ def make_clip(
         "-c:v",
         "libx264",
         "-preset",
-        "ultrafast" if profile == "baseline" else "veryfast",
+        preset or ("ultrafast" if profile == "baseline" else "veryfast"),
         "-profile:v",
         profile,
         "-pix_fmt",

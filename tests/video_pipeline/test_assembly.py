@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from tests.video_pipeline.media import audio_rms, faststart, frame_hashes, make_clip
-from video_pipeline.assembly import AssemblyError, Clip, check_joined, join, plan_join
+from video_pipeline.assembly import (
+    AssemblyError,
+    Clip,
+    check_joined,
+    join,
+    plan_join,
+    probe_clips,
+    read_indexes,
+)
 from video_pipeline.ffmpeg import probe
 
 SIZE = (320, 180)
@@ -31,7 +39,7 @@ def test_matching_clips_are_stream_copied(matching: list[Path], tmp_path: Path) 
     clips = [Clip(n, path) for n, path in enumerate(matching, start=1)]
     plan = plan_join(clips, resolution=SIZE, workdir=tmp_path)
     result = join(plan, tmp_path / "final.mp4")
-    assert plan.reencoded == {}
+    assert plan.reencoded == {} and plan.joined_by == "sample tables"
     assert (result.width, result.height, result.codec, result.fps) == (320, 180, "h264", 24.0)
     assert result.frame_count == 3 * 48 and result.video_duration_s == 6.0
     # decoded frames are the sources' frames: nothing was re-encoded
@@ -58,6 +66,7 @@ def test_mixed_clips_normalise_only_the_odd_ones(matching: list[Path], media: Pa
     result = join(plan, tmp_path / "final.mp4")
 
     assert set(plan.reencoded) == {2, 4}
+    assert plan.joined_by == "ffmpeg concat demuxer (normalised clips)"
     assert plan.reencoded[2] == ["size 240x240", "30 fps"]
     assert plan.reencoded[4] == ["size 640x360", "codec h264 Constrained Baseline"]
     assert (result.width, result.height, result.profile, result.fps, result.time_base) == (
@@ -92,6 +101,7 @@ def test_clips_with_and_without_audio(matching: list[Path], media: Path, tmp_pat
     result = join(plan, tmp_path / "final.mp4")
 
     assert plan.reencoded == {1: ["no audio"], 3: ["no audio"]}
+    assert plan.joined_by == "ffmpeg concat demuxer (normalised clips)"
     assert result.audio is not None and (result.audio.sample_rate, result.audio.layout) == (44100, "mono")
     assert abs((result.audio_duration_s or 0) - result.video_duration_s) <= 1 / 24
     frames = frame_hashes(tmp_path / "final.mp4")
@@ -128,6 +138,7 @@ def test_crossfade_reencodes_only_the_windows(media: Path, tmp_path: Path) -> No
     result = join(plan, tmp_path / "final.mp4")
     fade = 6  # frames
     assert plan.reencoded == {} and plan.transition_pieces == 2
+    assert plan.joined_by == "ffmpeg concat demuxer (transitions)"
     assert result.frame_count == 3 * 72 - 2 * fade
     assert [(s.start_s, s.end_s) for s in plan.spans] == [(0, 3), (2.75, 5.75), (5.5, 8.5)]
     out = frame_hashes(tmp_path / "final.mp4")
@@ -163,19 +174,18 @@ def test_unreadable_clip_fails_naming_the_segment(matching: list[Path], tmp_path
 
 
 def test_truncated_clip_fails_naming_the_segment(matching: list[Path], tmp_path: Path) -> None:
-    """The index is intact and promises 48 frames, the media data stops half-way: the join comes up short
-    and the error names the segment, not a position in a list."""
+    """The index is intact and promises 48 frames, the media data stops half-way: planning fails before any
+    work, naming the segment (not a position in a list) and how much of it is there."""
     broken = tmp_path / "007.mp4"
     data = matching[1].read_bytes()
     broken.write_bytes(data[: len(data) // 2])
-    plan = plan_join(
-        [Clip(6, matching[0]), Clip(7, broken), Clip(8, matching[2])], resolution=SIZE, workdir=tmp_path
-    )
     with pytest.raises(
-        AssemblyError, match=r"^segment 7: clip 007.mp4 is truncated or corrupt: \d+ of 48 frames"
+        AssemblyError, match=r"^segment 7: clip 007.mp4 is truncated or corrupt: \d+ of 48 frames readable"
     ):
-        join(plan, tmp_path / "final.mp4")
-    assert not (tmp_path / "final.mp4").exists()
+        plan_join(
+            [Clip(6, matching[0]), Clip(7, broken), Clip(8, matching[2])], resolution=SIZE, workdir=tmp_path
+        )
+    assert not list(tmp_path.glob("*.mp4"))[1:]  # only the broken clip itself
 
 
 def test_result_is_checked_against_the_plan(matching: list[Path], tmp_path: Path) -> None:
@@ -198,7 +208,7 @@ def test_two_hundred_segments(media: Path, tmp_path: Path) -> None:
     clips = [Clip(n, path) for n, path in zip(range(1, 201), itertools.cycle(tiny), strict=False)]
     plan = plan_join(clips, resolution=(64, 36), workdir=tmp_path)
     result = join(plan, tmp_path / "final.mp4")
-    assert plan.reencoded == {}
+    assert plan.reencoded == {} and plan.joined_by == "sample tables"
     assert result.frame_count == 200 * 12
     assert result.video_duration_s == 100.0
     assert plan.spans[-1].start_s == 99.5
@@ -213,3 +223,39 @@ def test_failed_join_leaves_nothing(matching: list[Path], tmp_path: Path) -> Non
         join(plan, tmp_path / "final.mp4")
     assert not (tmp_path / "final.mp4").exists() and not list(tmp_path.glob(".*.tmp*"))
     assert probe(matching[0]).frame_count == 48
+
+
+def test_clips_of_one_kind_are_probed_once_and_measured_by_their_index(media: Path) -> None:
+    """Clips with the same decoder configuration take one probe's parameters and their own lengths from their
+    indexes: the result is what probing each of them gives."""
+    kinds = [
+        make_clip(media / "len1.mp4", seconds=1, hue=10),
+        make_clip(media / "len3.mp4", seconds=3, hue=20),
+        make_clip(media / "len25.mp4", seconds=2.5, hue=30),
+        make_clip(media / "fps30a.mp4", fps=30, seconds=1, hue=40),
+        make_clip(media / "fps30b.mp4", fps=30, seconds=2, hue=50),
+        make_clip(media / "voiced-kind.mp4", audio_rate=48000),  # no index to use: probed on its own
+    ]
+    clips = [Clip(n, path) for n, path in enumerate(kinds, start=1)]
+    indexes = read_indexes(clips)
+    assert [isinstance(i, str) for i in indexes] == [False] * 5 + [True]
+    assert probe_clips(clips, indexes) == [probe(path) for path in kinds]
+
+
+def test_clips_from_another_encoder_join_through_ffmpeg(
+    matching: list[Path], media: Path, tmp_path: Path
+) -> None:
+    """Same stream parameters, different encoder settings (another parameter set: 2 reference frames):
+    copied all the same, by the concat demuxer."""
+    other = media / "other-encoder.mp4"
+    make_clip(other, hue=200, preset="faster")
+    clips = [Clip(1, matching[0]), Clip(2, other)]
+    plan = plan_join(clips, resolution=SIZE, workdir=tmp_path)
+    result = join(plan, tmp_path / "final.mp4")
+    assert plan.reencoded == {}
+    assert (
+        plan.joined_by
+        == "ffmpeg concat demuxer (clip 2 (other-encoder.mp4) has another decoder configuration than clip 1)"
+    )
+    assert frame_hashes(tmp_path / "final.mp4") == frame_hashes(matching[0]) + frame_hashes(other)
+    assert result.frame_count == 96

@@ -1,0 +1,213 @@
+"""Joining real H.264 clips by their sample tables, checked against ffmpeg's concat demuxer and the sources."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from pathlib import Path
+
+import av
+import pytest
+
+from tests.video_pipeline.media import faststart, frame_hashes, make_clip
+from video_pipeline.ffmpeg import probe, run_ffmpeg
+from video_pipeline.mp4_join import (
+    Truncated,
+    Unsupported,
+    _boxes,
+    _moov,
+    mismatch,
+    read_track,
+    write_joined,
+)
+
+Packet = tuple[int | None, int | None, int | None, bool, str]
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mp4-join")
+
+
+@pytest.fixture(scope="module")
+def clips(media: Path) -> list[Path]:
+    """Three clips of different lengths from one encoder (B-frames: composition offsets and an edit list)."""
+    return [make_clip(media / f"c{n}.mp4", seconds=1 + n / 2, hue=70 * n) for n in range(3)]
+
+
+def packets(path: Path) -> list[Packet]:
+    """(pts, dts, duration, keyframe, hash of the bytes) of each video packet, in file order."""
+    with av.open(str(path)) as container:
+        return [
+            (p.pts, p.dts, p.duration, p.is_keyframe, hashlib.md5(bytes(p)).hexdigest())
+            for p in container.demux(video=0)
+            if p.size
+        ]
+
+
+def concat_demuxer(sources: list[Path], dest: Path) -> Path:
+    listing = dest.with_suffix(".ffconcat")
+    listing.write_text("ffconcat version 1.0\n" + "".join(f"file '{s}'\n" for s in sources))
+    run_ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", str(dest)])
+    return dest
+
+
+def test_join_is_the_concat_demuxers_timeline_with_the_sources_bytes(
+    clips: list[Path], tmp_path: Path
+) -> None:
+    joined = tmp_path / "tables.mp4"
+    write_joined([read_track(c) for c in clips], joined)
+    reference = concat_demuxer(clips, tmp_path / "concat.mp4")
+
+    ours, theirs = packets(joined), packets(reference)
+    assert [p[:4] for p in ours] == [p[:4] for p in theirs]  # same timestamps, durations, keyframes
+    # the bytes are the clips' own (the concat demuxer adds the parameter sets to each keyframe)
+    assert [p[4] for p in ours] == [p[4] for clip in clips for p in packets(clip)]
+    assert frame_hashes(joined) == [h for clip in clips for h in frame_hashes(clip)]
+    assert frame_hashes(joined) == frame_hashes(reference)
+
+    result, expected = probe(joined), probe(reference)
+    assert (result.frame_count, result.video_duration_s, result.duration_s) == (108, 4.5, 4.5)
+    assert (result.frame_count, result.video_duration_s, result.fps, result.time_base) == (
+        expected.frame_count,
+        expected.video_duration_s,
+        expected.fps,
+        expected.time_base,
+    )
+    assert faststart(joined)
+    # ffmpeg decodes all of it without a complaint
+    assert run_ffmpeg(["-xerror", "-i", str(joined), "-f", "null", "-"]) == ""
+
+
+def test_clips_at_30_fps_in_a_24_fps_time_scale(media: Path, tmp_path: Path) -> None:
+    """Frame durations alternate (409, 410 ticks of 1/12288 s): the join keeps each clip's own."""
+    sources = [make_clip(media / f"f30-{n}.mp4", fps=30, seconds=1 + n, hue=50 * n) for n in range(2)]
+    joined = tmp_path / "joined.mp4"
+    write_joined([read_track(s) for s in sources], joined)
+    reference = concat_demuxer(sources, tmp_path / "concat.mp4")
+    assert [p[:4] for p in packets(joined)] == [p[:4] for p in packets(reference)]
+    assert frame_hashes(joined) == frame_hashes(sources[0]) + frame_hashes(sources[1])
+    result = probe(joined)
+    assert (result.frame_count, result.fps, result.video_duration_s) == (90, 30.0, 3.0)
+
+
+def test_clip_with_its_index_at_the_end(media: Path, tmp_path: Path) -> None:
+    """Clips as ffmpeg writes them without +faststart (index after the media) join the same way."""
+    tail = media / "tail.mp4"
+    run_ffmpeg(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=320x180:r=24:d=1",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-profile:v",
+            "high",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "24",
+            "-video_track_timescale",
+            "12288",
+            str(tail),
+        ]
+    )
+    assert not faststart(tail)
+    joined = tmp_path / "joined.mp4"
+    write_joined([read_track(tail), read_track(tail)], joined)
+    assert frame_hashes(joined) == frame_hashes(tail) * 2
+    assert probe(joined).frame_count == 48
+
+
+def test_index_reports_what_the_clip_holds(clips: list[Path]) -> None:
+    track = read_track(clips[1])
+    assert (track.frame_count, track.timescale, track.media_duration) == (36, 12288, 36 * 512)
+    assert track.media_time == 1024  # two frames of B-frame delay
+    assert sum(run.length for run in track.runs) == sum(track.sizes)
+    assert track.sync is not None and list(track.sync) == [1, 25]  # a keyframe every 24 frames
+    assert b"btrt" not in track.sample_entry  # the per-clip bitrate is left out of the comparison
+    assert mismatch([read_track(c) for c in clips]) is None
+
+
+def test_other_decoder_configuration_is_refused(clips: list[Path], media: Path) -> None:
+    baseline = make_clip(media / "baseline.mp4", profile="baseline")
+    bigger = make_clip(media / "bigger.mp4", size=(640, 360))
+    for other in (baseline, bigger):
+        reason = mismatch([read_track(clips[0]), read_track(other)])
+        assert reason == f"clip 2 ({other.name}) has another decoder configuration than clip 1"
+        with pytest.raises(Unsupported):
+            write_joined([read_track(clips[0]), read_track(other)], media / "never.mp4")
+    assert not (media / "never.mp4").exists()
+
+
+def test_clips_it_does_not_join(media: Path) -> None:
+    voiced = make_clip(media / "voiced.mp4", audio_rate=48000)
+    with pytest.raises(Unsupported, match="2 tracks"):
+        read_track(voiced)
+    fragmented = media / "fragmented.mp4"
+    run_ffmpeg(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=64x36:r=24:d=1",
+            "-c:v",
+            "libx264",
+            "-movflags",
+            "frag_keyframe+empty_moov",
+            str(fragmented),
+        ]
+    )
+    with pytest.raises(Unsupported, match="fragmented"):
+        read_track(fragmented)
+    text = media / "not-a-video.mp4"
+    text.write_text("hello, this is not an MP4 file at all\n")
+    with pytest.raises(Unsupported):
+        read_track(text)
+    cut = media / "cut-index.mp4"
+    cut.write_bytes(make_clip(media / "whole.mp4").read_bytes()[:200])
+    with pytest.raises(Unsupported, match="moov cut short"):
+        read_track(cut)
+
+
+def test_truncated_media_is_counted(clips: list[Path], tmp_path: Path) -> None:
+    data = clips[0].read_bytes()
+    half = tmp_path / "half.mp4"
+    half.write_bytes(data[: len(data) // 2])
+    with pytest.raises(Truncated) as caught:
+        read_track(half)
+    assert caught.value.promised == 24 and 0 < caught.value.readable < 24
+    with av.open(str(half)) as container:  # what a demuxer hands out: the whole packets and the one cut short
+        handed_out = [p.size for p in container.demux(video=0) if p.size]
+    sizes = read_track(clips[0]).sizes
+    whole = caught.value.readable
+    assert handed_out[:whole] == list(sizes[:whole])
+    assert len(handed_out) == whole + 1 and handed_out[-1] < sizes[whole]
+
+
+def test_offsets_past_4_gib_use_64_bit_chunk_offsets(clips: list[Path]) -> None:
+    tracks = [read_track(c) for c in clips]
+    small, large = _moov(tracks, 1000), _moov(tracks, 5 << 30)
+
+    def chunk_offsets(moov: bytes) -> tuple[bytes, list[int]]:
+        stbl = moov
+        for kind in (b"moov", b"trak", b"mdia", b"minf", b"stbl"):
+            body, end = next((b, e) for k, b, e in _boxes(stbl) if k == kind)
+            stbl = stbl[body:end]
+        for kind, body, _ in _boxes(stbl):
+            if kind in (b"stco", b"co64"):
+                width = 8 if kind == b"co64" else 4
+                (count,) = struct.unpack_from(">I", stbl, body + 4)
+                return kind, [
+                    int.from_bytes(stbl[body + 8 + width * n : body + 8 + width * (n + 1)], "big")
+                    for n in range(count)
+                ]
+        raise AssertionError("no chunk offsets")
+
+    kind, near = chunk_offsets(small)
+    assert kind == b"stco" and near[0] == 1000
+    kind, far = chunk_offsets(large)
+    assert kind == b"co64" and far == [offset - 1000 + (5 << 30) for offset in near]
