@@ -3,8 +3,7 @@
     .venv/bin/python bench/assembly.py [--clips 60] [--seconds 5] [--no-moviepy] [--write]
 
 Makes N x S-second 1280x720 24 fps H.264 clips once (cached in $TMPDIR/vp-bench-assembly), then measures in
-one run: (a) copying the clips' bytes into one file (read + write, and ``copy_file_range`` as the join
-uses), (b) our assembly with the default finishing options (``finishing.finish``: read the indexes, probe,
+one run: (a) copying the clips' bytes into one file, (b) our assembly with the default finishing options (``finishing.finish``: read the indexes, probe,
 plan, join by sample tables, probe and check), the same with a soft-subtitle track (one ffmpeg pass more),
 and the same plain join through ffmpeg's concat demuxer (what it did before the table join), (c) our
 assembly with 0.5-s crossfades (only the windows re-encoded), (d) moviepy's re-encode
@@ -132,16 +131,6 @@ def byte_copy(clips: list[Path], dest: Path) -> None:
         for clip in clips:
             with clip.open("rb") as source:
                 shutil.copyfileobj(source, out, 1 << 20)
-
-
-def kernel_copy(clips: list[Path], dest: Path) -> None:
-    """The clips' bytes into one file with ``copy_file_range``, the call the table join copies media with."""
-    with dest.open("wb") as out:
-        for clip in clips:
-            with clip.open("rb") as source:
-                left = clip.stat().st_size
-                while left:
-                    left -= os.copy_file_range(source.fileno(), out.fileno(), left)
 
 
 def assembly(clips: list[Path], dest: Path, *, transition_s: float = 0.0, narrated: bool = False) -> str:
@@ -283,7 +272,6 @@ def main() -> None:
             clip.read_bytes()
         print("byte copy ...", file=sys.stderr)
         copy = timed(lambda: byte_copy(clips, out / "bytes.bin"), repeat=5)
-        kernel = timed(lambda: kernel_copy(clips, out / "bytes.bin"), repeat=5)
         print("stream-copy assembly ...", file=sys.stderr)
         joined_by = assembly(clips, out / "join.mp4")
         stream = timed(lambda: assembly(clips, out / "join.mp4"), repeat=5)
@@ -295,12 +283,7 @@ def main() -> None:
         print("assembly with crossfades ...", file=sys.stderr)
         fade = timed(lambda: assembly(clips, out / "fade.mp4", transition_s=0.5), repeat=1)
         rows = [
-            ("(a) byte copy (all clips into one file), read + write", *_times(copy), "median of 5"),
-            (
-                "(a') byte copy with `copy_file_range`",
-                *_times(kernel),
-                "median of 5; what the table join uses",
-            ),
+            ("(a) byte copy (all clips into one file, read + write)", *_times(copy), "median of 5"),
             (
                 "(b) our assembly, stream copy",
                 *_times(stream),
@@ -310,8 +293,8 @@ def main() -> None:
             (
                 "(b') the same with a soft-subtitle track",
                 *_times(subtitled),
-                "median of 5: every segment narrated; the joined video goes through one ffmpeg pass that adds "
-                "the `mov_text` track",
+                "median of 5: every segment narrated; the table join writes the timed-text track too; the "
+                "check reads it back",
             ),
             (
                 "(b'') the plain join through ffmpeg's concat demuxer",
@@ -351,8 +334,7 @@ def main() -> None:
     notes = [
         f"- load average (1 min) at start {load_before:.1f}, at end {load_after:.1f}, on {os.cpu_count()} cores: "
         "other work on the machine inflates wall times (CPU times much less); all rows come from this one run",
-        f"- stream copy ÷ byte copy: {ratio(stream, copy)} (goal ≤ 3×); ÷ the `copy_file_range` copy: "
-        f"{ratio(stream, kernel)}",
+        f"- stream copy ÷ byte copy: {ratio(stream, copy)} (goal ≤ 3×)",
         f"- with a soft-subtitle track ÷ byte copy: {ratio(subtitled, copy)}",
         f"- the concat demuxer's join ÷ byte copy: {ratio(demuxer, copy)}; ÷ the table join's assembly: "
         f"{ratio(demuxer, stream)}",
@@ -365,8 +347,8 @@ def main() -> None:
         "- where the stream copy's time goes: the concat demuxer opens every clip and probes it, decoding a frame",
         "  (~4 ms per 720p clip, more than copying its 1.5 MB): that was (b''). The table join (`mp4_join`) reads",
         "  each clip's index (a few KB), probes one clip per decoder configuration (here 1 of 60), writes the",
-        "  joined index first and copies the media with `copy_file_range`; the bytes are read and written once",
-        "- with subtitles the joined video is copied once more by the ffmpeg pass that muxes the captions track",
+        "  joined index (and the captions track, if any) first and copies the media after it: the bytes are read",
+        "  and written once, as in (a)",
         "- why crossfades cost what they do: with 2-s GOPs a 0.5-s fade re-encodes from the last keyframe before it",
         "  to the first keyframe after it (1 s of one clip + 2 s of the next): 2.5 s of output per transition,",
         "  55 % of the video, at `veryfast`; clips with 1-s GOPs would halve that",

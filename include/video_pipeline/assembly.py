@@ -687,11 +687,14 @@ def audio_output(plan: JoinPlan) -> list[str]:
     return _audio_codec(plan.target)
 
 
-def write_video(plan: JoinPlan, dest: Path) -> None:
-    """Write the joined video alone (no audio), index first: by sample tables when the plan allows, else with
-    ffmpeg's concat demuxer (stream copy)."""
+def write_video(plan: JoinPlan, dest: Path, captions: list[tuple[float, float, str]] | None = None) -> None:
+    """Write the joined video without audio, index first: by sample tables when the plan allows (with a
+    timed-text track of ``captions``: start s, end s, text), else with ffmpeg's concat demuxer (stream copy;
+    captions are then muxed by an ffmpeg pass of the caller's)."""
     if plan.tables is not None:
-        mp4_join.write_joined(plan.tables, dest)
+        mp4_join.write_joined(plan.tables, dest, captions=captions)
+    elif captions:
+        raise ValueError("captions are written by the sample-table join only")
     else:
         write_mp4(
             [*concat_input(plan), "-map", "0:v:0", "-c:v", "copy", "-an"], dest, samples=samples_planned(plan)

@@ -86,5 +86,6 @@ def assemble_job(storage: Storage, job: JobSpec, segments: list[VideoSegment]) -
         subtitles_key=subtitles_key,
         reencoded=finished.plan.reencoded,
         transitions=finished.plan.transition_pieces,
+        joined_by=finished.plan.joined_by,
         assembly_s=round(time.perf_counter() - started, 3),
     )

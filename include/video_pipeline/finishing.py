@@ -1,11 +1,12 @@
 """From approved clips to the finished MP4, on local files: join, captions, audio track, one final pass, checks.
 
-Everything after the per-clip work in ``assembly`` happens in **one** pass over the media. A plain video
-(no captions track, no audio) is the join itself (``assembly.write_video``). Otherwise one ffmpeg pass reads
-the joined video (the concat demuxer over the clips, or the file joined by sample tables): the video is
-stream-copied, the SRT is muxed as a ``mov_text`` track, the audio (clips' own and/or the job's track) is
-encoded, and the index is written at the front, in space reserved for it (``write_mp4``: playback starts
-before the download ends, without ``+faststart``'s second pass). The result is probed and checked against
+Everything after the per-clip work in ``assembly`` happens in one pass over the media where it can. Without
+audio, the join itself writes the finished file (``assembly.write_video``; the sample-table join also writes
+the captions track). Otherwise an ffmpeg pass reads the joined video (the concat demuxer over the clips, or
+the file joined by sample tables): the video is stream-copied, the SRT is muxed as a ``mov_text`` track, the
+audio (clips' own and/or the job's track) is encoded, and the index is written at the front, in space
+reserved for it (``write_mp4``: playback starts before the download ends, without ``+faststart``'s second
+pass). The result is probed and checked against
 the plan (frames, duration, size, streams, A/V sync); it replaces ``dest`` only if every check passes.
 """
 
@@ -148,10 +149,10 @@ def finish(
     }
     tmp = dest.with_name(f".{dest.name}.tmp.mp4")
     try:
-        if streams == {"video": 1, "audio": 0, "subtitle": 0}:
-            write_video(plan, tmp)
-        else:
+        if streams["audio"] or (srt is not None and plan.tables is None):
             _remux(plan, tmp, workdir=workdir, srt=srt, audio_track=audio_track, options=options, cues=cues)
+        else:
+            write_video(plan, tmp, captions=[(c.start_s, c.end_s, c.text) for c in cues])
         result = probe(tmp)
         if result.frame_count != plan.frame_count:
             diagnose(plan)

@@ -302,6 +302,13 @@ class FinalVideo(BaseModel):
         default_factory=dict, description="Segments re-encoded to join (segment → why); the rest were copied."
     )
     transitions: int = 0
+    joined_by: str | None = Field(
+        default=None,
+        description=(
+            "How the clips were joined: 'sample tables' (their indexes joined, media copied) or 'ffmpeg concat "
+            "demuxer (why)'."
+        ),
+    )
     assembly_s: float | None = None
 
 

@@ -72,6 +72,7 @@ def test_final_video_with_everything(clip_files: list[Path], tmp_path: Path, scr
     assert final.key == layout.final and final.streams == {"video": 1, "audio": 1, "subtitle": 1}
     assert (final.width, final.height, final.codec, final.fps) == (1280, 720, "h264", 24.0)
     assert final.frame_count == 3 * 48 and final.transitions == 0 and final.reencoded == {}
+    assert final.joined_by == "sample tables"  # then one ffmpeg pass mixed the music in
     assert final.poster_key == layout.final_poster and final.preview_key == layout.final_preview("gif")
     assert final.subtitles_key == layout.final_subtitles
     local = storage.download_to(layout.final, tmp_path / "final.mp4")
@@ -106,7 +107,7 @@ def test_two_hundred_segments(tmp_path: Path, scratch: Path) -> None:
     storage = LocalStorage(tmp_path / "store")
     spec, segments = stored_job(storage, tiny, 200, {"preview": "none", "poster": False})
     final = assemble_job(storage, spec, segments)
-    assert final.frame_count == 200 * 48 and final.reencoded == {}
+    assert final.frame_count == 200 * 48 and final.reencoded == {} and final.joined_by == "sample tables"
     assert abs(final.duration_s - 400.0) < 0.05
     assert final.streams == {"video": 1, "audio": 0, "subtitle": 1}
     local = storage.download_to(final.key, tmp_path / "final.mp4")

@@ -55,6 +55,7 @@ def test_soft_subtitles_timed_to_segments(clips: list[Path], tmp_path: Path) -> 
     assert done.probe.subtitle_streams == 1 and done.probe.frame_count == 144
     assert subtitle_cues(tmp_path / "final.mp4") == [(0.0, 2.0, NARRATION[1]), (4.0, 6.0, NARRATION[3])]
     assert done.plan.reencoded == {}  # soft captions re-encode nothing
+    assert done.plan.joined_by == "sample tables"  # which also wrote the captions track: no ffmpeg pass
     assert frame_hashes(tmp_path / "final.mp4") == [h for c in clips for h in frame_hashes(c)]
     assert faststart(tmp_path / "final.mp4")
     assert done.srt is not None and done.srt.read_text().startswith("1\n00:00:00,000 --> 00:00:02,000\nDawn")

@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.video_pipeline.media import faststart, frame_hashes, make_clip
+from tests.video_pipeline.media import faststart, frame_hashes, make_clip, subtitle_cues
 from video_pipeline.ffmpeg import probe, run_ffmpeg
 from video_pipeline.mp4_join import (
     Truncated,
@@ -77,6 +77,30 @@ def test_join_is_the_concat_demuxers_timeline_with_the_sources_bytes(
     assert faststart(joined)
     # ffmpeg decodes all of it without a complaint
     assert run_ffmpeg(["-xerror", "-i", str(joined), "-f", "null", "-"]) == ""
+
+
+def test_captions_track(clips: list[Path], tmp_path: Path) -> None:
+    """Captions with gaps before, between and after them become a timed-text track ffmpeg and players read."""
+    joined = tmp_path / "captioned.mp4"
+    cues = [(0.5, 1.0, "first"), (1.0, 2.5, "zweite Zeile, ünïcödé"), (3.0, 4.0, "last\nof two lines")]
+    write_joined([read_track(c) for c in clips], joined, captions=cues)
+    assert subtitle_cues(joined) == cues
+    result = probe(joined)
+    assert (result.video_streams, result.subtitle_streams, result.frame_count) == (1, 1, 108)
+    assert frame_hashes(joined) == [h for clip in clips for h in frame_hashes(clip)]
+    srt = tmp_path / "back.srt"
+    run_ffmpeg(["-xerror", "-i", str(joined), "-map", "0:s:0", str(srt)])  # ffmpeg's mov_text decoder
+    assert srt.read_text().splitlines()[:3] == ["1", "00:00:00,500 --> 00:00:01,000", "first"]
+    with av.open(str(joined)) as container:  # the track lasts as long as the video, in its time scale
+        text = container.streams.subtitles[0]
+        assert text.time_base == container.streams.video[0].time_base
+        assert text.duration == 4.5 * 12288
+
+
+def test_overlapping_captions_are_refused(clips: list[Path], tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="overlaps"):
+        write_joined([read_track(clips[0])], tmp_path / "x.mp4", captions=[(0, 1, "a"), (0.5, 1.5, "b")])
+    assert not (tmp_path / "x.mp4").exists()
 
 
 def test_clips_at_30_fps_in_a_24_fps_time_scale(media: Path, tmp_path: Path) -> None:
