@@ -410,14 +410,20 @@ def _table(values: array[int]) -> bytes:
     return table.tobytes()
 
 
-def _run_lengths(values: array[int]) -> list[tuple[int, int]]:
-    pairs: list[tuple[int, int]] = []
+def _run_lengths(values: array[int], signed: bool = False) -> tuple[int, bytes]:
+    """A per-sample table as (count, value) entries, big-endian: (entry count, bytes)."""
+    pairs: array[int] = array("i" if signed else "I")
+    count, previous = 0, 0
     for value in values:
-        if pairs and pairs[-1][1] == value:
-            pairs[-1] = (pairs[-1][0] + 1, value)
-        else:
-            pairs.append((1, value))
-    return pairs
+        if count and value == previous:
+            count += 1
+            continue
+        if count:
+            pairs.extend((count, previous))
+        count, previous = 1, value
+    if count:
+        pairs.extend((count, previous))
+    return len(pairs) // 2, _table(pairs)
 
 
 def _version(*values: int) -> int:
@@ -437,8 +443,8 @@ def _chunk_offsets(offsets: list[int]) -> bytes:
 
 
 def _stts(durations: array[int]) -> bytes:
-    pairs = _run_lengths(durations)
-    return _full(b"stts", 0, 0, struct.pack(">I", len(pairs)), *(struct.pack(">II", *p) for p in pairs))
+    entries, table = _run_lengths(durations)
+    return _full(b"stts", 0, 0, struct.pack(">I", entries), table)
 
 
 def _mdhd(timescale: int, duration: int, language: bytes) -> bytes:
@@ -493,16 +499,8 @@ def _video_trak(tracks: list[TrackIndex], data_start: int) -> tuple[bytes, int, 
     if len(sync) < len(sizes):
         parts.append(_full(b"stss", 0, 0, struct.pack(">I", len(sync)), _table(sync)))
     if any(offsets):
-        ctts = _run_lengths(offsets)
-        parts.append(
-            _full(
-                b"ctts",
-                1 if min(offsets) < 0 else 0,
-                0,
-                struct.pack(">I", len(ctts)),
-                *(struct.pack(">Ii", *p) for p in ctts),
-            )
-        )
+        entries, table = _run_lengths(offsets, signed=True)
+        parts.append(_full(b"ctts", 1 if min(offsets) < 0 else 0, 0, struct.pack(">I", entries), table))
     stsc = [
         (chunk, count)
         for chunk, count in enumerate(chunk_sizes, start=1)

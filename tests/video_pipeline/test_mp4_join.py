@@ -97,6 +97,46 @@ def test_captions_track(clips: list[Path], tmp_path: Path) -> None:
         assert text.duration == 4.5 * 12288
 
 
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's, installed by scripts/install-browser.sh (see tests/e2e)
+PLAY_THROUGH = """() => new Promise((resolve) => {
+    const v = document.getElementById("v");
+    v.onerror = () => resolve({error: v.error && v.error.message});
+    v.onended = () => resolve({
+        duration: v.duration, width: v.videoWidth, height: v.videoHeight,
+        decoded: v.getVideoPlaybackQuality().totalVideoFrames, at: v.currentTime,
+    });
+    v.playbackRate = 4;
+    v.play().catch((e) => resolve({error: String(e)}));
+})"""
+
+
+def test_a_browser_plays_the_joined_video_to_the_end(clips: list[Path], tmp_path: Path) -> None:
+    """Chromium (the reviewers' and viewers' player) plays a table-joined file with a captions track through,
+    decoding every frame, and reports the planned length."""
+    if not CHROMIUM.exists():
+        pytest.skip(
+            f"{CHROMIUM} is missing: scripts/install-browser.sh installs Debian's chromium (root + apt)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    joined = tmp_path / "joined.mp4"
+    write_joined([read_track(c) for c in clips], joined, captions=[(0.0, 1.0, "hello")])
+    page_file = tmp_path / "play.html"
+    page_file.write_text(f'<video id="v" muted preload="auto" src="{joined.name}"></video>')
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
+        )
+        try:
+            page = browser.new_page()
+            page.goto(page_file.as_uri())
+            played = page.evaluate(PLAY_THROUGH)
+        finally:
+            browser.close()
+    assert played == {"duration": 4.5, "width": 320, "height": 180, "decoded": 108, "at": 4.5}
+
+
 def test_overlapping_captions_are_refused(clips: list[Path], tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="overlaps"):
         write_joined([read_track(clips[0])], tmp_path / "x.mp4", captions=[(0, 1, "a"), (0.5, 1.5, "b")])
