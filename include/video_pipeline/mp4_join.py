@@ -384,10 +384,20 @@ def mismatch(tracks: list[TrackIndex]) -> str | None:
     """Why these clips cannot be joined by their tables (None: they can)."""
     if not tracks:
         return "no clips"
-    first = tracks[0].decoder_key()
+    first = tracks[0]
     for position, track in enumerate(tracks[1:], start=2):
-        if track.decoder_key() != first:
-            return f"clip {position} ({track.path.name}) has another decoder configuration than clip 1"
+        differs = [
+            what
+            for what, mine, theirs in (
+                ("decoder configuration", track.sample_entry, first.sample_entry),
+                ("time scale", track.timescale, first.timescale),
+                ("start delay", track.media_time, first.media_time),
+                ("display size", track.tkhd_tail[-8:], first.tkhd_tail[-8:]),
+            )
+            if mine != theirs
+        ]
+        if differs:
+            return f"clip {position} ({track.path.name}) has another {' and '.join(differs)} than clip 1"
     return None
 
 

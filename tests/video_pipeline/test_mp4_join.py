@@ -197,11 +197,14 @@ def test_index_reports_what_the_clip_holds(clips: list[Path]) -> None:
 
 
 def test_other_decoder_configuration_is_refused(clips: list[Path], media: Path) -> None:
-    baseline = make_clip(media / "baseline.mp4", profile="baseline")
+    baseline = make_clip(media / "baseline.mp4", profile="baseline")  # and no B-frames: no start delay
     bigger = make_clip(media / "bigger.mp4", size=(640, 360))
-    for other in (baseline, bigger):
+    for other, differs in (
+        (baseline, "decoder configuration and start delay"),
+        (bigger, "decoder configuration and display size"),
+    ):
         reason = mismatch([read_track(clips[0]), read_track(other)])
-        assert reason == f"clip 2 ({other.name}) has another decoder configuration than clip 1"
+        assert reason == f"clip 2 ({other.name}) has another {differs} than clip 1"
         with pytest.raises(Unsupported):
             write_joined([read_track(clips[0]), read_track(other)], media / "never.mp4")
     assert not (media / "never.mp4").exists()
