@@ -92,7 +92,12 @@ class TrackIndex:
 
     def decoder_key(self) -> tuple[object, ...]:
         """Clips with equal keys decode with the same configuration and share one timeline layout."""
-        return (self.sample_entry, self.timescale, self.media_time, self.tkhd_tail[-8:])
+        return (self.sample_entry, self.timescale, self.media_time, self.display)
+
+    @property
+    def display(self) -> bytes:
+        """How the track is shown: tkhd's transformation matrix (rotation) and width and height."""
+        return self.tkhd_tail[16:]
 
 
 # --- reading -------------------------------------------------------------------------------------------------
@@ -392,7 +397,7 @@ def mismatch(tracks: list[TrackIndex]) -> str | None:
                 ("decoder configuration", track.sample_entry, first.sample_entry),
                 ("time scale", track.timescale, first.timescale),
                 ("start delay", track.media_time, first.media_time),
-                ("display size", track.tkhd_tail[-8:], first.tkhd_tail[-8:]),
+                ("display size or rotation", track.display, first.display),
             )
             if mine != theirs
         ]

@@ -201,13 +201,22 @@ def test_other_decoder_configuration_is_refused(clips: list[Path], media: Path) 
     bigger = make_clip(media / "bigger.mp4", size=(640, 360))
     for other, differs in (
         (baseline, "decoder configuration and start delay"),
-        (bigger, "decoder configuration and display size"),
+        (bigger, "decoder configuration and display size or rotation"),
     ):
         reason = mismatch([read_track(clips[0]), read_track(other)])
         assert reason == f"clip 2 ({other.name}) has another {differs} than clip 1"
         with pytest.raises(Unsupported):
             write_joined([read_track(clips[0]), read_track(other)], media / "never.mp4")
     assert not (media / "never.mp4").exists()
+
+
+def test_a_rotated_clip_is_not_joined_with_upright_ones(clips: list[Path], media: Path) -> None:
+    """Same encoder, same stream; only the display matrix says "turn by 90°" (as phones write it)."""
+    rotated = media / "rotated.mp4"
+    run_ffmpeg(["-display_rotation", "90", "-i", str(clips[0]), "-c", "copy", str(rotated)])
+    assert read_track(rotated).sample_entry == read_track(clips[0]).sample_entry
+    reason = mismatch([read_track(clips[0]), read_track(rotated)])
+    assert reason == "clip 2 (rotated.mp4) has another display size or rotation than clip 1"
 
 
 def test_clips_it_does_not_join(media: Path) -> None:
