@@ -692,7 +692,7 @@ def write_video(plan: JoinPlan, dest: Path, captions: list[tuple[float, float, s
     timed-text track of ``captions``: start s, end s, text), else with ffmpeg's concat demuxer (stream copy;
     captions are then muxed by an ffmpeg pass of the caller's)."""
     if plan.tables is not None:
-        mp4_join.write_joined(plan.tables, dest, captions=captions)
+        _write_tables(plan, dest, captions)
     elif captions:
         raise ValueError("captions are written by the sample-table join only")
     else:
@@ -706,8 +706,17 @@ def video_input(plan: JoinPlan, workdir: Path) -> list[str]:
     if plan.tables is None:
         return concat_input(plan)
     video = workdir / "joined-video.mp4"
-    mp4_join.write_joined(plan.tables, video)
+    _write_tables(plan, video)
     return ["-i", str(video)]
+
+
+def _write_tables(plan: JoinPlan, dest: Path, captions: list[tuple[float, float, str]] | None = None) -> None:
+    assert plan.tables is not None
+    try:
+        mp4_join.write_joined(plan.tables, dest, captions=captions)
+    except mp4_join.Corrupt as exc:
+        index = next(index for index, path, _ in plan.sources if path == exc.path)
+        raise AssemblyError(f"segment {index}: clip {exc.path.name} is corrupt: {exc}") from None
 
 
 def join(plan: JoinPlan, dest: Path) -> VideoProbe:

@@ -10,6 +10,7 @@ from pathlib import Path
 import av
 
 from video_pipeline.ffmpeg import run_ffmpeg
+from video_pipeline.mp4_join import read_track
 
 
 def make_clip(
@@ -128,3 +129,14 @@ def faststart(path: Path) -> bool:
     """The index (moov) comes before the media data (mdat): playback starts before the download ends."""
     head = path.read_bytes()[:1_000_000]
     return 0 <= head.find(b"moov") < head.find(b"mdat")
+
+
+def damaged(clip: Path, dest: Path, sample: int, junk: bytes) -> Path:
+    """A copy of ``clip`` with the start of ``sample`` (1-based) overwritten: the index still looks intact."""
+    track = read_track(clip)
+    assert len(track.runs) == 1  # the clips here store their samples back to back
+    offset = track.runs[0].offset + sum(track.sizes[: sample - 1])
+    data = bytearray(clip.read_bytes())
+    data[offset : offset + len(junk)] = junk
+    dest.write_bytes(bytes(data))
+    return dest

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.video_pipeline.media import audio_rms, faststart, frame_hashes, make_clip
+from tests.video_pipeline.media import audio_rms, damaged, faststart, frame_hashes, make_clip
 from video_pipeline.assembly import (
     AssemblyError,
     Clip,
@@ -186,6 +186,20 @@ def test_truncated_clip_fails_naming_the_segment(matching: list[Path], tmp_path:
             [Clip(6, matching[0]), Clip(7, broken), Clip(8, matching[2])], resolution=SIZE, workdir=tmp_path
         )
     assert not list(tmp_path.glob("*.mp4"))[1:]  # only the broken clip itself
+
+
+def test_corrupt_clip_fails_naming_the_segment(matching: list[Path], tmp_path: Path) -> None:
+    """Media overwritten behind an intact index (a bad download, a disk error): the join names the segment
+    and the frame, and leaves nothing."""
+    broken = damaged(matching[1], tmp_path / "007.mp4", sample=30, junk=bytes(32))
+    plan = plan_join(
+        [Clip(6, matching[0]), Clip(7, broken), Clip(8, matching[2])], resolution=SIZE, workdir=tmp_path
+    )
+    with pytest.raises(
+        AssemblyError, match=r"^segment 7: clip 007.mp4 is corrupt: frame 30's data does not match the index"
+    ):
+        join(plan, tmp_path / "final.mp4")
+    assert not (tmp_path / "final.mp4").exists() and not list(tmp_path.glob(".*.tmp*"))
 
 
 def test_result_is_checked_against_the_plan(matching: list[Path], tmp_path: Path) -> None:

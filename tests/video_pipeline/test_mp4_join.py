@@ -9,9 +9,10 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.video_pipeline.media import faststart, frame_hashes, make_clip, subtitle_cues
+from tests.video_pipeline.media import damaged, faststart, frame_hashes, make_clip, subtitle_cues
 from video_pipeline.ffmpeg import probe, run_ffmpeg
 from video_pipeline.mp4_join import (
+    Corrupt,
     Truncated,
     Unsupported,
     _boxes,
@@ -262,6 +263,18 @@ def test_truncated_media_is_counted(clips: list[Path], tmp_path: Path) -> None:
     whole = caught.value.readable
     assert handed_out[:whole] == list(sizes[:whole])
     assert len(handed_out) == whole + 1 and handed_out[-1] < sizes[whole]
+
+
+@pytest.mark.parametrize("junk", [bytes(64), b"\xff" * 64], ids=["zeroed", "overwritten"])
+def test_corrupt_media_behind_an_intact_index_is_named(
+    clips: list[Path], tmp_path: Path, junk: bytes
+) -> None:
+    broken = damaged(clips[1], tmp_path / "broken.mp4", sample=7, junk=junk)
+    tracks = [read_track(clips[0]), read_track(broken)]  # reading the index finds nothing wrong
+    with pytest.raises(Corrupt) as caught:
+        write_joined(tracks, tmp_path / "joined.mp4")
+    assert (caught.value.path, caught.value.sample) == (broken, 7)
+    assert not (tmp_path / "joined.mp4").exists()
 
 
 def test_offsets_past_4_gib_use_64_bit_chunk_offsets(clips: list[Path]) -> None:
