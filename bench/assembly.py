@@ -348,7 +348,7 @@ def main() -> None:
         "  (~4 ms per 720p clip, more than copying its 1.5 MB): that was (b''). The table join (`mp4_join`) reads",
         "  each clip's index (a few KB), probes one clip per decoder configuration (here 1 of 60), writes the",
         "  joined index (and the captions track, if any) first and copies the media after it: the bytes are read",
-        "  and written once, as in (a)",
+        "  and written once, as in (a), and each sample's NAL units are checked against its size on the way",
         "- why crossfades cost what they do: with 2-s GOPs a 0.5-s fade re-encodes from the last keyframe before it",
         "  to the first keyframe after it (1 s of one clip + 2 s of the next): 2.5 s of output per transition,",
         "  55 % of the video, at `veryfast`; clips with 1-s GOPs would halve that",
