@@ -161,8 +161,13 @@ def _one(boxes: dict[bytes, list[tuple[int, int]]], kind: bytes, where: str) -> 
     return found[0]
 
 
-def _big_endian(values: bytes | memoryview, code: str) -> array[int]:
-    table = array(code, bytes(values))
+def _big_endian(data: bytes, start: int, count: int, code: str) -> array[int]:
+    """``count`` big-endian integers at ``start`` (a table whose entry count runs past its box is refused)."""
+    table = array(code)
+    values = data[start : start + count * table.itemsize]
+    if len(values) != count * table.itemsize:
+        raise Unsupported("a table runs past the end of the index")
+    table.frombytes(values)
     if sys.byteorder == "little":
         table.byteswap()
     return table
@@ -289,18 +294,30 @@ def _runs(
     return tuple(runs)
 
 
-def _expand(data: bytes, body: int, code: str) -> array[int]:
-    """A run-length table (count, value) as one value per sample."""
+def _expand(data: bytes, body: int, code: str, samples: int) -> array[int]:
+    """A run-length table (count, value) as one value per sample (refused if it holds more than ``samples``)."""
     (count,) = struct.unpack_from(">I", data, body + 4)
-    pairs = _big_endian(data[body + 8 : body + 8 + 8 * count], code)
+    pairs = _big_endian(data, body + 8, 2 * count, code)
     values: array[int] = array(code)
     for n in range(0, len(pairs), 2):
+        if len(values) + pairs[n] > samples:
+            raise Unsupported("sample tables disagree on the sample count")
         values.extend(array(code, [pairs[n + 1]]) * pairs[n])
     return values
 
 
 def read_track(path: Path) -> TrackIndex:
     """Read a clip's index; raises ``Unsupported`` or ``Truncated`` (see the module docstring)."""
+    try:
+        return _read_track(path)
+    except (Unsupported, Truncated):
+        raise
+    except (struct.error, IndexError, ValueError) as exc:  # boxes whose sizes or counts lie
+        raise Unsupported(f"unreadable index ({exc})") from None
+
+
+def _read_track(path: Path) -> TrackIndex:
+    file_size = path.stat().st_size
     ftyp, data = _top_level(path)
     moov = _children(data, 8, len(data))
     if b"mvex" in moov:
@@ -343,19 +360,18 @@ def read_track(path: Path) -> TrackIndex:
 
     stsz, _ = _one(stbl, b"stsz", "stbl")
     uniform, count = struct.unpack_from(">II", data, stsz + 4)
-    if uniform:
-        sizes = array("I", [uniform]) * count
-    else:
-        sizes = _big_endian(data[stsz + 12 : stsz + 12 + 4 * count], "I")
-    durations = _expand(data, _one(stbl, b"stts", "stbl")[0], "I")
-    offsets = _expand(data, stbl[b"ctts"][0][0], "i") if b"ctts" in stbl else None
+    if count > file_size:  # every sample takes at least a byte
+        raise Unsupported(f"index promises {count} samples in {file_size} bytes")
+    sizes = array("I", [uniform]) * count if uniform else _big_endian(data, stsz + 12, count, "I")
+    durations = _expand(data, _one(stbl, b"stts", "stbl")[0], "I", count)
+    offsets = _expand(data, stbl[b"ctts"][0][0], "i", count) if b"ctts" in stbl else None
     if len(durations) != count or (offsets is not None and len(offsets) != count) or count == 0:
         raise Unsupported("sample tables disagree on the sample count")
     sync = None
     if b"stss" in stbl:
         body, _ = stbl[b"stss"][0]
         (entries,) = struct.unpack_from(">I", data, body + 4)
-        sync = _big_endian(data[body + 8 : body + 8 + 4 * entries], "I")
+        sync = _big_endian(data, body + 8, entries, "I")
     dependencies = None
     if b"sdtp" in stbl:
         body, end = stbl[b"sdtp"][0]
@@ -366,12 +382,12 @@ def read_track(path: Path) -> TrackIndex:
     if b"co64" in stbl:
         body, _ = stbl[b"co64"][0]
         (chunks,) = struct.unpack_from(">I", data, body + 4)
-        chunk_offsets = _big_endian(data[body + 8 : body + 8 + 8 * chunks], "Q")
+        chunk_offsets = _big_endian(data, body + 8, chunks, "Q")
     else:
         body, _ = _one(stbl, b"stco", "stbl")
         (chunks,) = struct.unpack_from(">I", data, body + 4)
-        chunk_offsets = _big_endian(data[body + 8 : body + 8 + 4 * chunks], "I")
-    runs = _runs(data, _one(stbl, b"stsc", "stbl"), chunk_offsets, sizes, path.stat().st_size)
+        chunk_offsets = _big_endian(data, body + 8, chunks, "I")
+    runs = _runs(data, _one(stbl, b"stsc", "stbl"), chunk_offsets, sizes, file_size)
 
     total = sum(durations)
     edts = trak.get(b"edts")

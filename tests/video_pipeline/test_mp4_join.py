@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import struct
+from collections import Counter
 from pathlib import Path
 
 import av
@@ -275,6 +277,36 @@ def test_corrupt_media_behind_an_intact_index_is_named(
         write_joined(tracks, tmp_path / "joined.mp4")
     assert (caught.value.path, caught.value.sample) == (broken, 7)
     assert not (tmp_path / "joined.mp4").exists()
+
+
+def test_damaged_indexes_are_refused_cleanly(clips: list[Path], tmp_path: Path) -> None:
+    """300 copies of a clip with a few random bytes of its index changed: each is read, refused as
+    Unsupported/Truncated, or (if it still reads) joined or refused as Corrupt: never another error, a hang
+    or a huge allocation from a size field that lies."""
+    rng = random.Random(20261129)
+    data = clips[0].read_bytes()
+    start = data.index(b"moov") - 4
+    end = start + int.from_bytes(data[start : start + 4], "big")
+    outcomes: Counter[str] = Counter()
+    for attempt in range(300):
+        mutated = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            mutated[rng.randrange(start, end)] = rng.randrange(256)
+        variant = tmp_path / f"v{attempt}.mp4"
+        variant.write_bytes(bytes(mutated))
+        try:
+            track = read_track(variant)
+        except (Unsupported, Truncated) as exc:
+            outcomes[type(exc).__name__] += 1
+            continue
+        try:
+            write_joined([track], tmp_path / "out.mp4")
+            outcomes["joined"] += 1
+        except Corrupt:
+            outcomes["Corrupt"] += 1
+        variant.unlink()
+    assert sum(outcomes.values()) == 300
+    assert outcomes["Unsupported"] > 0 and outcomes["joined"] > 0  # both kinds of damage were exercised
 
 
 def test_offsets_past_4_gib_use_64_bit_chunk_offsets(clips: list[Path]) -> None:
