@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -185,7 +186,7 @@ def _from_index(clip_probe: VideoProbe, index: mp4_join.TrackIndex) -> VideoProb
         video_duration_s=round(float(seconds), 4),
         frame_count=index.frame_count,
         fps=float(index.frame_count / seconds),
-        size_bytes=index.path.stat().st_size,
+        size_bytes=index.size_bytes,
     )
 
 
@@ -719,28 +720,42 @@ def _write_tables(plan: JoinPlan, dest: Path, captions: list[tuple[float, float,
         raise AssemblyError(f"segment {index}: clip {exc.path.name} is corrupt: {exc}") from None
 
 
-def join(plan: JoinPlan, dest: Path) -> VideoProbe:
-    """The plain join: the video stream-copied, audio (if any) re-aligned, index first; probed, checked,
-    written atomically."""
+def write_checked(
+    plan: JoinPlan,
+    dest: Path,
+    write: Callable[[Path], None],
+    check: Callable[[VideoProbe, Path], None],
+    what: str,
+) -> VideoProbe:
+    """Write the joined video with ``write`` to a temp file next to ``dest``, probe it, ``check`` it against
+    the plan and move it into place; a failed or short join names the clip to blame, and nothing is left."""
     tmp = dest.with_name(f".{dest.name}.tmp.mp4")
     try:
-        if plan.has_audio:
-            audio = ["-map", "0:a:0", "-af", aligned_audio(plan), *audio_output(plan)]
-            write_mp4(
-                [*concat_input(plan), "-map", "0:v:0", "-c:v", "copy", *audio],
-                tmp,
-                samples=samples_planned(plan),
-            )
-        else:
-            write_video(plan, tmp)
+        write(tmp)
         result = probe(tmp)
         if result.frame_count != plan.frame_count:
             diagnose(plan)
-        check_joined(result, plan)
+        check(result, tmp)
         os.replace(tmp, dest)
     except (FFmpegError, OSError) as exc:
         diagnose(plan)
-        raise AssemblyError(f"could not join the clips: {exc}") from None
+        raise AssemblyError(f"could not {what}: {exc}") from None
     finally:
         tmp.unlink(missing_ok=True)
     return replace(result, size_bytes=dest.stat().st_size)
+
+
+def join(plan: JoinPlan, dest: Path) -> VideoProbe:
+    """The plain join: the video stream-copied, audio (if any) re-aligned, index first; probed, checked,
+    written atomically."""
+
+    def write(tmp: Path) -> None:
+        if not plan.has_audio:
+            write_video(plan, tmp)
+            return
+        audio = ["-map", "0:a:0", "-af", aligned_audio(plan), *audio_output(plan)]
+        write_mp4(
+            [*concat_input(plan), "-map", "0:v:0", "-c:v", "copy", *audio], tmp, samples=samples_planned(plan)
+        )
+
+    return write_checked(plan, dest, write, lambda result, _: check_joined(result, plan), "join the clips")

@@ -12,8 +12,7 @@ the plan (frames, duration, size, streams, A/V sync); it replaces ``dest`` only 
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,14 +26,14 @@ from video_pipeline.assembly import (
     aligned_audio,
     audio_output,
     check_joined,
-    diagnose,
     plan_join,
     samples_planned,
     video_input,
+    write_checked,
     write_mp4,
     write_video,
 )
-from video_pipeline.ffmpeg import FFmpegError, VideoProbe, probe
+from video_pipeline.ffmpeg import FFmpegError, VideoProbe
 from video_pipeline.models import Finishing
 from video_pipeline.subtitles import Cue, caption_image, cues_for, write_srt
 
@@ -147,25 +146,21 @@ def finish(
         "audio": int(audio_track is not None or plan.has_audio),
         "subtitle": int(srt is not None),
     }
-    tmp = dest.with_name(f".{dest.name}.tmp.mp4")
-    try:
+
+    def write(tmp: Path) -> None:
         if streams["audio"] or (srt is not None and plan.tables is None):
             _remux(plan, tmp, workdir=workdir, srt=srt, audio_track=audio_track, options=options, cues=cues)
         else:
             write_video(plan, tmp, captions=[(c.start_s, c.end_s, c.text) for c in cues])
-        result = probe(tmp)
-        if result.frame_count != plan.frame_count:
-            diagnose(plan)
-        verify(result, tmp, plan, streams, cues)
-        os.replace(tmp, dest)
-    except (FFmpegError, OSError) as exc:
-        diagnose(plan)
-        raise AssemblyError(f"could not finish the video: {exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return Finished(
-        probe=replace(result, size_bytes=dest.stat().st_size), plan=plan, cues=cues, srt=srt, streams=streams
+
+    result = write_checked(
+        plan,
+        dest,
+        write,
+        lambda result, tmp: verify(result, tmp, plan, streams, cues),
+        "finish the video",
     )
+    return Finished(probe=result, plan=plan, cues=cues, srt=srt, streams=streams)
 
 
 def _remux(

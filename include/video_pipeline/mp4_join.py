@@ -72,6 +72,7 @@ class TrackIndex:
     """What the join needs from one clip's index."""
 
     path: Path
+    size_bytes: int
     ftyp: bytes
     movie_timescale: int
     #: mvhd's fields after its duration (rate, volume, matrix, next track id), tkhd's after its duration
@@ -110,9 +111,18 @@ class TrackIndex:
                 return (self.sample_entry[body + 21] & 3) + 1
         return None
 
+    def decoder_fields(self) -> dict[str, object]:
+        """What must be equal for clips to share one index: they decode with the same configuration and
+        share one timeline layout and display."""
+        return {
+            "decoder configuration": self.sample_entry,
+            "time scale": self.timescale,
+            "start delay": self.media_time,
+            "display size or rotation": self.display,
+        }
+
     def decoder_key(self) -> tuple[object, ...]:
-        """Clips with equal keys decode with the same configuration and share one timeline layout."""
-        return (self.sample_entry, self.timescale, self.media_time, self.display)
+        return tuple(self.decoder_fields().values())
 
     @property
     def display(self) -> bytes:
@@ -179,9 +189,8 @@ def _full_box(data: bytes, body: int) -> tuple[int, int]:
     return word >> 24, word & 0xFFFFFF
 
 
-def _top_level(path: Path) -> tuple[bytes, bytes]:
-    """The ``ftyp`` and ``moov`` boxes of a file, read without reading its media."""
-    size = path.stat().st_size
+def _top_level(path: Path, size: int) -> tuple[bytes, bytes]:
+    """The ``ftyp`` and ``moov`` boxes of a file of ``size`` bytes, read without reading its media."""
     ftyp = moov = None
     with path.open("rb") as f:
         pos = 0
@@ -318,7 +327,7 @@ def read_track(path: Path) -> TrackIndex:
 
 def _read_track(path: Path) -> TrackIndex:
     file_size = path.stat().st_size
-    ftyp, data = _top_level(path)
+    ftyp, data = _top_level(path, file_size)
     moov = _children(data, 8, len(data))
     if b"mvex" in moov:
         raise Unsupported("fragmented MP4")
@@ -401,6 +410,7 @@ def _read_track(path: Path) -> TrackIndex:
         raise Unsupported("frames shown outside the clip's own time span")
     return TrackIndex(
         path=path,
+        size_bytes=file_size,
         ftyp=ftyp,
         movie_timescale=movie_timescale,
         mvhd_tail=mvhd_tail,
@@ -425,18 +435,9 @@ def mismatch(tracks: list[TrackIndex]) -> str | None:
     """Why these clips cannot be joined by their tables (None: they can)."""
     if not tracks:
         return "no clips"
-    first = tracks[0]
+    first = tracks[0].decoder_fields()
     for position, track in enumerate(tracks[1:], start=2):
-        differs = [
-            what
-            for what, mine, theirs in (
-                ("decoder configuration", track.sample_entry, first.sample_entry),
-                ("time scale", track.timescale, first.timescale),
-                ("start delay", track.media_time, first.media_time),
-                ("display size or rotation", track.display, first.display),
-            )
-            if mine != theirs
-        ]
+        differs = [what for what, value in track.decoder_fields().items() if value != first[what]]
         if differs:
             return f"clip {position} ({track.path.name}) has another {' and '.join(differs)} than clip 1"
     return None
