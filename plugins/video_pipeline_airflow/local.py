@@ -104,6 +104,9 @@ class LocalAirflow:
             env["AIRFLOW_VAR_VIDEO_PIPELINE_STORAGE_URL"] = self.storage_url
         if self.sql_alchemy_conn:
             env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.sql_alchemy_conn
+        if not self.sql_alchemy_conn or self.sql_alchemy_conn.startswith("sqlite"):
+            for key in ("SQL_ALCHEMY_CONNECT_ARGS", "SQL_ALCHEMY_CONNECT_ARGS_ASYNC"):
+                env[f"AIRFLOW__DATABASE__{key}"] = "video_pipeline_airflow.sqlite.CONNECT_ARGS"
         env.update(self.extra_env)
         return env
 
