@@ -48,11 +48,14 @@ def fresh_metadata_db(prefix: str) -> Iterator[str]:
 
 def celery_env(metadata_url: str, redis_db: int) -> dict[str, str]:
     """Airflow settings for a Celery broker on Redis database ``redis_db`` (flushed now: Redis keeps nothing
-    on disk here, and a previous run's messages must not leak in) and results in the metadata database."""
+    on disk here, and a previous run's messages must not leak in) and results in the metadata database.
+    Tasks go to a queue of this cluster's own: workers left running by an interrupted earlier run listen on
+    theirs, so they cannot take (and strand) this run's tasks, as happened once."""
     import redis
 
     redis.Redis(host=REDIS[0], port=REDIS[1], db=redis_db).flushdb()
     return {
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"vp-{uuid.uuid4().hex[:10]}",
         "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS[0]}:{REDIS[1]}/{redis_db}",
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{metadata_url.replace('+psycopg2', '')}",
         "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
