@@ -358,6 +358,28 @@ def test_minio_init_can_run_again_and_stops_on_a_real_error(
     assert failed.returncode != 0 and "user does not exist" in failed.stderr
 
 
+def test_deployment_policy_is_set_for_every_airflow_process(
+    raw: dict[str, Any], compose: dict[str, Any]
+) -> None:
+    """The policy Variables (gates nightly runs must have, budget cap, budget required) come from required
+    settings, with safe values in .env.example: both gates, a cap, budgets required."""
+    policy = {
+        "AIRFLOW_VAR_VIDEO_PIPELINE_NIGHTLY_APPROVAL": "NIGHTLY_APPROVAL",
+        "AIRFLOW_VAR_VIDEO_PIPELINE_MAX_BUDGET_CREDITS": "MAX_BUDGET_CREDITS",
+        "AIRFLOW_VAR_VIDEO_PIPELINE_REQUIRE_BUDGET": "REQUIRE_BUDGET",
+    }
+    for name in ALL_AIRFLOW:
+        for variable, setting in policy.items():
+            assert references(raw["services"][name]["environment"][variable]) == [(setting, ":?")], (
+                name,
+                variable,
+            )
+    environment = compose["services"]["airflow-scheduler"]["environment"]
+    assert environment["AIRFLOW_VAR_VIDEO_PIPELINE_NIGHTLY_APPROVAL"] == "both"
+    assert environment["AIRFLOW_VAR_VIDEO_PIPELINE_MAX_BUDGET_CREDITS"].isdigit()
+    assert environment["AIRFLOW_VAR_VIDEO_PIPELINE_REQUIRE_BUDGET"] == "true"
+
+
 # --- auth ---------------------------------------------------------------------------------------------------
 
 
