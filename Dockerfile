@@ -1,4 +1,5 @@
-# The pipeline's Airflow image: the official image plus our pinned requirements and packages.
+# The pipeline's Airflow image: the official image plus the runtime lock and our packages. Only the runtime
+# lock (requirements.txt): test, lint and benchmark tools are in requirements-dev.txt, never in the image.
 FROM apache/airflow:3.3.2-python3.11
 COPY --chown=airflow:root requirements.txt /opt/video-pipeline/requirements.txt
 RUN pip install --no-cache-dir -r /opt/video-pipeline/requirements.txt

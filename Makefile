@@ -1,20 +1,21 @@
-# Two commands matter: `make demo` and `make test`. Everything installs into .venv from the pinned lock.
+# Two commands matter: `make demo` and `make test`. Everything installs into .venv from the pinned locks:
+# requirements.txt (the runtime, all the Docker image gets) and requirements-dev.txt (tests, benches, tools).
 # Bytecode is compiled at install: machines that set PYTHONDONTWRITEBYTECODE would otherwise compile Airflow
 # from source in every process (measured: an `import airflow.sdk` + our adapters took 2.5x the CPU).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: install demo test test-fast test-e2e test-cluster test-chaos lint format lock clean
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
-	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.txt
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.txt -r requirements-dev.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	rm -f $(VENV)/.installed-*
 	touch $@
@@ -52,9 +53,11 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## Re-resolve requirements.txt from requirements.in (Airflow's constraint files are not reachable here).
+## Re-resolve both locks (Airflow's constraint files are not reachable here): the runtime first, then the dev
+## lock constrained by it, so both give every package one version. uv keeps a lock's pins unless an input changed.
 lock: install
 	$(BIN)/uv pip compile --quiet requirements.in --python-version 3.11 -o requirements.txt
+	$(BIN)/uv pip compile --quiet requirements-dev.in --python-version 3.11 -o requirements-dev.txt
 
 clean:
 	rm -rf .airflow .data .pytest_cache .mypy_cache .ruff_cache

@@ -180,12 +180,19 @@ class LocalStorage:
 
 
 class S3Storage:
-    """Objects in a bucket under a prefix, through a boto3 S3 client (plain boto3 or the S3Hook's)."""
+    """Objects in a bucket under a prefix, through a boto3 S3 client (plain boto3 or the S3Hook's).
 
-    def __init__(self, bucket: str, prefix: str, client: Any) -> None:
+    ``presign_client`` (optional) signs the URLs handed to browsers and to providers: a client with the same
+    credentials whose endpoint is the address *they* reach S3 at (compose: ``http://localhost:9000``, while
+    Airflow talks to ``http://minio:9000``). A SigV4 signature covers the Host, so a URL signed for the internal
+    endpoint cannot be rewritten afterwards; it has to be signed for the public one.
+    """
+
+    def __init__(self, bucket: str, prefix: str, client: Any, presign_client: Any | None = None) -> None:
         self.bucket = bucket
         self.prefix = _check_prefix(prefix)
         self.client = client
+        self.presign_client = presign_client or client
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
 
     def _key(self, key: str) -> str:
@@ -282,7 +289,7 @@ class S3Storage:
 
     def url_for_preview(self, key: str, expires_s: int = 3600) -> str:
         return str(
-            self.client.generate_presigned_url(
+            self.presign_client.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_s
             )
         )
@@ -302,8 +309,9 @@ def _write_atomically(path: Path, stream: IO[bytes]) -> None:
         Path(tmp_name).unlink(missing_ok=True)
 
 
-def open_storage(url: str, *, s3_client: Any | None = None) -> Storage:
-    """``file:///abs/path`` → LocalStorage; ``s3://bucket[/prefix]`` → S3Storage (``s3_client`` or boto3's)."""
+def open_storage(url: str, *, s3_client: Any | None = None, presign_client: Any | None = None) -> Storage:
+    """``file:///abs/path`` → LocalStorage; ``s3://bucket[/prefix]`` → S3Storage (``s3_client`` or boto3's;
+    ``presign_client`` signs browser URLs, see S3Storage)."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
         return LocalStorage(Path(unquote(parsed.path)))
@@ -312,5 +320,5 @@ def open_storage(url: str, *, s3_client: Any | None = None) -> Storage:
             import boto3
 
             s3_client = boto3.client("s3")
-        return S3Storage(parsed.netloc, parsed.path.strip("/"), s3_client)
+        return S3Storage(parsed.netloc, parsed.path.strip("/"), s3_client, presign_client)
     raise StorageError(f"unsupported storage URL {url!r}: use file:///absolute/path or s3://bucket/prefix")
