@@ -841,6 +841,8 @@ def outcome(clip: Path, work: Path) -> str:
         # every malformation has a check of its own: none reaches read_track's last-resort message
         assert not str(refused).startswith("unreadable index"), refused
         return type(refused).__name__
+    # what callers divide by (frames per second, seconds) is never 0
+    assert track.timescale > 0 and track.movie_timescale > 0 and track.media_duration > 0
     joined = work / "joined.mp4"
     try:
         write_joined([track, track], joined)
