@@ -61,7 +61,7 @@ def video_generation() -> None:
     def validate_job(**context: Any) -> list[dict[str, Any]]:
         return stages.validate_job(context)
 
-    @task
+    @task(execution_timeout=timedelta(hours=2))  # a hostile clip cannot hold a worker for ever (README)
     def assemble(job: dict[str, Any], segments: list[dict[str, Any]]) -> dict[str, Any]:
         return stages.assemble(job, segments)
 

@@ -621,13 +621,15 @@ def _tables(
 
 
 def check_joined(result: VideoProbe, plan: JoinPlan) -> None:
-    """The joined video must have exactly the planned frames, size and duration (within one frame)."""
+    """The joined video must have exactly the planned frames, size and duration (within one frame); a miss
+    says how the clips were joined (through ffmpeg: naming the clip whose index the table join refused)."""
     frame = 1 / float(plan.target.fps)
+    how = f" (joined by {plan.joined_by})"
     if result.frame_count != plan.frame_count:
-        raise AssemblyError(f"final video has {result.frame_count} frames, planned {plan.frame_count}")
+        raise AssemblyError(f"final video has {result.frame_count} frames, planned {plan.frame_count}{how}")
     if abs(result.video_duration_s - plan.duration_s) > frame + 1e-3:
         raise AssemblyError(
-            f"final video is {result.video_duration_s:.3f} s, planned {plan.duration_s:.3f} s"
+            f"final video is {result.video_duration_s:.3f} s, planned {plan.duration_s:.3f} s{how}"
         )
     if (result.width, result.height) != (plan.target.width, plan.target.height):
         raise AssemblyError(

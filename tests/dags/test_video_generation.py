@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,12 @@ def test_generation_tasks_retry_with_backoff(dagbag: DagBag) -> None:
         assert (task.retries or 0) >= 2
         assert task.retry_exponential_backoff
         assert task.map_index_template and "seg" in task.map_index_template
+
+
+def test_assembly_cannot_hold_a_worker_for_ever(dagbag: DagBag) -> None:
+    """Clips come from outside: whatever they hold, assembling them ends (a timeout fails the task)."""
+    timeout = dagbag.dags["video_generation"].get_task("assemble").execution_timeout
+    assert timeout is not None and timedelta(minutes=30) <= timeout <= timedelta(hours=3)
 
 
 def test_finishing_param_is_a_nested_object(dagbag: DagBag) -> None:
