@@ -122,15 +122,96 @@ def _verify_image(path: Path, size: int) -> OutputInfo:
             # verify() leaves the image unusable; decode every pixel from a fresh handle.
             with Image.open(path, formats=IMAGE_FORMATS) as img:
                 img.load()
+    except OutputRejected:
+        raise
     except UnidentifiedImageError:
         raise OutputRejected(
             f"{path.name}: not an image in an allowed format ({', '.join(IMAGE_FORMATS)}): it is {_looks_like(path)}"
         ) from None
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError, Warning) as exc:
-        if isinstance(exc, OutputRejected):
-            raise
-        raise OutputRejected(f"{path.name}: corrupt or truncated {fmt} ({exc})") from None
+    except (
+        Exception
+    ) as exc:  # hostile input makes decoders raise anything (struct.error, ZeroDivisionError, …)
+        raise OutputRejected(
+            f"{path.name}: corrupt or truncated {fmt} ({type(exc).__name__}: {exc})"
+        ) from None
+    if fmt == "PNG" and not _ends_with(path, _PNG_END):
+        # Pillow stops at the IEND chunk's type and does not need its checksum: a body cut in its last bytes
+        # decodes, but it is still a cut body (and says nothing good about the transfer).
+        raise OutputRejected(f"{path.name}: corrupt or truncated PNG (no complete IEND chunk at the end)")
     return OutputInfo("images", fmt, width, height, size)
+
+
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def _check_boxes(path: Path, size: int) -> None:
+    """MP4/MOV: the top-level boxes must tile the file exactly. A body cut short ends inside its last box —
+    even when only trailing metadata is missing and every frame still reads."""
+    offset = 0
+    with path.open("rb") as f:
+        while offset < size:
+            f.seek(offset)
+            header = f.read(16)
+            if len(header) < 8:
+                raise OutputRejected(f"{path.name}: truncated: a box header is cut at byte {offset}")
+            box = int.from_bytes(header[:4], "big")
+            if box == 1:  # 64-bit size follows the type
+                if len(header) < 16:
+                    raise OutputRejected(f"{path.name}: truncated: a box header is cut at byte {offset}")
+                box = int.from_bytes(header[8:16], "big")
+            elif box == 0:  # "to the end of the file"
+                return
+            if box < 8:
+                raise OutputRejected(f"{path.name}: corrupt box of {box} bytes at byte {offset}")
+            if offset + box > size:
+                raise OutputRejected(
+                    f"{path.name}: truncated: its {header[4:8].decode('latin-1')!r} box needs "
+                    f"{offset + box - size} bytes more than the file has"
+                )
+            offset += box
+
+
+def _ends_with(path: Path, tail: bytes) -> bool:
+    with path.open("rb") as f:
+        f.seek(max(path.stat().st_size - len(tail), 0))
+        return f.read() == tail
+
+
+def _vint(data: bytes, at: int, *, keep_marker: bool) -> tuple[int, int, bool]:
+    """An EBML variable-length integer at ``data[at:]``: (value, bytes used, all value bits set = unknown)."""
+    if at >= len(data) or data[at] == 0:
+        raise OutputRejected("corrupt or truncated EBML header")
+    length = 8 - data[at].bit_length() + 1
+    if at + length > len(data):
+        raise OutputRejected("truncated EBML header")
+    value = int.from_bytes(data[at : at + length], "big")
+    if keep_marker:
+        return value, length, False
+    value &= (1 << (7 * length)) - 1
+    return value, length, value == (1 << (7 * length)) - 1
+
+
+def _check_ebml(path: Path, size: int) -> None:
+    """Matroska/WebM: the top-level elements (EBML header, Segment) must fit in the file when their sizes are
+    known (a muxer that could seek back writes them); the WebM twin of :func:`_check_boxes`."""
+    offset = 0
+    with path.open("rb") as f:
+        while offset < size:
+            f.seek(offset)
+            head = f.read(12)
+            try:
+                _, id_len, _ = _vint(head, 0, keep_marker=True)
+                body, size_len, unknown = _vint(head, id_len, keep_marker=False)
+            except OutputRejected as exc:
+                raise OutputRejected(f"{path.name}: {exc} at byte {offset}") from None
+            if unknown:
+                return  # a live-written Segment of unknown size: nothing to compare
+            end = offset + id_len + size_len + body
+            if end > size:
+                raise OutputRejected(
+                    f"{path.name}: truncated: a top-level element needs {end - size} bytes more than the file has"
+                )
+            offset = end
 
 
 def _verify_clip(path: Path, size: int) -> OutputInfo:
@@ -146,6 +227,10 @@ def _verify_clip(path: Path, size: int) -> OutputInfo:
             if not container.streams.video:
                 raise OutputRejected(f"{path.name}: no video stream")
             stream = container.streams.video[0]
+            if stream.codec_context is None:
+                raise OutputRejected(
+                    f"{path.name}: the video stream has no decoder (unknown codec or cut header)"
+                )
             width, height = stream.codec_context.width, stream.codec_context.height
             if not (0 < width <= MAX_CLIP_SIDE and 0 < height <= MAX_CLIP_SIDE):
                 raise OutputRejected(
@@ -161,10 +246,19 @@ def _verify_clip(path: Path, size: int) -> OutputInfo:
                 raise OutputRejected(
                     f"{path.name}: duration {duration:g} s; must be in (0, {MAX_CLIP_SECONDS:g}]"
                 )
+            if "mp4" in families or "mov" in families:
+                _check_boxes(path, size)
+            elif "webm" in families:
+                _check_ebml(path, size)
             decoded = False
             readable = 0
-            for packet in container.demux(stream):
+            covered = 0.0  # where the last packet of any stream ends, in seconds
+            for packet in container.demux():
                 if not packet.size:
+                    continue
+                if packet.pts is not None and packet.time_base:
+                    covered = max(covered, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+                if packet.stream.index != stream.index:
                     continue
                 readable += 1
                 if not decoded:
@@ -177,12 +271,21 @@ def _verify_clip(path: Path, size: int) -> OutputInfo:
                 raise OutputRejected(
                     f"{path.name}: truncated: {readable} of the {stream.frames} frames its index promises are there"
                 )
+            # A container whose index does not count frames (Matroska/WebM) still states a duration up front;
+            # packets that stop well short of it are a body cut short. (Start offsets are small; one frame or
+            # 0.1 s of slack, whichever is more.)
+            frame_s = float(1 / stream.average_rate) if stream.average_rate else 0.0
+            start = float(container.start_time / 1_000_000) if container.start_time else 0.0
+            if covered - start < duration - max(frame_s, 0.1):
+                raise OutputRejected(
+                    f"{path.name}: truncated: packets cover {covered - start:.3f} s of the {duration:.3f} s it states"
+                )
             codec = stream.codec_context.name
-    except (av.FFmpegError, OSError, EOFError, ValueError, IndexError) as exc:
-        if isinstance(exc, OutputRejected):
-            raise
+    except OutputRejected:
+        raise
+    except Exception as exc:  # hostile input makes demuxers raise anything, not only av.FFmpegError
         raise OutputRejected(
-            f"{path.name}: not a readable video ({exc}); it is {_looks_like(path)}"
+            f"{path.name}: not a readable video ({type(exc).__name__}: {exc}); it is {_looks_like(path)}"
         ) from None
     return OutputInfo(
         "clips", f"{container.format.name.split(',')[0]}/{codec}", width, height, size, duration
