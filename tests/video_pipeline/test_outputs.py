@@ -56,6 +56,7 @@ def _clip(
                 out.mux(packet)
             return path
         video = out.add_stream(codec, rate=24)
+        assert isinstance(video, av.VideoStream)
         video.width, video.height = size
         video.pix_fmt = "yuv420p"
         video.time_base = Fraction(1, 24)
