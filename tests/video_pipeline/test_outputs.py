@@ -270,13 +270,13 @@ def test_storyboard_outputs_pass(tmp_path: Path) -> None:
             ratio="1280:720",
             model="gen4_image",
             index=1,
-            duration_s=2,
+            duration_s=1,
             image_sha256="0" * 64,
         ),
         image,
         tmp_path / "c.mp4",
     )
     info = verify_output("clips", clip)
-    assert info.duration_s == pytest.approx(2, abs=0.1)
+    assert info.duration_s == pytest.approx(1, abs=0.1)
     with io.BytesIO(image.read_bytes()) as raw, Image.open(raw) as opened:
         assert opened.size == (info.width, info.height)

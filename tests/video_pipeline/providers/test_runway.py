@@ -514,7 +514,7 @@ def test_connect_errors_on_submit_are_retried(fake: FakeRunway, error: type[http
 
 def test_real_pool_timeout_on_submit_is_retried(fake: FakeRunway, caplog: pytest.LogCaptureFixture) -> None:
     """A real PoolTimeout: the only connection is busy with a slow answer, so the next POST never gets sent."""
-    fake.configure(create_answer_delay=0.4)
+    fake.configure(create_answer_delay=0.25)
     transport = httpx.HTTPTransport(limits=httpx.Limits(max_connections=1))
     timeout = httpx.Timeout(5.0, pool=0.05)
     with RunwayClient(
@@ -736,8 +736,9 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     real = socket.getaddrinfo
 
     def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(host, str) and host in answers:
-            queue = answers[host]
+        name = host.decode() if isinstance(host, bytes) else host  # anyio asks with IDNA-encoded bytes
+        if isinstance(name, str) and name in answers:
+            queue = answers[name]
             address = queue.pop(0) if len(queue) > 1 else queue[0]
             return real(address, port, *args, **kwargs)
         return real(host, port, *args, **kwargs)
@@ -769,6 +770,23 @@ def test_dns_rebinding_is_caught_at_connect(
         client.download(str(url), tmp_path / "img.png")
     assert fake.stats()["downloads"] == 2  # the hop did connect (that is what rebinding does) …
     assert list(tmp_path.iterdir()) == []  # … but its body was never read
+
+
+async def test_async_dns_rebinding_is_caught_at_connect(
+    aclient: AsyncRunwayClient, fake: FakeRunway, tmp_path: Path, fake_dns: dict[str, list[str]]
+) -> None:
+    fake_dns["cdn.rebind.test"] = ["93.184.216.34", "127.0.0.1"]
+    task_id = await aclient.text_to_image(image_request())
+    while not (status := await aclient.get_task(task_id)).terminal:
+        await asyncio.sleep(0.05)
+    url = httpx.URL(status.output[0])
+    fake.configure(
+        output_redirect=str(url.copy_with(host="cdn.rebind.test", params={**dict(url.params), "hop": "1"}))
+    )
+    with pytest.raises(RunwayOutputRejected, match="connected to an internal address"):
+        await aclient.download(str(url), tmp_path / "img.png")
+    assert fake.stats()["downloads"] == 2
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(
