@@ -15,6 +15,7 @@ from pathlib import Path
 
 from video_pipeline.layout import CacheKind, JobLayout, cache_key, content_hash
 from video_pipeline.models import JobSettings, SegmentStatus, VideoSegment
+from video_pipeline.outputs import verify_output
 from video_pipeline.providers.base import ClipRequest, ImageRequest, LocalProvider
 from video_pipeline.storage import Storage
 
@@ -107,8 +108,14 @@ def store(
     *,
     task_id: str | None,
 ) -> VideoSegment:
-    """Put a freshly generated output into the cache, then into the job's layout. (Credits are not carried
-    here: the manifest takes them from the spend ledger.)"""
+    """Check a freshly generated output, then put it into the cache and the job's layout. (Credits are not
+    carried here: the manifest takes them from the spend ledger.)
+
+    The cache is served for good without another provider call, so nothing enters it unchecked:
+    :func:`~video_pipeline.outputs.verify_output` decodes the image or probes the clip first and raises
+    :class:`~video_pipeline.outputs.OutputRejected` (nothing stored) when it is not what it should be.
+    """
+    verify_output(planned.kind, path)
     content_type = "image/png" if planned.kind == "images" else "video/mp4"
     storage.put_file(planned.cache_key, path, content_type=content_type)
     storage.copy(planned.cache_key, planned.target)

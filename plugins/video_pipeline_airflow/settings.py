@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+import math
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from airflow.sdk import Variable
+from airflow.sdk import BaseHook, Variable
 
 STORAGE_URL_VARIABLE = "video_pipeline_storage_url"
 AWS_CONN_ID = "aws_default"
@@ -17,6 +21,8 @@ IMAGE_POOL = "video_images"
 CLIP_POOL = "video_clips"
 DEFAULT_POOL_SLOTS = 4
 GATE_POLL_VARIABLE = "video_pipeline_gate_poll_seconds"
+
+log = logging.getLogger(__name__)
 
 
 def storage_url() -> str:
@@ -33,11 +39,65 @@ def gate_poll_seconds() -> float:
 
 
 RUNWAY_POLL_VARIABLE = "video_pipeline_runway_poll_seconds"
+RUNWAY_POLL_DEFAULT_S = 5.0
+#: Runway asks clients to poll a task no more often than every 5 s.
+RUNWAY_POLL_MIN_S = 5.0
+#: Longer only delays the download of an output whose URL expires (24–48 h); it saves nothing.
+RUNWAY_POLL_MAX_S = 300.0
+#: The floor for a Runway API on this machine's loopback (the fake server of the tests and demos): it is not
+#: Runway's service, so Runway's minimum does not apply, but a poll loop must never spin.
+LOOPBACK_POLL_MIN_S = 0.05
 
 
-def runway_poll_seconds() -> float:
-    """How often the triggerer polls a Runway task: ≥ 5 s in production (Runway asks for it), short in tests."""
-    return float(Variable.get(RUNWAY_POLL_VARIABLE, default="5"))
+def runway_poll_seconds(runway_conn_id: str = RUNWAY_CONN_ID) -> float:
+    """How often the triggerer polls a Runway task: the Variable (default 5 s), clamped to
+    [``RUNWAY_POLL_MIN_S``, ``RUNWAY_POLL_MAX_S``] with a warning naming the value that was clamped. A value that
+    is not a number (or NaN) gives the default, with a warning. Only when the connection's API host is a loopback
+    address (a fake Runway on this machine) is the floor ``LOOPBACK_POLL_MIN_S`` instead of Runway's 5 s."""
+    raw = Variable.get(RUNWAY_POLL_VARIABLE, default=None)
+    if raw is None or not str(raw).strip():
+        return RUNWAY_POLL_DEFAULT_S
+    try:
+        value = float(str(raw).strip())
+    except ValueError:
+        value = math.nan
+    if math.isnan(value):
+        log.warning(
+            "%s=%r is not a number of seconds; polling every %g s",
+            RUNWAY_POLL_VARIABLE,
+            raw,
+            RUNWAY_POLL_DEFAULT_S,
+        )
+        return RUNWAY_POLL_DEFAULT_S
+    floor = LOOPBACK_POLL_MIN_S if _runway_on_loopback(runway_conn_id) else RUNWAY_POLL_MIN_S
+    clamped = min(max(value, floor), RUNWAY_POLL_MAX_S)
+    if clamped != value:
+        why = "Runway asks for at least 5 s" if clamped == RUNWAY_POLL_MIN_S else "outside the sane range"
+        log.warning(
+            "%s=%r is outside [%g, %g] s (%s); polling every %g s",
+            RUNWAY_POLL_VARIABLE,
+            raw,
+            floor,
+            RUNWAY_POLL_MAX_S,
+            why,
+            clamped,
+        )
+    return clamped
+
+
+def _runway_on_loopback(runway_conn_id: str) -> bool:
+    """Whether the Runway connection points at this machine's loopback (127.0.0.0/8, ::1, ``localhost``)."""
+    try:
+        host = BaseHook.get_connection(runway_conn_id).host or ""
+    except Exception:  # no such connection: the submission will say so; here the strict floor applies
+        return False
+    name = urlsplit(host if "://" in host else f"//{host}").hostname or ""
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 RUNWAY_IMAGE_SOURCE_VARIABLE = "video_pipeline_runway_image_source"

@@ -28,8 +28,10 @@ def created(fake: FakeRunway, model: str) -> int:
 def test_runway_job_with_faults_pays_once_per_segment(
     airflow: LocalAirflow, local_storage: Storage, fake_runway: FakeRunway, tmp_path: Path
 ) -> None:
-    # 429 and 5xx on every call, dropped connections on polls: a connection dropped after a POST was sent is
-    # ambiguous (Runway may have billed it) and is deliberately not retried, so it is not injected here.
+    # 429 and 5xx on every call, dropped connections on polls. On the task-creating POSTs only the answers that
+    # prove nothing was created are injected (429, 503 with Retry-After): a dropped connection or a 500/502/504
+    # after a POST was sent is ambiguous (Runway may have billed it) and deliberately fails the segment instead
+    # of retrying (covered against the fake in tests/video_pipeline/providers/test_runway.py).
     fake_runway.reset(
         api_key=RUNWAY_CANARY_KEY,
         image_latency=1.0,
@@ -37,6 +39,8 @@ def test_runway_job_with_faults_pays_once_per_segment(
         concurrency=2,
         rate_429=0.1,
         rate_5xx=0.1,
+        create_5xx_statuses=(503,),
+        retry_after_on_503=True,
         rate_reset=0.1,
         rate_throttled=0.1,
         reset_paths=("/v1/tasks",),

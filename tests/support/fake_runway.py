@@ -21,6 +21,15 @@ Counters are also served at ``GET /_fake/stats``; ``POST /_fake/config`` changes
 (JSON object of :class:`FakeRunwayConfig` fields, plus ``credit_balance`` and ``fail_next``) and
 ``POST /_fake/reset`` clears the counters.
 
+Output downloads can misbehave on request (``output_body``: an HTML page served with 200, a truncated file, an
+oversized body with or without Content-Length; ``output_redirect``: a same-host hop, an https → http downgrade,
+a redirect loop or any absolute URL such as the cloud metadata address), and ``FakeRunway(tls=True)`` serves
+https with a self-signed certificate (``fake.ssl_context()`` trusts it) so scheme rules can be exercised.
+
+"Create then fail" (``fail_next(..., "create-then-502")`` or ``rate_create_then_fail``) makes a task-creating
+POST create, count and bill the task and only then answer 500/502/503/504 or drop the connection: what a
+gateway in front of a real backend can do, and what a client must not retry.
+
 Prompt markers make failures deterministic: ``[fail:CODE]`` fails every task with that prompt with
 ``failureCode`` CODE (``[fail:]`` fails without a code), ``[fail-once:CODE]`` only the first submission of
 that exact prompt, ``[fail-3:CODE]`` the first three; ``[latency:0.5]`` overrides the task's latency.
@@ -42,6 +51,7 @@ import random
 import re
 import secrets
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -57,7 +67,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -75,6 +85,19 @@ IMAGE_RATIOS = {
 }
 VIDEO_RATIOS = ("1280:720", "720:1280", "1104:832", "832:1104", "960:960", "1584:672")
 DATA_URI_MAX = 5_000_000
+#: The POSTs that create (and bill) a task.
+CREATE_PATHS = ("/v1/text_to_image", "/v1/image_to_video")
+CREATE_THEN_FAIL = (
+    "create-then-500",
+    "create-then-502",
+    "create-then-503",
+    "create-then-504",
+    "create-then-reset",
+)
+OUTPUT_BODIES = ("ok", "html", "truncated", "oversized", "oversized-chunked")
+HTML_ERROR_PAGE = (
+    b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>Bad gateway</body></html>"
+)
 MAX_SEED = 4_294_967_295
 NOT_ENOUGH_CREDITS = "You do not have enough credits to run this task."
 #: The fake's own price list, kept apart from the client's on purpose: a test comparing the client's
@@ -112,7 +135,8 @@ class FakeRunwayConfig:
     #: Fraction of new tasks held THROTTLED for ``throttle_s`` even with a free slot.
     rate_throttled: float = 0.0
     throttle_s: float = 1.0
-    retry_after: float = 1.0
+    #: Seconds sent in Retry-After; a string is sent as it is (for clients' parsers: "nan", a date, garbage).
+    retry_after: float | str = 1.0
     seed: int = 0
     fault_paths: tuple[str, ...] = ("/v1/",)
     #: A dropped connection on a task-creating POST happens after the task was created (and billed): the
@@ -122,6 +146,28 @@ class FakeRunwayConfig:
     reset_paths: tuple[str, ...] | None = None
     #: Seconds an output download waits before its body is sent (a slow CDN; a window to kill a client in).
     output_delay: float = 0.0
+    #: 503 answers carry ``Retry-After`` (``retry_after`` seconds), as a server shedding load does.
+    retry_after_on_503: bool = False
+    #: Statuses a random 5xx fault draws from on the task-creating POSTs (answered before anything is
+    #: created); empty: no 5xx there.
+    create_5xx_statuses: tuple[int, ...] = (500, 502, 503, 504)
+    #: Fraction of task-creating POSTs that create (and bill) the task, then answer 500/502/504 or drop the
+    #: connection (drawn after the other fault rates).
+    rate_create_then_fail: float = 0.0
+    #: Seconds a task-creating POST waits after creating the task before it answers (a slow gateway: a client
+    #: whose read timeout is shorter gives up on a task that exists).
+    create_answer_delay: float = 0.0
+    #: What output downloads serve: one of ``OUTPUT_BODIES``.
+    output_body: str = "ok"
+    #: Body size of the ``oversized`` outputs.
+    oversize_bytes: int = 2_000_000
+    #: Output downloads first answer 302 to: ``same-host`` (this output on this server, one hop), ``downgrade``
+    #: (the same URL over http://, one hop), ``loop`` (itself, forever) or any absolute URL.
+    output_redirect: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.output_body not in OUTPUT_BODIES:
+            raise ValueError(f"output_body must be one of {OUTPUT_BODIES}: {self.output_body!r}")
 
 
 @dataclass
@@ -217,8 +263,10 @@ class _State:
                         method, _, prefix = str(target).partition(" ")
                         self.script(method, prefix, *faults)
                 elif key in names:
-                    if key in ("fault_paths", "reset_paths") and value is not None:
+                    if key in ("fault_paths", "reset_paths", "create_5xx_statuses") and value is not None:
                         value = tuple(value)
+                    if key == "output_body" and value not in OUTPUT_BODIES:
+                        raise ValueError(f"output_body must be one of {OUTPUT_BODIES}: {value!r}")
                     if key == "seed":
                         self.rng.seed(value)
                     setattr(self.config, key, value)
@@ -227,8 +275,10 @@ class _State:
 
     def script(self, method: str, path_prefix: str, *faults: int | str) -> None:
         for fault in faults:
-            if not (isinstance(fault, int) or fault in ("reset", "reset-before")):
-                raise ValueError(f"fault must be an HTTP status, 'reset' or 'reset-before': {fault!r}")
+            if not (isinstance(fault, int) or fault in ("reset", "reset-before", *CREATE_THEN_FAIL)):
+                raise ValueError(
+                    f"fault must be an HTTP status, 'reset', 'reset-before' or one of {CREATE_THEN_FAIL}: {fault!r}"
+                )
         with self.lock:
             self.scripted[(method.upper(), path_prefix)].extend(faults)
 
@@ -246,15 +296,21 @@ class _State:
             cfg = self.config
             if not any(path.startswith(p) for p in cfg.fault_paths):
                 return None
+            create = method == "POST" and path in CREATE_PATHS
             r = self.rng.random()
             if r < cfg.rate_429:
                 return 429
             if r < cfg.rate_429 + cfg.rate_5xx:
-                return self.rng.choice((500, 502, 503, 504))
+                statuses = cfg.create_5xx_statuses if create else (500, 502, 503, 504)
+                return self.rng.choice(statuses) if statuses else None
             if r < cfg.rate_429 + cfg.rate_5xx + cfg.rate_reset:
                 if cfg.reset_paths is not None and not any(path.startswith(p) for p in cfg.reset_paths):
                     return None
                 return "reset"
+            if create and r < cfg.rate_429 + cfg.rate_5xx + cfg.rate_reset + cfg.rate_create_then_fail:
+                return self.rng.choice(
+                    ("create-then-500", "create-then-502", "create-then-504", "create-then-reset")
+                )
             return None
 
     # -- scheduler
@@ -799,7 +855,10 @@ def build_app(holder: _Holder) -> Any:
             if method == "POST":
                 state.posts[path] += 1
         fault = state.pick_fault(method, path)
-        after = fault == "reset" and ((create and state.config.reset_after_create) or method != "POST")
+        then_fail = fault if isinstance(fault, str) and fault.startswith("create-then-") else None
+        after = then_fail is not None or (
+            fault == "reset" and ((create and state.config.reset_after_create) or method != "POST")
+        )
         if fault is not None and not after:
             return _fault_response(state, fault)
         try:
@@ -818,6 +877,19 @@ def build_app(holder: _Holder) -> Any:
             with state.lock:
                 state.rejections[str(exc.status)] += 1
             response = JSONResponse(exc.body, status_code=exc.status)
+        if create and response.status_code == 200 and state.config.create_answer_delay:
+            await asyncio.sleep(state.config.create_answer_delay)
+        if then_fail is not None:
+            if response.status_code != 200:
+                return response  # refused (validation, credits): nothing was created, the refusal stands
+            with state.lock:
+                state.faults[then_fail] += 1
+            if then_fail == "create-then-reset":
+                return _Dropped()
+            status = int(then_fail.rsplit("-", 1)[1])
+            return JSONResponse(
+                {"error": "upstream failure"}, status_code=status
+            )  # a gateway: no Retry-After
         if after:
             with state.lock:
                 state.faults["reset"] += 1
@@ -902,6 +974,11 @@ def build_app(holder: _Holder) -> Any:
             fault = state.pick_fault("GET", request.url.path)
         if isinstance(fault, int):
             return _fault_response(state, fault)
+        redirect = state.config.output_redirect
+        if redirect and (redirect == "loop" or "hop" not in request.query_params):
+            with state.lock:
+                state.faults["redirect"] += 1
+            return Response(status_code=302, headers={"Location": _redirect_target(request, redirect)})
         body, media = await _output_bytes(state, task)
         if state.config.output_delay:
             await asyncio.sleep(state.config.output_delay)
@@ -909,7 +986,7 @@ def build_app(holder: _Holder) -> Any:
             with state.lock:
                 state.faults["reset"] += 1
             return _Dropped(partial=body, media_type=media)
-        return Response(body, media_type=media)
+        return _output_response(state, body, media)
 
     async def stats(request: Request) -> Response:
         state = holder.state
@@ -968,10 +1045,55 @@ def _fault_response(state: _State, fault: int | str) -> Response:
         retry_after = state.config.retry_after
     if isinstance(fault, str):
         return _Dropped()
-    if fault == 429:
+    if isinstance(retry_after, str):
+        value = retry_after
+    else:
         value = str(int(retry_after)) if float(retry_after).is_integer() else str(retry_after)
+    if fault == 429:
         return JSONResponse({"error": "Too many requests"}, status_code=429, headers={"Retry-After": value})
+    if fault == 503 and state.config.retry_after_on_503:
+        return JSONResponse(
+            {"error": "Service temporarily unavailable"}, status_code=503, headers={"Retry-After": value}
+        )
     return JSONResponse({"error": "Service temporarily unavailable"}, status_code=fault)
+
+
+def _redirect_target(request: Request, redirect: str) -> str:
+    hop = f"{request.url.query}&hop=1"
+    if redirect == "same-host":
+        return f"{request.url.path}?{hop}"  # relative: the client resolves it against the current URL
+    if redirect == "downgrade":
+        return str(request.url.replace(scheme="http", query=hop))
+    if redirect == "loop":
+        return str(request.url)
+    return redirect
+
+
+def _output_response(state: _State, body: bytes, media: str) -> Response:
+    """An output as ``output_body`` says: the file itself, or one of the broken answers a CDN can give."""
+    mode = state.config.output_body
+    if mode != "ok":
+        with state.lock:
+            state.faults[f"output-{mode}"] += 1
+    if mode == "html":
+        return Response(HTML_ERROR_PAGE, media_type="text/html")
+    if mode == "truncated":
+        return Response(body[: len(body) // 2], media_type=media)  # honest Content-Length, short file
+    size = max(state.config.oversize_bytes, len(body))
+    if mode == "oversized":
+        return Response(body + b"\0" * (size - len(body)), media_type=media)
+    if mode == "oversized-chunked":
+
+        async def chunks() -> Any:
+            yield body
+            sent = len(body)
+            while sent < size:
+                piece = min(1 << 16, size - sent)
+                sent += piece
+                yield b"\0" * piece
+
+        return StreamingResponse(chunks(), media_type=media)  # no Content-Length: only counting catches it
+    return Response(body, media_type=media)
 
 
 def _s3_error(status: int, code: str, message: str) -> Response:
@@ -1018,6 +1140,7 @@ class FakeRunway:
         video_bytes: bytes | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        tls: bool = False,
         **config: Any,
     ) -> None:
         self._credits, self._video_bytes = credits, video_bytes
@@ -1025,13 +1148,20 @@ class FakeRunway:
         self._host, self._port = host, port
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._tls_dir = tempfile.TemporaryDirectory(prefix="fake-runway-tls-") if tls else None
+        #: With ``tls=True``: the server's self-signed certificate (trust it to talk to the fake over https).
+        self.ca_file: Path | None = None
         self.base_url = ""
 
     # -- lifecycle
 
     def start(self) -> str:
         sock = _listen(self._host, self._port)
-        self._server = uvicorn.Server(_uvicorn_config(self._holder))
+        tls = None
+        if self._tls_dir is not None:
+            tls = _self_signed(Path(self._tls_dir.name), self._host)
+            self.ca_file = tls[0]
+        self._server = uvicorn.Server(_uvicorn_config(self._holder, tls))
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name="fake-runway", daemon=True
         )
@@ -1042,7 +1172,7 @@ class FakeRunway:
                 raise RuntimeError("fake Runway server did not start")
             time.sleep(0.01)
         host, port = sock.getsockname()[:2]
-        self.base_url = f"http://{host}:{port}"
+        self.base_url = f"{'https' if tls else 'http'}://{host}:{port}"
         return self.base_url
 
     def stop(self) -> None:
@@ -1050,6 +1180,14 @@ class FakeRunway:
             self._server.should_exit = True
             self._thread.join(timeout=10)
         self._server = self._thread = None
+        if self._tls_dir is not None:
+            self._tls_dir.cleanup()
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts this server's certificate (``tls=True`` only)."""
+        if self.ca_file is None:
+            raise RuntimeError("this fake serves plain http (start it with tls=True)")
+        return ssl.create_default_context(cafile=str(self.ca_file))
 
     def __enter__(self) -> FakeRunway:
         self.start()
@@ -1082,8 +1220,10 @@ class FakeRunway:
         self._state.configure(changes)
 
     def fail_next(self, method: str, path_prefix: str, *faults: int | str) -> None:
-        """Script the next requests matching ``METHOD path_prefix``: HTTP statuses (429 carries Retry-After),
-        ``"reset"`` (drop the connection; after creating the task for a create POST) or ``"reset-before"``."""
+        """Script the next requests matching ``METHOD path_prefix``: HTTP statuses (429 carries Retry-After; 503
+        does when ``retry_after_on_503``), ``"reset"`` (drop the connection; after creating the task for a create
+        POST) or ``"reset-before"``, or ``"create-then-500|502|503|504|reset"`` (do the work — create and bill the
+        task — then answer that status, without Retry-After, or drop the connection)."""
         self._state.script(method, path_prefix, *faults)
 
     def cancel_externally(self, task_id: str) -> None:
@@ -1157,7 +1297,7 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn_config(holder: _Holder) -> uvicorn.Config:
+def _uvicorn_config(holder: _Holder, tls: tuple[Path, Path] | None = None) -> uvicorn.Config:
     return uvicorn.Config(
         build_app(holder),
         http="h11",
@@ -1165,7 +1305,48 @@ def _uvicorn_config(holder: _Holder) -> uvicorn.Config:
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=2,
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
     )
+
+
+def _self_signed(directory: Path, host: str) -> tuple[Path, Path]:
+    """A throwaway certificate for ``host`` (an IP or a name) and its key, as PEM files in ``directory``."""
+    import ipaddress
+    from datetime import timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-runway")])
+    try:
+        alt: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        alt = x509.DNSName(host)
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([alt]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
 
 
 def main(argv: list[str] | None = None) -> None:

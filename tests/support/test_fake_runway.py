@@ -390,6 +390,135 @@ def test_reset_after_create_bills_the_task(fake: FakeRunway, api: httpx.Client) 
     assert fake.credits_spent == 5
 
 
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_create_then_fail_bills_the_task_then_answers_an_error(
+    fake: FakeRunway, api: httpx.Client, status: int
+) -> None:
+    fake.configure(retry_after_on_503=True)
+    fake.fail_next("POST", "/v1/text_to_image", f"create-then-{status}")
+    response = api.post("/v1/text_to_image", json=image_body())
+    assert response.status_code == status
+    assert "retry-after" not in response.headers  # a gateway's failure, not the server's "come back later"
+    assert fake.stats()["tasks_created"] == {"gen4_image": 1}
+    assert fake.credits_spent == 5
+    assert fake.faults == {f"create-then-{status}": 1}
+    assert api.post("/v1/text_to_image", json=image_body()).status_code == 200  # the script is used up
+    assert fake.duplicate_submissions == 1  # the retry a client must not make
+
+
+def test_create_then_reset_and_refusals(fake: FakeRunway, api: httpx.Client) -> None:
+    fake.fail_next("POST", "/v1/image_to_video", "create-then-reset", "create-then-500")
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+        api.post("/v1/image_to_video", json=video_body())
+    assert fake.stats()["tasks_created"] == {"gen4_turbo": 1}
+    refused = api.post("/v1/image_to_video", json=video_body(duration=11))
+    assert refused.status_code == 400  # nothing was created, so the refusal stands
+    assert fake.stats()["tasks_created"] == {"gen4_turbo": 1}
+    with pytest.raises(ValueError, match="create-then"):
+        fake.fail_next("POST", "/v1/image_to_video", "create-then-418")
+
+
+def test_random_create_then_fail_and_create_5xx_statuses(fake: FakeRunway, api: httpx.Client) -> None:
+    fake.configure(rate_create_then_fail=1.0)
+    outcomes: set[int | str] = set()
+    for seed in range(12):
+        try:
+            outcomes.add(api.post("/v1/text_to_image", json=image_body(seed=seed)).status_code)
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            outcomes.add("reset")
+    assert outcomes <= {500, 502, 504, "reset"} and len(outcomes) > 1
+    assert fake.stats()["tasks_created"] == {"gen4_image": 12}
+    assert api.get("/v1/organization").status_code == 200  # only creating POSTs
+    fake.reset(api_key=KEY, rate_5xx=1.0, create_5xx_statuses=(503,), retry_after_on_503=True, retry_after=2)
+    for seed in range(5):
+        shed = api.post("/v1/text_to_image", json=image_body(seed=seed))
+        assert shed.status_code == 503 and shed.headers["retry-after"] == "2"
+    reads = {api.get("/v1/organization").status_code for _ in range(20)}
+    assert reads > {503}  # reads still draw from every 5xx
+    assert fake.stats()["tasks_created"] == {}
+
+
+def test_retry_after_can_be_any_string(fake: FakeRunway, api: httpx.Client) -> None:
+    fake.configure(retry_after="nan")
+    fake.fail_next("GET", "/v1/organization", 429, 503)
+    assert api.get("/v1/organization").headers["retry-after"] == "nan"
+    assert "retry-after" not in api.get("/v1/organization").headers  # 503 without retry_after_on_503
+
+
+def test_create_answer_delay(fake: FakeRunway, api: httpx.Client) -> None:
+    fake.configure(create_answer_delay=0.3)
+    started = time.monotonic()
+    submit(api, image_body())
+    assert time.monotonic() - started >= 0.3
+    with pytest.raises(httpx.ReadTimeout):
+        api.post("/v1/text_to_image", json=image_body(seed=2), timeout=httpx.Timeout(5, read=0.05))
+    assert fake.stats()["tasks_created"] == {"gen4_image": 2}  # created before the answer was late
+
+
+# ------------------------------------------------------------------------------------- broken outputs
+
+
+def test_broken_output_bodies(fake: FakeRunway, api: httpx.Client) -> None:
+    url = wait(api, submit(api, image_body()))["output"][0]
+    good = httpx.get(url).content
+    fake.configure(output_body="html")
+    html = httpx.get(url)
+    assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    assert html.content.lower().startswith(b"<!doctype html")
+    fake.configure(output_body="truncated")
+    short = httpx.get(url)
+    assert short.content == good[: len(good) // 2]
+    assert short.headers["content-length"] == str(len(good) // 2)
+    fake.configure(output_body="oversized", oversize_bytes=300_000)
+    big = httpx.get(url)
+    assert big.headers["content-length"] == "300000" and big.content.startswith(good)
+    fake.configure(output_body="oversized-chunked")
+    with httpx.stream("GET", url) as chunked:
+        assert "content-length" not in chunked.headers
+        assert len(chunked.read()) == 300_000
+    assert fake.faults == {
+        "output-html": 1,
+        "output-truncated": 1,
+        "output-oversized": 1,
+        "output-oversized-chunked": 1,
+    }
+    with pytest.raises(ValueError, match="output_body"):
+        fake.configure(output_body="gzip-bomb")
+
+
+def test_output_redirects(fake: FakeRunway, api: httpx.Client) -> None:
+    url = wait(api, submit(api, image_body()))["output"][0]
+    fake.configure(output_redirect="same-host")
+    first = httpx.get(url)
+    assert first.status_code == 302
+    location = first.headers["location"]
+    assert location.startswith("/outputs/") and location.endswith("&hop=1")
+    followed = httpx.get(url, follow_redirects=True)
+    assert followed.status_code == 200 and followed.content.startswith(b"\x89PNG")
+    fake.configure(output_redirect="downgrade")
+    assert httpx.get(url).headers["location"] == url.replace("https://", "http://") + "&hop=1"
+    fake.configure(output_redirect="http://169.254.169.254/latest/meta-data/")
+    assert httpx.get(url).headers["location"] == "http://169.254.169.254/latest/meta-data/"
+    fake.configure(output_redirect="loop")
+    with pytest.raises(httpx.TooManyRedirects):
+        httpx.get(url, follow_redirects=True)
+
+
+def test_tls_mode_serves_https() -> None:
+    with FakeRunway(api_key=KEY, tls=True, image_latency=0.05) as fake:
+        assert fake.base_url.startswith("https://127.0.0.1:")
+        headers = {"Authorization": f"Bearer {KEY}", "X-Runway-Version": API_VERSION}
+        with pytest.raises(httpx.ConnectError):  # a self-signed certificate nobody trusts by default
+            httpx.get(f"{fake.base_url}/v1/organization", headers=headers)
+        with httpx.Client(base_url=fake.base_url, headers=headers, verify=fake.ssl_context()) as api:
+            url = wait(api, submit(api, image_body()))["output"][0]
+            assert url.startswith("https://")
+            fake.configure(output_redirect="downgrade")
+            image = httpx.get(url, verify=fake.ssl_context())
+        assert image.status_code == 302
+        assert image.headers["location"] == "http://" + url.removeprefix("https://") + "&hop=1"
+
+
 def _fault_sequence(seed: int) -> list[int | str]:
     with FakeRunway(api_key=KEY, rate_429=0.3, rate_5xx=0.2, rate_reset=0.1, seed=seed) as fake:
         headers = {"Authorization": f"Bearer {KEY}", "X-Runway-Version": API_VERSION}

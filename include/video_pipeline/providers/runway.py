@@ -8,10 +8,19 @@ What the client promises:
 
 * Every API call sends ``Authorization: Bearer <key>`` and ``X-Runway-Version``. The key goes nowhere
   else: not to output URLs or upload targets (both presigned), not into exception messages, reprs or logs.
-* 429, 500, 502, 503 and 504 and connection failures are retried here, with exponential backoff and full
-  jitter, honouring ``Retry-After``; after ``max_retries`` retries :class:`RunwayTransientError` is raised.
-* A POST that creates a billed task is never retried once it may have reached the server (see
-  :class:`RunwayAmbiguousSubmit`).
+* Reads, cancels and uploads are retried on 429, 500, 502, 503, 504 and connection failures, with exponential
+  backoff and full jitter, honouring ``Retry-After``; after ``max_retries`` retries :class:`RunwayTransientError`
+  is raised.
+* A POST that creates a billed task (``text_to_image``, ``image_to_video``) is retried only when the answer
+  proves nothing was created: 429, 503 with a valid ``Retry-After``, or a connection that failed before the
+  request was sent. Any other failure after sending — 500, 502, 504, 503 without ``Retry-After``, a read
+  timeout, a reset — raises :class:`RunwayAmbiguousSubmit` (see there, and :func:`_Core.nothing_created`).
+* Output downloads send no API headers, follow redirects only within the same scheme (or up to https) and
+  never to an internal address other than the host the URL started on, stop at a size cap per kind
+  (:data:`video_pipeline.outputs.MAX_OUTPUT_BYTES`), and never leave a partial file
+  (:class:`RunwayOutputRejected`).
+* Presigned URLs are logged without their query string (:func:`redact_url`); httpx's and httpcore's own loggers
+  (whose INFO lines print full URLs, signatures included) are held at WARNING by every client.
 * Everything else raises a :class:`RunwayError` subclass chosen in one place: :func:`error_for_status` for
   HTTP answers and :func:`classify_failure` for failed tasks.
 """
@@ -22,12 +31,16 @@ import asyncio
 import base64
 import contextlib
 import email.utils
+import ipaddress
 import logging
 import math
 import mimetypes
 import os
 import random
+import re
+import socket
 import time
+import urllib.request
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +51,8 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from video_pipeline.layout import CacheKind
+from video_pipeline.outputs import MAX_OUTPUT_BYTES, OutputRejected, kind_for
 from video_pipeline.providers.base import ClipRequest, ImageRequest
 
 log = logging.getLogger(__name__)
@@ -49,8 +64,15 @@ DEFAULT_VIDEO_MODEL = "gen4_turbo"
 #: Runway accepts data URIs up to 5 MB (the size of the URI, not of the file). Decimal MB: the conservative
 #: reading; a file just under the binary limit goes through an upload instead, which always works.
 DATA_URI_MAX_BYTES = 5_000_000
-#: HTTP answers that mean "try again later" (the notes name 429/502/503/504; 500 is treated the same way).
+#: HTTP answers that mean "try again later" for calls that create nothing billed (Runway's error table names
+#: 429/502/503/504; 500 is treated the same way). Task-creating POSTs are stricter: see ``_Core.nothing_created``.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: A ``Retry-After`` is honoured up to this many seconds (and a wait is further capped by ``backoff_cap``).
+RETRY_AFTER_MAX_S = 3600.0
+#: Redirect hops an output download follows at most.
+MAX_OUTPUT_REDIRECTS = 5
+#: Bytes of an error body read at most (the message needs a few hundred).
+_ERROR_BODY_MAX = 64 * 1024
 _CHUNK = 1 << 16
 
 #: Ratios text_to_image accepts that a job can use, with Runway's price tier for each.
@@ -144,14 +166,23 @@ class RunwayTransientError(RunwayError):
 
 
 class RunwayAmbiguousSubmit(RunwayError):
-    """A task-creating POST was sent, but the connection broke before the answer arrived.
+    """A task-creating POST was sent, and what came back does not prove that no task was created.
 
-    Runway may or may not have created (and billed) the task, and the API has no idempotency key and no way
-    to list tasks, so the client cannot find out. Retrying blindly is how the official SDK creates duplicate
-    billed tasks, so this client never does it: the caller decides (fail for a human to look at, or resubmit
-    knowingly). A connect error (nothing sent), a write error (the request never fully arrived, so the server
-    could not have parsed it) and a 429/5xx answer (the server's explicit "not done") are retried instead.
+    Either the connection broke after the request was sent (a reset, a read timeout), or the answer was a 5xx
+    that a gateway can give after the backend already created — and billed — the task (500, 502, 504, or a
+    503 without ``Retry-After``), or a 2xx without a task id. Runway has no idempotency key and no way to list
+    tasks, so the client cannot find out; retrying blindly is how the official SDK creates duplicate billed
+    tasks, so this client never does it: the caller decides (fail for a human to look at, or resubmit
+    knowingly). What *is* retried: a connection that failed before the request was sent (nothing sent, or a
+    write error: the request never fully arrived, so it could not be parsed), 429, and 503 with
+    ``Retry-After`` (see ``_Core.nothing_created``).
     """
+
+
+class RunwayOutputRejected(RunwayError, OutputRejected):
+    """An output download was refused: a redirect out of bounds (https → http, or to an internal address), more
+    bytes than the cap for its kind, or too many redirects. Nothing is kept; downloading the same URL again
+    would be refused the same way, so the output is treated as bad (the caller resubmits or fails)."""
 
 
 #: ``classify_failure`` table: code prefix → error class. A prefix matches the code itself and any
@@ -331,8 +362,11 @@ def poll_delay(min_interval: float = 5.0, jitter: float = 0.25, rng: random.Rand
 
 # ------------------------------------------------------------------------------------------- shared core
 
-#: Transport failures that happen before a complete request reached the server. A write error counts: the
-#: server cannot act on a request body it never fully received.
+#: Transport failures that happen before a complete request reached the server: no connection (refused,
+#: connect timeout, no free connection in the pool, the proxy refused the tunnel), or a write that failed. A write
+#: error counts because our JSON bodies are framed by Content-Length and sent with ``sendall``: an error there
+#: means the last bytes never left, so the server holds an incomplete request it cannot parse, let alone act on.
+#: A read error, read timeout or "server disconnected" comes after the whole request went out: ambiguous.
 _NOTHING_DONE = (
     httpx.ConnectError,
     httpx.ConnectTimeout,
@@ -359,6 +393,7 @@ class _Call:
     creates_task: bool = False  # a billed POST: never retried once it may have reached the server
     ok: frozenset[int] = _SUCCESS
     tolerated: frozenset[int] = frozenset()
+    max_bytes: int | None = None  # output downloads: the most bytes accepted
 
     @property
     def what(self) -> str:
@@ -455,8 +490,8 @@ class _Core:
     def organization(self) -> _Call:
         return _Call("GET", self.url("/v1/organization"))
 
-    def download(self, url: str) -> _Call:
-        return _Call("GET", url, target="output", ok=frozenset({200}))
+    def download(self, url: str, kind: CacheKind) -> _Call:
+        return _Call("GET", url, target="output", ok=frozenset({200}), max_bytes=MAX_OUTPUT_BYTES[kind])
 
     # -- responses
 
@@ -541,6 +576,17 @@ class _Core:
         status = response.status_code
         if status in call.ok or status in call.tolerated:
             return None
+        if (
+            call.creates_task
+            and (status in RETRY_STATUSES or status >= 500)
+            and not self.nothing_created(response)
+        ):
+            message, _ = self.error_detail(response)
+            raise RunwayAmbiguousSubmit(
+                f"{call.what}: HTTP {status} ({message}) after the request was sent; a gateway can answer this "
+                "after Runway created the task, so a task may have been created (and billed)",
+                status_code=status,
+            )
         if status in RETRY_STATUSES:
             if attempt < self.max_retries:
                 delay = self.backoff(attempt, retry_after(response))
@@ -558,6 +604,25 @@ class _Core:
                 f"{call.what}: HTTP {status} after {attempt + 1} attempts: {message}", status_code=status
             )
         raise self.error_for(call, response)
+
+    @staticmethod
+    def nothing_created(response: httpx.Response) -> bool:
+        """Whether an error answer to a task-creating POST proves that no task was created.
+
+        * 429: the request was refused by rate limiting before any work (Runway: "too many requests … limits
+          reached", may retry).
+        * 503 *with a valid* ``Retry-After``: RFC 9110 §15.6.4 defines 503 as the server being "unable to handle
+          the request" (overload, maintenance) and §10.2.3 has ``Retry-After`` say how long the service will be
+          unavailable; Runway documents 503 as "shedding load". A server that sheds a request and asks for it
+          again later has not acted on it. ``Retry-After`` is required because a bare 503 is also what
+          proxies give for an upstream that reset or timed out *after* receiving the request (Envoy's "upstream
+          connect error or disconnect/reset before headers" is a 503 without it) — and then the backend may
+          have created the task.
+        * Everything else — 500, 502 ("invalid response from an inbound server": the backend got the request),
+          504 (the backend got it and did not answer in time; it may still finish) — does not.
+        """
+        status = response.status_code
+        return status == 429 or (status == 503 and retry_after(response) is not None)
 
     def after_transport_error(self, call: _Call, exc: httpx.RequestError, attempt: int) -> float:
         """Connection-level failures (and undecodable bodies): retry, or refuse to when a task-creating POST
@@ -580,27 +645,213 @@ class _Core:
     def backoff(self, attempt: int, retry_after_s: float | None) -> float:
         """Full jitter (uniform in [0, min(cap, base·2^attempt)]); a ``Retry-After`` is waited out instead,
         clamped to ``backoff_cap`` so a server cannot park a worker indefinitely."""
-        if retry_after_s is not None:
+        if retry_after_s is not None and math.isfinite(retry_after_s):
             return min(max(retry_after_s, 0.0), self.backoff_cap)
-        return self.rng.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2**attempt))
+        return self.rng.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2 ** min(attempt, 62)))
+
+    # -- output downloads: where a redirect may lead, how much may arrive
+
+    def check_redirect(self, call: _Call, current: httpx.URL, response: httpx.Response) -> httpx.URL:
+        """The next hop of an output download's redirect, or :class:`RunwayOutputRejected`.
+
+        Allowed: the same scheme or up to https (never https → http, never another scheme), and no internal
+        address (loopback, link-local such as 169.254.169.254, private, shared, reserved …) unless it is the very
+        host and port the download started on. That exception is what lets a URL on an internal host redirect
+        to itself — the fake Runway's outputs on 127.0.0.1, or a MinIO on the LAN — without letting anything
+        bounce a download to a *different* internal service (the cloud metadata endpoint, a database admin
+        page). A host name is checked again after resolution (:meth:`check_addresses`) and the address actually
+        connected to once more (:meth:`check_peer`), so a name that resolves inward cannot slip through.
+        """
+        location = response.headers.get("location", "")
+        try:
+            target = current.join(location)
+        except (httpx.InvalidURL, ValueError):
+            raise RunwayOutputRejected(f"{call.what}: redirect to an invalid URL") from None
+        shown = redact_url(str(target))
+        if target.scheme not in ("http", "https"):
+            raise RunwayOutputRejected(
+                f"{call.what}: redirect to a {target.scheme or 'relative'} URL refused"
+            )
+        if current.scheme == "https" and target.scheme != "https":
+            raise RunwayOutputRejected(
+                f"{call.what}: redirect from https to {shown} refused (scheme downgrade)"
+            )
+        if not self.same_origin_host(call, target):
+            host = target.host.lower().rstrip(".")
+            if host == "localhost" or host.endswith(".localhost"):
+                raise RunwayOutputRejected(f"{call.what}: redirect to {shown} refused (loopback host)")
+            address = _ip(host)
+            if address is not None and _internal(address):
+                raise RunwayOutputRejected(f"{call.what}: redirect to {shown} refused (internal address)")
+        log.info("runway %s: redirected to %s", call.what, shown)
+        return target
+
+    def check_addresses(self, call: _Call, target: httpx.URL, addresses: Sequence[str]) -> None:
+        """A redirect target's host name must not resolve to an internal address (unless it is the start host)."""
+        if self.same_origin_host(call, target):
+            return
+        for address in addresses:
+            ip = _ip(address)
+            if ip is not None and _internal(ip):
+                raise RunwayOutputRejected(
+                    f"{call.what}: redirect to {redact_url(str(target))} refused (resolves to an internal address)"
+                )
+
+    def check_peer(self, call: _Call, target: httpx.URL, response: httpx.Response) -> None:
+        """The address a redirect hop actually connected to (catches DNS answers that changed after the check).
+
+        Skipped when an environment proxy carries the request: then the peer is the proxy, not the target.
+        """
+        if self.same_origin_host(call, target) or _proxied(target):
+            return
+        stream = response.extensions.get("network_stream")
+        peer = stream.get_extra_info("server_addr") if stream is not None else None
+        if isinstance(peer, tuple) and peer:
+            ip = _ip(str(peer[0]))
+            if ip is not None and _internal(ip):
+                raise RunwayOutputRejected(
+                    f"{call.what}: redirect to {redact_url(str(target))} refused (connected to an internal address)"
+                )
+
+    @staticmethod
+    def same_origin_host(call: _Call, target: httpx.URL) -> bool:
+        start = httpx.URL(call.url)
+        return (start.host.lower(), _port(start)) == (target.host.lower(), _port(target))
+
+    def check_length(self, call: _Call, response: httpx.Response) -> None:
+        """Refuse before reading when the announced length is over the cap."""
+        if call.max_bytes is None:
+            return
+        announced = response.headers.get("content-length", "")
+        if announced.isdigit() and int(announced) > call.max_bytes:
+            raise RunwayOutputRejected(
+                f"{call.what}: {announced} bytes announced, more than the {call.max_bytes} allowed"
+            )
+
+    def check_received(self, call: _Call, received: int) -> None:
+        """Refuse as soon as the bytes actually received pass the cap (a missing or lying Content-Length)."""
+        if call.max_bytes is not None and received > call.max_bytes:
+            raise RunwayOutputRejected(f"{call.what}: more than the {call.max_bytes} bytes allowed")
+
+    @staticmethod
+    def detached(response: httpx.Response, body: bytes) -> httpx.Response:
+        """A closed streamed response's status and headers with the part of its body that was read."""
+        headers = [
+            (k, v)
+            for k, v in response.headers.multi_items()
+            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        return httpx.Response(response.status_code, headers=headers, content=body, request=response.request)
+
+
+_DELAY_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 def retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds (delta-seconds, fractional allowed, or an HTTP date), else ``None``."""
-    value = response.headers.get("retry-after")
-    if not value:
+    """``Retry-After`` in seconds, in [0, :data:`RETRY_AFTER_MAX_S`], or ``None`` when absent or unusable."""
+    return parse_retry_after(response.headers.get("retry-after"))
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Parse a ``Retry-After`` value: delay-seconds (ASCII digits; a fraction is tolerated) or an HTTP date.
+
+    Never raises. What is not one of those — ``nan``, ``inf``, ``-5``, ``1e3``, non-ASCII digits, an impossible
+    date, garbage — is ``None`` (the caller falls back to its own backoff; for a 503 on a task-creating POST it
+    also means "not proof that nothing was created"). A usable value is clamped to [0, ``RETRY_AFTER_MAX_S``]: a
+    date in the past is 0, a date or a number far in the future is the maximum.
+    """
+    if value is None:
         return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    text = value.strip()
+    if not text or len(text) > 64:
         return None
+    if _DELAY_SECONDS.fullmatch(text):
+        return min(float(text), RETRY_AFTER_MAX_S)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:  # older Pythons returned None for some unparsable dates
+        return None  # pragma: no cover
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+    try:
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    except OverflowError:  # pragma: no cover - datetimes are bounded, the difference fits
+        return None
+    return min(max(seconds, 0.0), RETRY_AFTER_MAX_S)
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for a log line: scheme, host, port and path; no credentials, no query (presigned URLs carry
+    their signature there), no fragment."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return "<unparsable url>"
+    port = f":{parsed.port}" if parsed.port else ""
+    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    query = "?[redacted]" if parsed.query or parsed.fragment else ""
+    return f"{parsed.scheme}://{host}{port}{parsed.path}{query}"
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def _internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Anything but a public unicast address: loopback, link-local, private, shared (CGNAT), reserved, multicast,
+    unspecified, documentation ranges. IPv4 carried in IPv6 (``::ffff:169.254.169.254``) is judged as IPv4."""
+    if isinstance(address, ipaddress.IPv6Address):
+        mapped = address.ipv4_mapped or address.sixtofour
+        if mapped is not None:
+            return _internal(mapped)
+    return not address.is_global or address.is_multicast
+
+
+def _port(url: httpx.URL) -> int | None:
+    return url.port or {"http": 80, "https": 443}.get(url.scheme)
+
+
+def _proxied(url: httpx.URL) -> bool:
+    """Whether an environment proxy (which httpx honours) carries requests to ``url``."""
+    proxies = urllib.request.getproxies()
+    if not (proxies.get(url.scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass(url.host)
+
+
+def _resolve(host: str, port: int | None) -> list[str]:
+    """The addresses a host name resolves to (empty when it does not: connecting then fails on its own)."""
+    if _ip(host) is not None:
+        return [host]
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return []
+    return [str(info[4][0]) for info in infos]
+
+
+async def _aresolve(host: str, port: int | None) -> list[str]:
+    if _ip(host) is not None:
+        return [host]
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return []
+    return [str(info[4][0]) for info in infos]
+
+
+def quiet_http_loggers() -> None:
+    """Hold httpx's and httpcore's loggers at WARNING: their INFO/DEBUG lines print full request URLs, and an
+    output URL's query is its signature. (Our own lines use :func:`redact_url`.)"""
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if logger.level < logging.WARNING:
+            logger.setLevel(logging.WARNING)
 
 
 def _path_id(task_id: str) -> str:
@@ -642,6 +893,7 @@ class RunwayClient(_ClientBase):
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._core = _Core(base_url, api_key, max_retries, backoff_base, backoff_cap)
+        quiet_http_loggers()
         self._http = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
 
     def __enter__(self) -> RunwayClient:
@@ -659,7 +911,9 @@ class RunwayClient(_ClientBase):
             try:
                 with contextlib.ExitStack() as stack:
                     kwargs = self._core.request_kwargs(call, stack)
-                    response = self._http.request(**kwargs) if sink is None else self._stream(kwargs, sink)
+                    response = (
+                        self._http.request(**kwargs) if sink is None else self._stream(call, kwargs, sink)
+                    )
             except httpx.RequestError as exc:
                 delay = self._core.after_transport_error(call, exc, attempt)
             else:
@@ -670,15 +924,35 @@ class RunwayClient(_ClientBase):
             attempt += 1
             time.sleep(delay)
 
-    def _stream(self, kwargs: dict[str, Any], sink: Path) -> httpx.Response:
-        with self._http.stream(**kwargs, follow_redirects=True) as response:
-            if response.status_code == 200:
+    def _stream(self, call: _Call, kwargs: dict[str, Any], sink: Path) -> httpx.Response:
+        """Follow the redirect chain hop by hop (each hop checked), then stream a 200 into ``sink`` under the cap.
+        Any other final answer comes back with at most ``_ERROR_BODY_MAX`` bytes of its body."""
+        core, url = self._core, httpx.URL(call.url)
+        for hop in range(MAX_OUTPUT_REDIRECTS + 1):
+            if hop:
+                core.check_addresses(call, url, _resolve(url.host, _port(url)))
+            with self._http.stream(**{**kwargs, "url": url}) as response:
+                if hop:
+                    core.check_peer(call, url, response)
+                if response.is_redirect:
+                    url = core.check_redirect(call, url, response)
+                    continue
+                if response.status_code != 200:
+                    body = b""
+                    for chunk in response.iter_bytes(_CHUNK):
+                        body += chunk
+                        if len(body) >= _ERROR_BODY_MAX:
+                            break
+                    return core.detached(response, body[:_ERROR_BODY_MAX])
+                core.check_length(call, response)
+                received = 0
                 with sink.open("wb") as out:
                     for chunk in response.iter_bytes(_CHUNK):
+                        received += len(chunk)
+                        core.check_received(call, received)
                         out.write(chunk)
-            else:
-                response.read()
-        return response
+                return response
+        raise RunwayOutputRejected(f"{call.what}: more than {MAX_OUTPUT_REDIRECTS} redirects")
 
     def text_to_image(
         self, request: ImageRequest, reference_images: Sequence[str | Mapping[str, str]] | None = None
@@ -718,13 +992,17 @@ class RunwayClient(_ClientBase):
     def organization(self) -> dict[str, Any]:
         return self._core.parse_json(self._send(self._core.organization()))
 
-    def download(self, url: str, dest_path: str | os.PathLike[str]) -> Path:
+    def download(self, url: str, dest_path: str | os.PathLike[str], *, kind: CacheKind | None = None) -> Path:
         """Stream an output URL into ``dest_path`` (temp file + rename: never a partial file at the
-        destination). No API headers are sent: output URLs are presigned."""
+        destination). No API headers are sent: output URLs are presigned. ``kind`` (``images``/``clips``, by
+        default from the destination's suffix) picks the size cap; redirects are checked hop by hop (see
+        :meth:`_Core.check_redirect`). The content itself is checked by
+        :func:`video_pipeline.outputs.verify_output` before anything is cached."""
         dest = Path(dest_path)
+        call = self._core.download(url, kind or kind_for(dest))
         part = _part_path(dest)
         try:
-            self._send(self._core.download(url), sink=part)
+            self._send(call, sink=part)
             os.replace(part, dest)
         finally:
             part.unlink(missing_ok=True)
@@ -746,6 +1024,7 @@ class AsyncRunwayClient(_ClientBase):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._core = _Core(base_url, api_key, max_retries, backoff_base, backoff_cap)
+        quiet_http_loggers()
         self._http = httpx.AsyncClient(timeout=timeout, transport=transport, follow_redirects=False)
 
     async def __aenter__(self) -> AsyncRunwayClient:
@@ -766,7 +1045,7 @@ class AsyncRunwayClient(_ClientBase):
                     if sink is None:
                         response = await self._http.request(**kwargs)
                     else:
-                        response = await self._stream(kwargs, sink)
+                        response = await self._stream(call, kwargs, sink)
             except httpx.RequestError as exc:
                 delay = self._core.after_transport_error(call, exc, attempt)
             else:
@@ -777,16 +1056,34 @@ class AsyncRunwayClient(_ClientBase):
             attempt += 1
             await asyncio.sleep(delay)
 
-    async def _stream(self, kwargs: dict[str, Any], sink: Path) -> httpx.Response:
+    async def _stream(self, call: _Call, kwargs: dict[str, Any], sink: Path) -> httpx.Response:
         # File writes are small blocking calls; downloads happen on workers, the triggerer only polls.
-        async with self._http.stream(**kwargs, follow_redirects=True) as response:
-            if response.status_code == 200:
+        core, url = self._core, httpx.URL(call.url)
+        for hop in range(MAX_OUTPUT_REDIRECTS + 1):
+            if hop:
+                core.check_addresses(call, url, await _aresolve(url.host, _port(url)))
+            async with self._http.stream(**{**kwargs, "url": url}) as response:
+                if hop:
+                    core.check_peer(call, url, response)
+                if response.is_redirect:
+                    url = core.check_redirect(call, url, response)
+                    continue
+                if response.status_code != 200:
+                    body = b""
+                    async for chunk in response.aiter_bytes(_CHUNK):
+                        body += chunk
+                        if len(body) >= _ERROR_BODY_MAX:
+                            break
+                    return core.detached(response, body[:_ERROR_BODY_MAX])
+                core.check_length(call, response)
+                received = 0
                 with sink.open("wb") as out:
                     async for chunk in response.aiter_bytes(_CHUNK):
+                        received += len(chunk)
+                        core.check_received(call, received)
                         out.write(chunk)
-            else:
-                await response.aread()
-        return response
+                return response
+        raise RunwayOutputRejected(f"{call.what}: more than {MAX_OUTPUT_REDIRECTS} redirects")
 
     async def text_to_image(
         self, request: ImageRequest, reference_images: Sequence[str | Mapping[str, str]] | None = None
@@ -820,11 +1117,14 @@ class AsyncRunwayClient(_ClientBase):
     async def organization(self) -> dict[str, Any]:
         return self._core.parse_json(await self._send(self._core.organization()))
 
-    async def download(self, url: str, dest_path: str | os.PathLike[str]) -> Path:
+    async def download(
+        self, url: str, dest_path: str | os.PathLike[str], *, kind: CacheKind | None = None
+    ) -> Path:
         dest = Path(dest_path)
+        call = self._core.download(url, kind or kind_for(dest))
         part = _part_path(dest)
         try:
-            await self._send(self._core.download(url), sink=part)
+            await self._send(call, sink=part)
             os.replace(part, dest)
         finally:
             part.unlink(missing_ok=True)

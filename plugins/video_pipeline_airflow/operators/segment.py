@@ -31,6 +31,7 @@ from video_pipeline.generation import (
 )
 from video_pipeline.layout import CacheKind
 from video_pipeline.models import JobSettings, Stage, VideoSegment, utcnow
+from video_pipeline.outputs import OutputRejected
 from video_pipeline.progress import record_completion
 from video_pipeline.providers.base import ClipRequest, ImageRequest, LocalProvider
 from video_pipeline.providers.registry import local_provider
@@ -227,12 +228,18 @@ class SegmentOperator(BaseOperator):
             suffix = ".png" if planned.kind == "images" else ".mp4"
             try:
                 path = client.download(status.output[0], Path(tmp) / f"output{suffix}")
+                result = store(storage, planned, segment, path, task_id=status.id)
             except RunwayOutputExpired:
                 clear_submission(storage, planned.kind, planned.digest)
                 raise RuntimeError(
                     f"{segment.label}: Runway's output URL expired before download; resubmitting"
                 ) from None
-            result = store(storage, planned, segment, path, task_id=status.id)
+            except OutputRejected as exc:  # refused download or failed content check: nothing was cached
+                clear_submission(storage, planned.kind, planned.digest)
+                raise RuntimeError(
+                    f"{segment.label}: the output of Runway task {status.id} was refused and not cached ({exc}); "
+                    "the submission record is cleared, so the retry submits again (a new paid generation)"
+                ) from None
         clear_submission(storage, planned.kind, planned.digest)
         return self._finish(storage, job, result, datetime.fromisoformat(started))
 
