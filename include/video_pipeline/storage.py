@@ -45,7 +45,15 @@ class ObjectNotFound(StorageError):
 
 
 class NotARegularFile(ObjectNotFound):
-    """Local storage: the key names a symbolic link, fifo, socket, device or folder, not an object."""
+    """Local storage: the key names a symbolic link, fifo, socket, device or folder, not an object.
+
+    :param kind: what is there instead, e.g. ``"a symbolic link"``.
+    """
+
+    def __init__(self, key: str, kind: str) -> None:
+        super().__init__(f"{_shown(key)} is {kind}, not a stored object")
+        self.key = key
+        self.kind = kind
 
 
 class LinkRefused(StorageError):
@@ -228,7 +236,7 @@ class LocalStorage:
     def _regular(self, key: str) -> os.stat_result:
         found = self._lstat(key)
         if not stat.S_ISREG(found.st_mode):
-            raise NotARegularFile(f"{_shown(key)} is {_kind(found.st_mode)}, not a stored object")
+            raise NotARegularFile(key, _kind(found.st_mode))
         return found
 
     def open_file(self, key: str) -> IO[bytes]:
@@ -243,11 +251,11 @@ class LocalStorage:
             except OSError as exc:
                 if exc.errno != errno.ELOOP:
                     raise
-                raise NotARegularFile(f"{_shown(key)} is a symbolic link, not a stored object") from None
+                raise NotARegularFile(key, "a symbolic link") from None
         try:
             mode = os.fstat(fd).st_mode
             if not stat.S_ISREG(mode):
-                raise NotARegularFile(f"{_shown(key)} is {_kind(mode)}, not a stored object")
+                raise NotARegularFile(key, _kind(mode))
             os.set_blocking(fd, True)
             return os.fdopen(fd, "rb")
         except BaseException:
@@ -382,12 +390,12 @@ class LocalStorage:
             pass
         return found
 
-    def list(self, prefix: str) -> Iterator[str]:
-        return iter(sorted(key for key, mode in self._entries(prefix) if stat.S_ISREG(mode)))
-
     def list_non_regular(self, prefix: str) -> list[str]:
         """Keys under ``prefix`` that are not objects (links, fifos, sockets, devices): to report or move aside."""
         return sorted(key for key, mode in self._entries(prefix) if not stat.S_ISREG(mode))
+
+    def list(self, prefix: str) -> Iterator[str]:
+        return iter(sorted(key for key, mode in self._entries(prefix) if stat.S_ISREG(mode)))
 
     def url_for_preview(self, key: str, expires_s: int = 3600) -> str:
         return self.path_for(key).as_uri()
