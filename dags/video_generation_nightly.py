@@ -5,8 +5,10 @@ Every night (cron from env `VIDEO_PIPELINE_NIGHTLY_CRON`, default 02:00 UTC, no 
 
 `intake` → `trigger_job` (one mapped `video_generation` run per valid spec) → `settle` (one per spec)
 
-- **intake** validates every `<storage>/inbox/*.json`: invalid specs move to `inbox/rejected/` with an
-  `.error.txt` beside them; valid ones move to `processing/`. Nothing is deleted or lost.
+- **intake** moves every `<storage>/inbox/*.json` to `processing/` under a fresh time-stamped name (unread), then
+  validates what moved: every file that cannot run (a link or fifo, unreadable, too big, nested too deep, not
+  JSON, an invalid spec, a duplicate) moves to `inbox/rejected/` with an `.error.txt` giving the reason, and the
+  batch goes on. Nothing is deleted, overwritten or lost.
 - **trigger_job** triggers `video_generation` with the spec as conf and a run id derived from the spec's content,
   so a re-run of this DAG never triggers the same spec twice (the existing run is skipped), then waits deferred.
 - **settle** moves each spec to `done/` or `failed/` as its run ends.

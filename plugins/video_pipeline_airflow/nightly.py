@@ -15,21 +15,13 @@ TARGET_DAG = "video_generation"
 
 
 def intake() -> list[dict[str, Any]]:
-    """New valid specs plus any still in processing/ (re-triggering those is a no-op: same run id)."""
-    storage = get_storage()
-    accepted, rejected = inbox.intake(storage)
+    """Valid specs to run: new ones from the inbox plus any still in processing/ (re-triggering those is a
+    no-op: same run id). Every file that cannot run is moved to inbox/rejected/ with its reason."""
+    accepted, rejected = inbox.intake(get_storage())
     for spec in rejected:
         log.error("Rejected %s: %s (moved to %s)", spec.name, spec.error, inbox.REJECTED)
-    names = {a.name for a in accepted}
-    for key in storage.list(inbox.PROCESSING):
-        name = key[len(inbox.PROCESSING) :]
-        if name.endswith(".json") and name not in names:
-            conf = inbox.validate_spec(storage.get_bytes(key))
-            accepted.append(inbox.AcceptedSpec(name, inbox.run_id_for(conf), conf))
     log.info("Nightly intake: %d to run, %d rejected", len(accepted), len(rejected))
-    return [
-        {"name": a.name, "run_id": a.run_id, "conf": a.conf} for a in sorted(accepted, key=lambda a: a.name)
-    ]
+    return [{"name": a.name, "run_id": a.run_id, "conf": a.conf} for a in accepted]
 
 
 def trigger_kwargs(spec: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +15,13 @@ import pytest
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
+from video_pipeline import storage as storage_module
 from video_pipeline.storage import (
+    MAX_KEY_BYTES,
+    InvalidKey,
+    LinkRefused,
     LocalStorage,
+    NotARegularFile,
     ObjectNotFound,
     S3Storage,
     Storage,
@@ -149,3 +156,190 @@ def test_s3_over_http_with_moto_server(aws_env: None, tmp_path: Path) -> None:
         assert list(storage.list("jobs/j/")) == ["jobs/j/manifest.json", "jobs/j/progress/e1"]
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "a" * 256,  # one part over 255 bytes
+        "jobs/" + "é" * 128,  # 256 bytes of UTF-8 in 128 characters
+        "/".join(["abcdefg"] * 128) + "/x",  # 1026 bytes in parts of 7
+        "jobs/\udcff.png",  # not encodable as UTF-8
+    ],
+)
+def test_over_long_and_unencodable_keys_are_invalid(storage: Storage, key: str) -> None:
+    with pytest.raises(InvalidKey, match="invalid storage key"):
+        storage.put_bytes(key, b"x")
+    with pytest.raises(InvalidKey):
+        storage.get_bytes(key)
+    with pytest.raises(InvalidKey):
+        storage.exists(key)
+
+
+def test_keys_at_the_limits_work(storage: Storage) -> None:
+    longest_part = "jobs/" + "p" * 255  # a temp file beside it must still fit the file-name limit
+    storage.put_bytes(longest_part, b"part")
+    assert storage.get_bytes(longest_part) == b"part"
+    limit = MAX_KEY_BYTES - (len(storage.prefix) if isinstance(storage, S3Storage) else 0)  # S3: with prefix
+    deepest = "abcdefg/" * 120
+    deepest += "h" * (limit - len(deepest))
+    with pytest.raises(InvalidKey):
+        storage.put_bytes(deepest + "h", b"one byte too long")
+    storage.put_bytes(deepest, b"deep")
+    assert storage.get_bytes(deepest) == b"deep"
+    assert deepest in list(storage.list("abcdefg/"))
+
+
+def test_move_never_replaces(storage: Storage) -> None:
+    storage.put_bytes("inbox/a.json", b"one")
+    assert storage.move("inbox/a.json", "processing/a.json") is True
+    assert storage.get_bytes("processing/a.json") == b"one" and not storage.exists("inbox/a.json")
+    storage.put_bytes("inbox/a.json", b"two")
+    assert storage.move("inbox/a.json", "processing/a.json") is False
+    assert storage.get_bytes("processing/a.json") == b"one"
+    assert storage.get_bytes("inbox/a.json") == b"two"
+    with pytest.raises(ObjectNotFound):
+        storage.move("inbox/none.json", "processing/none.json")
+
+
+# -- local storage and symbolic links: nothing under the root is ever followed -------------------------
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    (folder / "secret.txt").write_bytes(b"SECRET")
+    return folder
+
+
+def test_a_link_at_a_key_is_not_an_object(tmp_path: Path, outside: Path) -> None:
+    storage = LocalStorage(tmp_path / "root")
+    storage.put_bytes("jobs/x/a.png", b"mine")
+    os.symlink(outside / "secret.txt", storage.root / "jobs/x/link.png")
+    os.symlink(storage.root / "jobs/x/a.png", storage.root / "jobs/x/inside.png")  # even within the root
+    os.symlink(tmp_path / "nowhere", storage.root / "jobs/x/dangling.png")
+    for key in ("jobs/x/link.png", "jobs/x/inside.png", "jobs/x/dangling.png"):
+        assert not storage.exists(key)
+        with pytest.raises(NotARegularFile, match="symbolic link"):
+            storage.get_bytes(key)
+        with pytest.raises(NotARegularFile):
+            storage.size(key)
+        with pytest.raises(NotARegularFile):
+            storage.copy(key, "jobs/x/copied.png")
+        with pytest.raises(NotARegularFile), storage.open_read(key):
+            pass
+    assert list(storage.list("jobs/")) == ["jobs/x/a.png"]
+    assert storage.list_non_regular("jobs/") == [
+        "jobs/x/dangling.png",
+        "jobs/x/inside.png",
+        "jobs/x/link.png",
+    ]
+    assert not storage.exists("jobs/x/copied.png")
+
+    # writes replace the link itself; deleting removes the link; the target is never touched
+    storage.put_bytes("jobs/x/link.png", b"new")
+    assert storage.get_bytes("jobs/x/link.png") == b"new"
+    assert not (storage.root / "jobs/x/link.png").is_symlink()
+    storage.delete("jobs/x/inside.png")
+    assert storage.get_bytes("jobs/x/a.png") == b"mine"
+    assert storage.create_exclusive("jobs/x/dangling.png", b"claim") is False  # present, though not an object
+    assert (outside / "secret.txt").read_bytes() == b"SECRET" and not (tmp_path / "nowhere").exists()
+
+
+def test_a_linked_folder_is_never_entered(tmp_path: Path, outside: Path) -> None:
+    storage = LocalStorage(tmp_path / "root")
+    storage.put_bytes("jobs/real/a.png", b"mine")
+    os.symlink(outside, storage.root / "jobs/linked")
+    os.symlink(outside, storage.root / "inbox")
+    for key in ("jobs/linked/secret.txt", "inbox/secret.txt"):
+        assert not storage.exists(key)
+        with pytest.raises(LinkRefused, match="never follows links"):
+            storage.get_bytes(key)
+        with pytest.raises(LinkRefused):
+            storage.put_bytes(key, b"overwritten")
+        with pytest.raises(LinkRefused):
+            storage.put_bytes(key.replace("secret.txt", "sub/new.txt"), b"new")
+        with pytest.raises(LinkRefused):
+            storage.delete(key)
+        with pytest.raises(LinkRefused):
+            storage.create_exclusive(key.replace("secret.txt", "claim"), b"x")
+    assert list(storage.list("")) == ["jobs/real/a.png"]
+    assert list(storage.list("inbox/")) == []
+    assert storage.list_non_regular("") == ["inbox", "jobs/linked"]
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
+    assert (outside / "secret.txt").read_bytes() == b"SECRET"
+
+
+@pytest.mark.timeout(20)
+def test_a_fifo_is_never_opened_for_reading(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    (tmp_path / "inbox").mkdir()
+    os.mkfifo(tmp_path / "inbox" / "spec.json")  # opening it blocking would hang until a writer came
+    assert not storage.exists("inbox/spec.json")
+    with pytest.raises(NotARegularFile, match="fifo"):
+        storage.get_bytes("inbox/spec.json")
+    assert storage.list_non_regular("inbox/") == ["inbox/spec.json"]
+    assert storage.move("inbox/spec.json", "rejected/spec.json") is True
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "rejected" / "spec.json").st_mode)
+
+
+def test_move_moves_a_link_as_a_link(tmp_path: Path, outside: Path) -> None:
+    storage = LocalStorage(tmp_path / "root")
+    (storage.root / "inbox").mkdir()
+    os.symlink(outside / "secret.txt", storage.root / "inbox" / "spec.json")
+    assert storage.move("inbox/spec.json", "inbox/rejected/spec.json") is True
+    moved = storage.root / "inbox" / "rejected" / "spec.json"
+    assert moved.is_symlink() and os.readlink(moved) == str(outside / "secret.txt")
+    assert list(storage.list("")) == []
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_files_and_folders_honour_the_umask(tmp_path: Path, umask: int) -> None:
+    storage = LocalStorage(tmp_path)
+    old = os.umask(umask)
+    try:
+        storage.put_bytes("a/b/put.json", b"x")
+        storage.put_stream("a/b/stream.bin", io.BytesIO(b"x"))
+        storage.create_exclusive("a/c/claim", b"x")
+        storage.copy("a/b/put.json", "a/d/copy.json")
+    finally:
+        os.umask(old)
+    for key in ("a/b/put.json", "a/b/stream.bin", "a/c/claim", "a/d/copy.json"):
+        assert stat.S_IMODE(os.stat(tmp_path / key).st_mode) == 0o666 & ~umask, key
+    for folder in ("a", "a/b", "a/c", "a/d"):
+        assert stat.S_IMODE(os.stat(tmp_path / folder).st_mode) == 0o777 & ~umask, folder
+
+
+def test_writes_are_fsynced_before_and_after_the_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file's data reaches the disk before its name appears, and the folder entry right after."""
+    storage = LocalStorage(tmp_path)
+    storage.put_bytes("jobs/x/first", b"makes the folders")
+    events: list[str] = []
+    real_fsync, real_replace, real_link = os.fsync, os.replace, os.link
+
+    def fsync(fd: int) -> None:
+        events.append("fsync folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        real_fsync(fd)
+
+    def replace(*args: object, **kwargs: object) -> None:
+        events.append("rename")
+        real_replace(*args, **kwargs)  # type: ignore[arg-type]
+
+    def link(*args: object, **kwargs: object) -> None:
+        events.append("link")
+        real_link(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(storage_module.os, "fsync", fsync)
+    monkeypatch.setattr(storage_module.os, "replace", replace)
+    monkeypatch.setattr(storage_module.os, "link", link)
+    storage.put_bytes("jobs/x/record.json", b"paid")
+    assert events == ["fsync file", "rename", "fsync folder"]
+    events.clear()
+    assert storage.create_exclusive("jobs/x/claim", b"once") is True
+    assert events == ["fsync file", "link", "fsync folder"]
+    events.clear()
+    storage.put_bytes("jobs/new/record.json", b"paid")  # a new folder: its parent is synced as well
+    assert events == ["fsync folder", "fsync file", "rename", "fsync folder"]
