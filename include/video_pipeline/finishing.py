@@ -121,7 +121,7 @@ def finish(
     audio_track: Path | None = None,
 ) -> Finished:
     """Assemble ``segments`` (in order) into ``dest`` with the finishing ``options``."""
-    narration = {s.index: s.narration.strip() for s in segments if s.narration and s.narration.strip()}
+    narration = {s.index: text for s in segments if (text := caption_text(s.narration or ""))}
     burn = options.subtitles == "burned"
     captions = workdir / "captions"
     if burn and narration:
