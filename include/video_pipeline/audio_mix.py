@@ -17,9 +17,14 @@ PyAV is imported where a track is opened: ``models`` imports this module for the
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from video_pipeline.ffmpeg import FFmpegError
+
+if TYPE_CHECKING:
+    from video_pipeline.storage import Storage
 
 #: Audio track extension → the one ffmpeg demuxer that reads it. ``mov`` is the MP4/M4A demuxer (external
 #: data references stay off: ``enable_drefs`` defaults to 0); ``aac`` is raw ADTS; Ogg carries Vorbis or Opus.
@@ -90,10 +95,36 @@ def track_duration(path: Path) -> float:
             else:
                 seconds = sum(frame.samples for frame in container.decode(stream)) / float(stream.rate or 1)
     except av.error.FFmpegError as exc:
-        raise FFmpegError(f"{path.name}: not a readable audio file ({exc})") from None
+        reason = getattr(exc, "strerror", None) or exc  # without the file's path
+        raise FFmpegError(f"{path.name}: not a readable audio file ({reason})") from None
     if seconds <= 0:
         raise FFmpegError(f"{path.name}: no audio in it (0 s)")
     return seconds
+
+
+def check_stored_track(storage: Storage, key: str) -> float:
+    """Before anything is spent: the track ``key`` is an audio type, exists, is at most ``MAX_TRACK_BYTES`` and
+    opens as audio with its own demuxer. Returns its length in seconds; ValueError naming the field otherwise."""
+    field = "finishing.audio_key"
+    try:
+        suffix = PurePosixPath(key).suffix
+        demuxer_for(key)
+    except ValueError as exc:
+        raise ValueError(f"{field}: {exc}") from None
+    if not storage.exists(key):
+        raise ValueError(f"{field}: there is no '{key}' in storage ({storage.url}); upload the track first")
+    size = storage.size(key)
+    if size > MAX_TRACK_BYTES:
+        raise ValueError(
+            f"{field}: '{key}' is {size} bytes, over the {MAX_TRACK_BYTES}-byte limit for a track"
+        )
+    with tempfile.TemporaryDirectory(prefix="vp-track-") as tmp:
+        local = storage.download_to(key, Path(tmp) / f"track{suffix}")
+        try:
+            return track_duration(local)
+        except FFmpegError as exc:
+            reason = str(exc).removeprefix(f"{local.name}:").strip()
+            raise ValueError(f"{field}: '{key}': {reason}") from None
 
 
 def mix_graph(
