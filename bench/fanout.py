@@ -149,6 +149,7 @@ def job_spec(job_id: str, n: int) -> dict[str, Any]:
         ],
         "ratio": "1280:720",
         "provider": "runway",
+        "budget_credits": 10_000_000,  # a paid provider needs a budget (policy: video_pipeline_require_budget)
         "seed": 7,
         "approval": "images",
         "gate_timeout": 3600,

@@ -34,6 +34,7 @@ from video_pipeline_airflow.operators.segment import (
 from video_pipeline_airflow.params import job_spec_params
 from video_pipeline_airflow.settings import CLIP_POOL, IMAGE_POOL
 
+# Offered in the trigger form as suggestions, never a default: a run's spec is its conf (params.py).
 EXAMPLE_JOB = Path(__file__).resolve().parents[1] / "examples" / "jobs" / "demo.json"
 
 SEGMENT_TASK: dict[str, Any] = {

@@ -35,7 +35,7 @@ from video_pipeline.assembly import (
 )
 from video_pipeline.ffmpeg import FFmpegError, VideoProbe
 from video_pipeline.models import Finishing
-from video_pipeline.subtitles import Cue, caption_image, cues_for, write_srt
+from video_pipeline.subtitles import Cue, caption_image, caption_text, cues_for, write_srt
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def finish(
     audio_track: Path | None = None,
 ) -> Finished:
     """Assemble ``segments`` (in order) into ``dest`` with the finishing ``options``."""
-    narration = {s.index: s.narration.strip() for s in segments if s.narration and s.narration.strip()}
+    narration = {s.index: text for s in segments if (text := caption_text(s.narration or ""))}
     burn = options.subtitles == "burned"
     captions = workdir / "captions"
     if burn and narration:
@@ -185,7 +185,7 @@ def _remux(
         except FFmpegError as exc:
             raise AssemblyError(f"audio track: {exc}") from None
         track_input = inputs.count("-i")
-        inputs += ["-i", str(audio_track)]
+        inputs += audio_mix.input_args(audio_track)  # its own demuxer only, and no other file
         graph = audio_mix.mix_graph(
             track=f"[{track_input}:a:0]",
             track_s=track_s,

@@ -3,17 +3,23 @@
 Everything that crosses a process boundary (DAG params, XCom, storage) is one of these models, serialised
 with ``model_dump(mode="json")``. Validation errors name the field (pydantic's ``loc``), which is what users
 see when a spec is refused.
+
+The spec models are strict: JSON types only, no coercion (``true`` is not a number, ``"4"`` is not a
+duration). Every way in delivers JSON types: the trigger form sends numbers from its number fields, REST and
+the CLI send the conf's JSON, the nightly inbox parses JSON files.
 """
 
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -22,6 +28,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from video_pipeline.audio_mix import AUDIO_DEMUXERS, demuxer_for
 
 #: Job ratios: the ones Runway's image_to_video accepts, so a job never needs re-framing between stages.
 RATIOS: dict[str, tuple[int, int]] = {
@@ -44,9 +52,48 @@ MIN_DURATION_S = 2
 MAX_DURATION_S = 10
 
 MAX_PROMPT_CHARS = 1000
-Prompt = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_PROMPT_CHARS)]
+MAX_NARRATION_CHARS = 2000
+
+#: Letters that draw nothing (Hangul fillers, the blank Braille pattern): a "prompt" of them is empty.
+BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+#: Unicode categories that draw nothing on their own: controls (Cc), format characters (Cf: zero-width
+#: space/joiners U+200B–U+200D, word joiner U+2060, BOM U+FEFF, bidi marks, soft hyphen), separators (Z*) and
+#: combining marks (M*, nothing without a base letter).
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Mc", "Me"})
+
+
+def is_invisible(char: str) -> bool:
+    return char.isspace() or char in BLANK_LETTERS or unicodedata.category(char) in INVISIBLE_CATEGORIES
+
+
+def has_visible_text(text: str) -> bool:
+    return any(not is_invisible(c) for c in text)
+
+
+def _visible(value: str) -> str:
+    if not has_visible_text(value):
+        raise ValueError(
+            "must contain visible characters (whitespace and zero-width characters do not count)"
+        )
+    return value
+
+
+def _visible_or_none(value: str | None) -> str | None:
+    """Optional text that shows nothing (empty, whitespace, zero-width) is the same as no text."""
+    return value if value is not None and has_visible_text(value) else None
+
+
+Prompt = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_PROMPT_CHARS),
+    AfterValidator(_visible),
+]
 OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
 DurationS = Annotated[int, Field(ge=MIN_DURATION_S, le=MAX_DURATION_S)]
+#: Strict models: JSON types only (see the module docstring).
+SPEC_CONFIG = ConfigDict(extra="forbid", strict=True)
 
 
 def max_segments(info: ValidationInfo | None = None) -> int:
@@ -63,16 +110,21 @@ def utcnow() -> datetime:
 class SegmentSpec(BaseModel):
     """One segment as the user writes it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = SPEC_CONFIG
 
     prompt: Prompt = Field(description="What the image shows (1–1000 characters).")
     motion_prompt: OptionalText | None = Field(
         default=None, description="How the clip moves; defaults to the prompt."
     )
-    narration: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = Field(
-        default=None, description="Text spoken or subtitled over this segment."
-    )
+    narration: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_NARRATION_CHARS)] | None
+    ) = Field(default=None, description="Text spoken or subtitled over this segment.")
     duration_s: DurationS = Field(default=5, description="Clip length in seconds (2–10).")
+
+    @field_validator("motion_prompt", "narration")
+    @classmethod
+    def _invisible_is_none(cls, value: str | None) -> str | None:
+        return _visible_or_none(value)
 
 
 MAX_TRANSITION_S = MIN_DURATION_S / 2
@@ -92,7 +144,7 @@ class Finishing(BaseModel):
     """How the clips become the finished video. The defaults give a stream-copied join with soft subtitles
     (when any segment has narration), a poster and a GIF preview."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = SPEC_CONFIG
 
     transition_s: float = Field(
         default=0.0,
@@ -117,8 +169,9 @@ class Finishing(BaseModel):
     ) = Field(
         default=None,
         description=(
-            "Storage key of a narration or music file (mp3, m4a, wav, …) under the storage root, mixed "
-            "under the video, loudness-normalised, cut or padded with silence to the video's length."
+            f"Storage key of a narration or music file ({', '.join(sorted(AUDIO_DEMUXERS))}) under the "
+            "storage root, mixed under the video, loudness-normalised, cut or padded with silence to the "
+            "video's length."
         ),
     )
     loudness_lufs: float = Field(
@@ -138,8 +191,11 @@ class Finishing(BaseModel):
 
     @field_validator("audio_key")
     @classmethod
-    def _audio_key_is_relative(cls, value: str | None) -> str | None:
-        return _relative_key(value)
+    def _audio_key_is_relative_audio(cls, value: str | None) -> str | None:
+        key = _relative_key(value)
+        if key is not None:
+            demuxer_for(key)  # the extension picks the only demuxer that will ever read it
+        return key
 
 
 #: The fields that hold a job's content; every other field of a spec is a setting.
@@ -153,15 +209,15 @@ class JobSettings(BaseModel):
     render, store and validate all N segments, work that grows with N² over a job (rendered fields stored
     for a 100-segment run: 0.9 MiB with the spec, 0.2 MiB with the settings)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = SPEC_CONFIG
 
     job_id: str = Field(
         pattern=JOB_ID_PATTERN,
         description="Lower-case slug (a-z, 0-9, '-'), 1–63 characters; names the job's storage folder.",
     )
-    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] = Field(
-        description="Human-readable title."
-    )
+    title: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_visible)
+    ] = Field(description="Human-readable title.")
     segment_duration_s: DurationS = Field(
         default=5, description="Target clip length when splitting a script (2–10 s)."
     )
@@ -201,8 +257,18 @@ class JobSpec(JobSettings):
     """A job: a script or explicit segments, and how to turn them into a video."""
 
     script: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100_000)] | None
-    ) = Field(default=None, description="Plain text, split into segments on sentence boundaries.")
+        Annotated[
+            str,
+            StringConstraints(strip_whitespace=True, min_length=1, max_length=100_000),
+            AfterValidator(_visible),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description=(
+            "Plain text, split into segments on sentence boundaries (. ! ? …, and 。！？； in CJK text)."
+        ),
+    )
     segments: list[SegmentSpec] | None = Field(
         default=None, min_length=1, description="Explicit segments (instead of a script)."
     )

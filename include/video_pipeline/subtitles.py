@@ -5,12 +5,19 @@ Burned captions are rendered with Pillow (its bundled font) into a transparent f
 the segment's clip with ffmpeg's ``overlay``. The bundled ffmpeg also has libass (``subtitles`` filter) and
 ``drawtext``, but both depend on the fonts fontconfig finds on the machine; a Pillow image looks the same on
 every worker and container. Captions follow segments, so only segments with narration are re-encoded.
+
+Each narrated segment is exactly one cue whatever its narration holds. SRT is line-based: a blank line ends a
+cue, a line like ``00:00:01,000 --> 09:00:00,000`` starts one (ffmpeg's reader takes it anywhere in a cue), and
+a NUL ends the text for C readers. So a caption is the narration on one line (line breaks, control and
+separator characters become spaces, runs of spaces one) with ``-->`` written as an arrow.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import textwrap
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,13 +34,25 @@ class Cue:
     text: str
 
 
+#: Characters that end a line somewhere (controls, line/paragraph separators) or draw nothing useful in a
+#: caption: all become spaces.
+_BREAKING_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+_CUE_ARROW = re.compile(r"-{2,}>")
+
+
+def caption_text(narration: str) -> str:
+    """The narration as a caption: one line, no control characters, no ``-->``; "" when nothing is left."""
+    spaced = "".join(" " if unicodedata.category(c) in _BREAKING_CATEGORIES else c for c in narration)
+    return _CUE_ARROW.sub("→", " ".join(spaced.split()))
+
+
 def cues_for(spans: list[Span], narration: dict[int, str], transition_s: float = 0.0) -> list[Cue]:
     """One cue per narrated segment, over its span; where segments crossfade, the caption changes half-way
     through the fade, so cues never overlap."""
     half = transition_s / 2
     out = []
     for position, span in enumerate(spans):
-        text = (narration.get(span.index) or "").strip()
+        text = caption_text(narration.get(span.index) or "")
         if not text:
             continue
         start = span.start_s + (half if position > 0 else 0.0)
@@ -51,8 +70,10 @@ def _timestamp(seconds: float) -> str:
 
 
 def write_srt(cues: list[Cue], dest: Path) -> Path:
+    """The cues as SRT, one block each (cue text goes through ``caption_text`` again: whoever built the cues,
+    a block can never split)."""
     blocks = [
-        f"{number}\n{_timestamp(cue.start_s)} --> {_timestamp(cue.end_s)}\n{cue.text}\n"
+        f"{number}\n{_timestamp(cue.start_s)} --> {_timestamp(cue.end_s)}\n{caption_text(cue.text) or '…'}\n"
         for number, cue in enumerate(cues, start=1)
     ]
     dest.write_text("\n".join(blocks), encoding="utf-8")

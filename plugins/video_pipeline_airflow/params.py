@@ -3,6 +3,13 @@
 The conf of a run *is* the job spec (flat but for the ``finishing`` object, a JSON field in the form), so the
 UI form, ``airflow dags trigger --conf`` and the REST API all take the same JSON, and Airflow refuses a bad
 conf before the run is created (REST answers 400).
+
+Airflow lays a run's conf over the Params' defaults, so a default is part of every spec that leaves the field
+out. Each Param's default is therefore the spec's own default (``seed`` 0, ``approval`` both, no script, no
+segments), never an example's value: the demo's segments merged into a script job made it refuse "give exactly
+one of 'script' or 'segments'", and a spec without a ``job_id`` ran as the demo. The required fields
+(``job_id``, ``title``) have no default: a conf without them is refused with the field named (REST 400). The
+form still offers the example: as suggestions on the text fields and as a sample in the help of ``segments``.
 """
 
 from __future__ import annotations
@@ -51,10 +58,33 @@ def _field_default(name: str) -> Any:
     return default.model_dump(mode="json") if isinstance(default, BaseModel) else default
 
 
+#: How many of the example's segments the help of ``segments`` shows.
+EXAMPLE_SEGMENTS = 2
+
+
+def _offer_example(name: str, prop: dict[str, Any], example: dict[str, Any]) -> None:
+    """Show the example's value in the form without making it the field's value: a suggestion list on text
+    fields, a sample in the help of ``segments`` (its JSON editor would turn ``examples`` into a pick list)."""
+    value = example.get(name)
+    if value is None:
+        return
+    if name == "segments":
+        sample = json.dumps(value[:EXAMPLE_SEGMENTS], indent=2, ensure_ascii=False)
+        prop["description_md"] = (
+            f"{prop.pop('description', '')} A list of objects with `prompt` (required), `motion_prompt`, "
+            f"`narration` and `duration_s` (2–10); leave empty for a `script` job. For example:\n\n"
+            f"```json\n{sample}\n```"
+        )
+        prop["description"] = None
+    elif prop.get("type") in ("string", ["string", "null"]) and "enum" not in prop and "const" not in prop:
+        prop["examples"] = [value]
+
+
 def job_spec_params(example: Path) -> dict[str, Param]:
-    """Params for every JobSpec field, defaulting to the example job so the form starts filled in."""
+    """Params for every JobSpec field: the spec's own defaults (none for the required fields), with the
+    example job offered as suggestions."""
     schema = JobSpec.model_json_schema()
-    defaults = json.loads(example.read_text())
+    sample = json.loads(example.read_text())
     required = set(schema.get("required", []))
     params: dict[str, Param] = {}
     properties = schema["properties"]
@@ -64,8 +94,14 @@ def job_spec_params(example: Path) -> dict[str, Param]:
         prop = _nullable_to_type_list(_inline_refs(prop, schema.get("$defs", {})))
         prop.pop("default", None)
         title = prop.pop("title", name)
-        default = defaults[name] if name in defaults else _field_default(name)
-        if name not in required and default is None and "null" not in str(prop.get("type")):
+        if name == "script":
+            prop["format"] = "multiline"  # a text area in the form
+        _offer_example(name, prop, sample)
+        if name in required:
+            params[name] = Param(title=title, **prop)  # no default: a conf without it is refused
+            continue
+        default = _field_default(name)
+        if default is None and "null" not in str(prop.get("type")):
             prop["type"] = [prop["type"], "null"] if "type" in prop else prop.get("type")
         params[name] = Param(default, title=title, **prop)
     return params

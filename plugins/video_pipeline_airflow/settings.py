@@ -11,6 +11,9 @@ from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook, Variable
 
+from video_pipeline.policy import SETTINGS as POLICY_VARIABLES
+from video_pipeline.policy import Policy, parse_policy
+
 STORAGE_URL_VARIABLE = "video_pipeline_storage_url"
 AWS_CONN_ID = "aws_default"
 RUNWAY_CONN_ID = "runway_default"
@@ -107,3 +110,10 @@ def runway_image_source() -> str:
     """How an image reaches image_to_video: ``upload`` (data URI, or Runway's uploads endpoint when larger
     than 5 MB; works everywhere) or ``presigned`` (an https presigned S3 URL; S3 must be reachable by Runway)."""
     return str(Variable.get(RUNWAY_IMAGE_SOURCE_VARIABLE, default="upload"))
+
+
+def job_policy() -> Policy:
+    """The deployment's bounds on job specs (``video_pipeline.policy``): the Variables
+    ``video_pipeline_nightly_approval``, ``video_pipeline_max_budget_credits`` and
+    ``video_pipeline_require_budget`` (or their ``AIRFLOW_VAR_…`` env vars)."""
+    return parse_policy({name: Variable.get(name, default=None) for name in POLICY_VARIABLES})

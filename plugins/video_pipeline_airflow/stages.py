@@ -13,15 +13,18 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 from pydantic import ValidationError
 
+from video_pipeline.audio_mix import check_stored_track
 from video_pipeline.costs import check_affordable, stage_estimates
 from video_pipeline.manifest import load_manifest, merge_segments, save_manifest
 from video_pipeline.models import FinalVideo, JobSpec, Manifest, VideoSegment, describe_validation_error
+from video_pipeline.policy import check_policy, is_nightly
 from video_pipeline.progress import rebuild_progress
 from video_pipeline.segmentation import segments_for
 from video_pipeline.submissions import clear_submission, pending_submissions
 from video_pipeline_airflow.hooks.runway import RunwayHook
 from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.notify import notify
+from video_pipeline_airflow.settings import job_policy
 
 log = logging.getLogger(__name__)
 
@@ -31,24 +34,32 @@ class InvalidJobSpec(AirflowFailException):
 
 
 def validate_job(context: Context) -> list[dict[str, Any]]:
-    """Validate the trigger conf as a JobSpec, split it into segments, and start the manifest.
+    """Validate the trigger conf as a JobSpec, hold it to the deployment's policy, check its audio track, split
+    it into segments, and start the manifest. All of it before any provider call: a spec that cannot finish is
+    refused before anything is spent, with the field named.
 
     Returns the segments (what the image stage maps over); the validated spec, its settings (what each
     segment's task needs) and the segment count go to the XCom keys ``job``, ``settings`` and ``total``
     (Airflow maps only over a task's return value).
     """
+    # The conf laid over the Params, whose defaults are the spec's own (params.py); None is a form field left
+    # empty, which means the spec's default too.
     params = {k: v for k, v in dict(context["params"]).items() if v is not None}
+    storage = get_storage()
     try:
         job = JobSpec.model_validate(params)
         segments = segments_for(job)
         check_affordable(job, segments)
+        estimates = stage_estimates(job, segments)
+        nightly = is_nightly(context["run_id"])
+        check_policy(job, estimate_credits=sum(estimates.values()), nightly=nightly, policy=job_policy())
+        if job.finishing.audio_key:
+            check_stored_track(storage, job.finishing.audio_key)
         check_provider_ready(job)
     except ValidationError as exc:
         raise InvalidJobSpec(f"invalid job spec: {describe_validation_error(exc)}") from None
     except ValueError as exc:
         raise InvalidJobSpec(f"invalid job spec: {exc}") from None
-    storage = get_storage()
-    estimates = stage_estimates(job, segments)
     manifest = Manifest(
         job=job, run_id=context["run_id"], segments=segments, credits_estimate=sum(estimates.values())
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.definitions.mappedoperator import MappedOperator
+from airflow.serialization.definitions.param import SerializedParamsDict
 
 from video_pipeline_airflow.operators.gate import ApprovalGateOperator
 
@@ -85,6 +87,14 @@ def test_assembly_cannot_hold_a_worker_for_ever(dagbag: DagBag) -> None:
     assert timeout is not None and timedelta(minutes=30) <= timeout <= timedelta(hours=3)
 
 
+def served_params(dag: object) -> SerializedParamsDict:
+    """The Params as the API server and scheduler hold them (the serialized DAG), where a trigger's conf is
+    merged and validated before the run is created."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    return DagSerialization.from_dict(DagSerialization.to_dict(dag)).params
+
+
 def test_finishing_param_is_a_nested_object(dagbag: DagBag) -> None:
     """The nested finishing model renders as one object Param whose default is the model's defaults."""
     from airflow.sdk.definitions.param import ParamsDict
@@ -92,18 +102,52 @@ def test_finishing_param_is_a_nested_object(dagbag: DagBag) -> None:
     from video_pipeline.models import Finishing
 
     dag = dagbag.dags["video_generation"]
-    assert dag.params.validate()["finishing"] == Finishing().model_dump(mode="json")
-    params = ParamsDict(dag.params)
+    assert dag.params.get_param("finishing").value == Finishing().model_dump(mode="json")
+    params = copy.deepcopy(
+        ParamsDict(dag.params)
+    )  # ParamsDict(…) shares the Params: setting one sets the DAG's
     params["finishing"] = {"transition_s": 0.5, "subtitles": "burned", "audio_key": "assets/music.mp3"}
     assert Finishing.model_validate(params["finishing"]).subtitles == "burned"
 
 
-def test_params_default_to_the_demo_job(dagbag: DagBag) -> None:
+def test_params_default_to_the_specs_own_defaults_never_to_the_demo(dagbag: DagBag) -> None:
+    """A run's spec is its conf: what a conf leaves out takes the spec's default, not the demo's value."""
+    from video_pipeline.models import JobSpec
+
     dag = dagbag.dags["video_generation"]
+    for name, field in JobSpec.model_fields.items():
+        param = dag.params.get_param(name)
+        if field.is_required():
+            assert not param.has_value, name
+        else:
+            default = field.get_default(call_default_factory=True)
+            assert param.value == (
+                default.model_dump(mode="json") if hasattr(default, "model_dump") else default
+            )
+    # the demo is offered, not merged: suggestions on its text fields, a sample in the segments help
     demo = json.loads((REPO / "examples" / "jobs" / "demo.json").read_text())
-    resolved = dag.params.validate()
-    for key, value in demo.items():
-        assert resolved[key] == value
+    assert dag.params.get_param("job_id").schema["examples"] == [demo["job_id"]]
+    assert demo["segments"][0]["prompt"] in dag.params.get_param("segments").schema["description_md"]
+
+
+@pytest.mark.parametrize("example", ["demo.json", "script.json"])
+def test_an_example_conf_validates_to_exactly_that_spec(dagbag: DagBag, example: str) -> None:
+    from video_pipeline.models import JobSpec
+
+    conf = json.loads((REPO / "examples" / "jobs" / example).read_text())
+    merged = served_params(dagbag.dags["video_generation"]).deep_merge(conf).validate()
+    spec = JobSpec.model_validate({k: v for k, v in merged.items() if v is not None})  # as validate_job does
+    assert spec == JobSpec.model_validate(conf)
+
+
+@pytest.mark.parametrize("missing", ["job_id", "title"])
+def test_a_conf_without_a_required_field_is_refused_naming_it(dagbag: DagBag, missing: str) -> None:
+    from airflow.exceptions import ParamValidationError
+
+    conf = {"job_id": "x", "title": "X", "segments": [{"prompt": "a"}]}
+    del conf[missing]
+    with pytest.raises(ParamValidationError, match=f"param {missing}: No value passed"):
+        served_params(dagbag.dags["video_generation"]).deep_merge(conf).validate()
 
 
 @pytest.mark.parametrize(
@@ -123,6 +167,6 @@ def test_params_default_to_the_demo_job(dagbag: DagBag) -> None:
 def test_param_schema_refuses_bad_conf(dagbag: DagBag, field: str, value: object) -> None:
     from airflow.sdk.definitions.param import ParamsDict
 
-    params = ParamsDict(dagbag.dags["video_generation"].params)
+    params = copy.deepcopy(ParamsDict(dagbag.dags["video_generation"].params))
     with pytest.raises(Exception, match=field):
         params[field] = value

@@ -44,6 +44,8 @@ def instances(airflow: LocalAirflow, run_id: str, task_id: str) -> list[dict[str
 
 
 def runway_job(job_id: str, segments: int, seed: int, **overrides: Any) -> dict[str, Any]:
+    # a paid provider needs a budget (policy: video_pipeline_require_budget)
+    overrides = {"budget_credits": 100_000, **overrides}
     spec = six_segment_job(job_id, provider="runway", seed=seed, approval="none", **overrides)
     spec["segments"] = [
         {"prompt": f"Shot {i}: a lighthouse in fog", "duration_s": 2} for i in range(1, segments + 1)

@@ -105,7 +105,7 @@ def test_a_failed_segment_fails_only_its_task(
     airflow: LocalAirflow, local_storage: Storage, fake_runway: FakeRunway
 ) -> None:
     fake_runway.reset(api_key=RUNWAY_CANARY_KEY, image_latency=1.0, video_latency=2.0, concurrency=2)
-    spec = six_segment_job("e2e-runway-unsafe", provider="runway", seed=77)
+    spec = six_segment_job("e2e-runway-unsafe", provider="runway", seed=77, budget_credits=1000)
     spec["segments"][2]["prompt"] = "Scene 3 [fail:SAFETY.INPUT.TEXT]"
     run_id = airflow.trigger(DAG_ID, spec)
     assert airflow.wait_for_run(DAG_ID, run_id, timeout=300) == "failed"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from video_pipeline.models import (
     Manifest,
     SegmentSpec,
     describe_validation_error,
+    has_visible_text,
 )
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "jobs"
@@ -70,6 +72,36 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("unknown finishing field", job(finishing={"music": "a.mp3"}), "finishing.music"),
     ("loudness out of range", job(finishing={"loudness_lufs": 0}), "finishing.loudness_lufs"),
     ("unknown preview format", job(finishing={"preview": "mp4"}), "finishing.preview"),
+    # strict types: JSON's own types only, nothing coerced
+    ("boolean seed", job(seed=True), "seed"),
+    ("string seed", job(seed="7"), "seed"),
+    ("float seed", job(seed=7.5), "seed"),
+    ("string duration", job(segments=[{"prompt": "a", "duration_s": "4"}]), "segments.0.duration_s"),
+    ("boolean duration", job(segments=[{"prompt": "a", "duration_s": True}]), "segments.0.duration_s"),
+    ("string budget", job(budget_credits="50"), "budget_credits"),
+    ("boolean gate timeout", job(gate_timeout=True), "gate_timeout"),
+    (
+        "string segment duration",
+        job(segment_duration_s="4", script="A.", segments=None),
+        "segment_duration_s",
+    ),
+    ("boolean transition", job(finishing={"transition_s": True}), "finishing.transition_s"),
+    ("string transition", job(finishing={"transition_s": "0.5"}), "finishing.transition_s"),
+    ("string poster flag", job(finishing={"poster": "false"}), "finishing.poster"),
+    ("number poster flag", job(finishing={"poster": 1}), "finishing.poster"),
+    ("number as prompt", job(segments=[{"prompt": 5}]), "segments.0.prompt"),
+    ("number as title", job(title=5), "title"),
+    # text that shows nothing
+    ("zero-width prompt", job(segments=[{"prompt": "\u200b\u200c\u200d\u2060\ufeff"}]), "segments.0.prompt"),
+    ("hangul-filler prompt", job(segments=[{"prompt": "\u3164 \u115f"}]), "segments.0.prompt"),
+    ("control-character prompt", job(segments=[{"prompt": "\x00\x1b\x7f"}]), "segments.0.prompt"),
+    ("zero-width title", job(title="\u200b"), "title"),
+    ("zero-width script", job(script="\u200b \ufeff", segments=None), "script"),
+    # an audio track is one of the audio types, read by that type's demuxer only
+    ("playlist as audio track", job(finishing={"audio_key": "assets/music.m3u8"}), "finishing.audio_key"),
+    ("concat list as audio track", job(finishing={"audio_key": "assets/list.txt"}), "finishing.audio_key"),
+    ("audio key without a type", job(finishing={"audio_key": "assets/music"}), "finishing.audio_key"),
+    ("video as audio track", job(finishing={"audio_key": "jobs/x/final.mp4"}), "finishing.audio_key"),
 ]
 
 
@@ -151,3 +183,60 @@ def test_manifest_records_the_final_videos_files() -> None:
     for name in ("poster_key", "preview_key", "subtitles_key", "reencoded", "streams", "fps"):
         del old["final"][name]
     assert Manifest.model_validate(old).final is not None
+
+
+def test_refusals_name_the_allowed_audio_types() -> None:
+    with pytest.raises(ValidationError) as info:
+        JobSpec.model_validate(job(finishing={"audio_key": "assets/music.m3u8"}))
+    message = describe_validation_error(info.value)
+    assert "music.m3u8" in message and "mp3" in message and "wav" in message
+
+
+@pytest.mark.parametrize("name", ["a.mp3", "a.M4A", "b/c.aac", "d.wav", "e.flac", "f.ogg", "g.opus", "h.oga"])
+def test_audio_tracks_of_each_type_are_accepted(name: str) -> None:
+    assert JobSpec.model_validate(job(finishing={"audio_key": name})).finishing.audio_key == name
+
+
+def test_json_numbers_pass_where_the_form_sends_them() -> None:
+    """The trigger form's number fields send JSON numbers (an integer where a float is declared, too)."""
+    spec = JobSpec.model_validate(
+        job(seed=4_294_967_295, budget_credits=0, finishing={"transition_s": 1, "loudness_lufs": -16})
+    )
+    assert spec.finishing.transition_s == 1.0 and spec.seed == 4_294_967_295
+    assert JobSpec.model_validate_json(json.dumps(job(gate_timeout=60))).gate_timeout == 60
+
+
+INVISIBLE = [
+    "\u200b",
+    "\u200c",
+    "\u200d",
+    "\u2060",
+    "\ufeff",
+    "\u00ad",
+    "\u202e",
+    "\u3164",
+    "\u2800",
+    "\u0301",
+]
+SPACES = [" ", "\t", "\n", "\r", "\u00a0", "\u2003", "\u3000", "\u2028", "\x0b"]
+VISIBLE = ["a", "Z", "7", "狐", "。", "é", "🦊", "-", "ß", "ア"]
+
+
+def test_a_prompt_needs_a_visible_character_whatever_surrounds_it() -> None:
+    rng = random.Random(14)
+    for _ in range(400):
+        blank = "".join(rng.choice(INVISIBLE + SPACES) for _ in range(rng.randint(1, 12)))
+        with pytest.raises(ValidationError, match=r"visible characters|at least 1 character"):
+            SegmentSpec.model_validate({"prompt": blank})
+        cut = rng.randint(0, len(blank))
+        shown = blank[:cut] + rng.choice(VISIBLE) + blank[cut:]
+        assert has_visible_text(SegmentSpec.model_validate({"prompt": shown}).prompt)
+
+
+def test_optional_texts_that_show_nothing_are_no_text() -> None:
+    segment = SegmentSpec.model_validate(
+        {"prompt": "a", "motion_prompt": "\u200b ", "narration": "\ufeff\u2060"}
+    )
+    assert segment.motion_prompt is None and segment.narration is None
+    kept = SegmentSpec.model_validate({"prompt": "a", "motion_prompt": " pan left ", "narration": "Dawn."})
+    assert (kept.motion_prompt, kept.narration) == ("pan left", "Dawn.")
