@@ -24,8 +24,10 @@ from typing import Literal
 
 from pydantic import ValidationError
 
+from video_pipeline.costs import stage_estimates
 from video_pipeline.layout import content_hash
 from video_pipeline.models import JobSpec, describe_validation_error
+from video_pipeline.policy import Policy, check_policy
 from video_pipeline.segmentation import segments_for
 from video_pipeline.storage import LocalStorage, NotARegularFile, ObjectNotFound, Storage
 
@@ -105,9 +107,11 @@ def json_depth(text: str, limit: int = MAX_JSON_DEPTH) -> int:
     return deepest
 
 
-def validate_spec(raw: bytes) -> dict[str, object]:
-    """Parse and fully validate a spec (including segmentation), bounded in size and depth before parsing;
-    raise :class:`SpecError` (a ValueError) naming the problem."""
+def validate_spec(raw: bytes, policy: Policy | None = None) -> dict[str, object]:
+    """Parse and fully validate a spec (including segmentation and, given one, the deployment's ``policy``
+    for nightly runs), bounded in size and depth before parsing; raise :class:`SpecError` (a ValueError)
+    naming the problem. Checking the policy here keeps a spec that ``validate_job`` would refuse in
+    ``rejected/`` with its reason instead of triggering a run that fails."""
     if len(raw) > MAX_SPEC_BYTES:
         raise SpecError(f"too big: more than {MAX_SPEC_BYTES} bytes (a job spec is far smaller)")
     try:
@@ -124,7 +128,10 @@ def validate_spec(raw: bytes) -> dict[str, object]:
         raise SpecError(f"not a job spec: a JSON object is expected, not {type(data).__name__}")
     try:
         job = JobSpec.model_validate(data)
-        segments_for(job)
+        segments = segments_for(job)
+        if policy is not None:
+            estimate = sum(stage_estimates(job, segments).values())
+            check_policy(job, estimate_credits=estimate, nightly=True, policy=policy)
     except ValidationError as exc:
         raise SpecError(describe_validation_error(exc)) from None
     except ValueError as exc:
@@ -180,7 +187,9 @@ def _reject(storage: Storage, name: str, reason: str, now: datetime) -> Rejected
     return RejectedSpec(target, reason)
 
 
-def intake(storage: Storage, now: datetime | None = None) -> tuple[list[AcceptedSpec], list[RejectedSpec]]:
+def intake(
+    storage: Storage, now: datetime | None = None, policy: Policy | None = None
+) -> tuple[list[AcceptedSpec], list[RejectedSpec]]:
     """Move every pending inbox spec to ``processing/``, then validate everything there (new specs and any
     left by an earlier night): valid ones are returned to run, the rest move to ``inbox/rejected/``.
 
@@ -197,7 +206,7 @@ def intake(storage: Storage, now: datetime | None = None) -> tuple[list[Accepted
     runs: dict[str, str] = {}
     for name in _names(storage, PROCESSING):
         try:
-            conf = validate_spec(read_spec(storage, PROCESSING + name))
+            conf = validate_spec(read_spec(storage, PROCESSING + name), policy)
             run_id = run_id_for(conf)
             if run_id in runs:
                 raise SpecError(f"the same spec as {runs[run_id]} in this batch (run {run_id})")

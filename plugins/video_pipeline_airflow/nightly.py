@@ -9,6 +9,7 @@ from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
 from video_pipeline import inbox
 from video_pipeline_airflow.hooks.storage import get_storage
+from video_pipeline_airflow.settings import job_policy
 
 log = logging.getLogger(__name__)
 TARGET_DAG = "video_generation"
@@ -17,7 +18,7 @@ TARGET_DAG = "video_generation"
 def intake() -> list[dict[str, Any]]:
     """Valid specs to run: new ones from the inbox plus any still in processing/ (re-triggering those is a
     no-op: same run id). Every file that cannot run is moved to inbox/rejected/ with its reason."""
-    accepted, rejected = inbox.intake(get_storage())
+    accepted, rejected = inbox.intake(get_storage(), policy=job_policy())
     for spec in rejected:
         log.error("Rejected %s: %s (moved to %s)", spec.name, spec.error, inbox.REJECTED)
     log.info("Nightly intake: %d to run, %d rejected", len(accepted), len(rejected))

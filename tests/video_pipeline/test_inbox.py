@@ -15,6 +15,7 @@ import pytest
 from moto import mock_aws
 
 from video_pipeline import inbox
+from video_pipeline.policy import Policy
 from video_pipeline.storage import LocalStorage, open_storage
 
 STAMPED = re.compile(r"(?P<stem>.*)\.\d{8}T\d{6}Z-[0-9a-f]{6}\.json")
@@ -376,3 +377,24 @@ def test_random_hostile_batches_lose_nothing(tmp_path: Path, seed: int) -> None:
 
     regular = [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
     assert not any(SECRET in p.read_bytes() for p in regular)
+
+
+def test_specs_outside_the_deployment_policy_are_rejected_at_intake(tmp_path: Path) -> None:
+    """A nightly spec that validate_job would refuse (gates skipped, a paid job without a budget, a budget over
+    the cap) waits in rejected/ with the rule named instead of triggering a run that fails."""
+    store = LocalStorage(tmp_path)
+    store.put_bytes("inbox/ungated.json", spec("ungated", approval="none"))
+    store.put_bytes("inbox/unbudgeted.json", spec("unbudgeted", provider="runway"))
+    store.put_bytes("inbox/over-cap.json", spec("over-cap", provider="runway", budget_credits=900))
+    store.put_bytes("inbox/fine.json", spec("fine", provider="runway", budget_credits=100))
+    policy = Policy(nightly_approval="both", max_budget_credits=500, require_budget=True)
+    accepted, rejected = inbox.intake(store, policy=policy)
+    assert [original(a.name) for a in accepted] == ["fine.json"]
+    reasons = {original(r.name): r.error for r in rejected}
+    assert "video_pipeline_nightly_approval" in reasons["ungated.json"]
+    assert "video_pipeline_require_budget" in reasons["unbudgeted.json"]
+    assert "video_pipeline_max_budget_credits" in reasons["over-cap.json"]
+    # Without a policy (the domain default for callers that apply none) the same specs are only validated.
+    store.put_bytes("inbox/ungated-again.json", spec("ungated-again", approval="none"))
+    accepted, _ = inbox.intake(store)
+    assert [original(a.name) for a in accepted] == ["fine.json", "ungated-again.json"]
