@@ -1,0 +1,267 @@
+"""Every way a person stops work reaches our stop handlers, and a triggerer restart does not (real Airflow).
+
+One Airflow start, one probe run per stop action, all stopped at once (``tests/e2e/stop_probe``): in each run
+``wait`` is deferred (its trigger waits forever), ``busy`` runs on a worker and ``later`` has not started. The
+probe's handler, registered through ``VIDEO_PIPELINE_STOP_HANDLER_MODULES``, writes each stop it receives; the
+probe's trigger and a second listener write what Airflow fired, so a failure shows what did happen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.stop_probe.record import LOG_ENV, read
+from video_pipeline_airflow.local import LocalAirflow
+from video_pipeline_airflow.stop import HANDLER_MODULES_ENV, StopReason
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+PROBE = Path(__file__).resolve().parent / "stop_probe"
+DAG = "stop_probe"
+TIMEOUT_DAG = "stop_probe_timeout"
+RUN_TIMEOUT_S = 50
+#: How long after the last stop action every expected stop must have been reported.
+REPORT_WITHIN_S = 60
+
+R = StopReason
+#: action -> the stops our mechanism promises for that run: (task_id or None for the run, reason).
+EXPECTED: dict[str, set[tuple[str | None, StopReason]]] = {
+    "mark_run_failed": {
+        (None, R.RUN_MARKED_FAILED),
+        ("wait", R.TASK_MARKED_FAILED),
+        ("busy", R.TASK_MARKED_FAILED),
+    },
+    "mark_run_success": {
+        (None, R.RUN_MARKED_SUCCESS),
+        ("wait", R.TASK_MARKED_SUCCESS),
+        ("busy", R.TASK_MARKED_SUCCESS),
+    },
+    # All three set failed: the scheduler then fails the run ("task_failure").
+    "mark_tasks_failed": {
+        ("later", R.TASK_MARKED_FAILED),
+        ("wait", R.TASK_MARKED_FAILED),
+        ("busy", R.TASK_MARKED_FAILED),
+        (None, R.RUN_FAILED),
+    },
+    # `later` then runs and the run succeeds by itself: no run stop.
+    "mark_tasks_success": {("wait", R.TASK_MARKED_SUCCESS), ("busy", R.TASK_MARKED_SUCCESS)},
+    "clear_tasks": {("wait", R.TASK_CLEARED)},
+    "clear_run": {("wait", R.TASK_CLEARED)},
+    # A running run cannot be deleted (409); its task instances can.
+    "delete_tasks": {("wait", R.TASK_DELETED)},
+    "run_timeout": {(None, R.RUN_TIMED_OUT), ("wait", R.TASK_SKIPPED)},
+    "finishes_by_itself": set(),
+}
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalAirflow, Path]]:
+    """Airflow with our DAGs and plugin plus the probe DAG and the probe's facts listener."""
+    root = tmp_path_factory.mktemp("stop-probe")
+    dags, plugins = root / "dags", root / "plugins"
+    dags.mkdir()
+    plugins.mkdir()
+    for dag_file in (REPO / "dags").glob("*.py"):
+        (dags / dag_file.name).symlink_to(dag_file)
+    (dags / "stop_probe.py").symlink_to(PROBE / "dags" / "stop_probe.py")
+    (plugins / "video_pipeline_plugin.py").symlink_to(REPO / "plugins" / "video_pipeline_plugin.py")
+    (plugins / "stop_probe_facts.py").symlink_to(PROBE / "facts_plugin.py")
+    log = root / "events.jsonl"
+    env = {
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
+        # The probe's modules (tests.e2e.stop_probe.*) must import in every Airflow process.
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        HANDLER_MODULES_ENV: "tests.e2e.stop_probe.handlers",
+        LOG_ENV: str(log),
+        "STOP_PROBE_TIMEOUT_S": str(RUN_TIMEOUT_S),
+    }
+    # Nine runs each hold a worker slot with `busy`, and each `wait` needs one to defer.
+    try:
+        with LocalAirflow(home=root / "home", storage_url=None, parallelism=14, extra_env=env) as airflow:
+            yield airflow, log
+    finally:
+        if (keep := os.environ.get("STOP_PROBE_KEEP")) and log.exists():  # to study a run afterwards
+            shutil.copy(log, keep)
+
+
+def ti_states(airflow: LocalAirflow, dag_id: str, run_id: str) -> dict[str, str | None]:
+    return {ti["task_id"]: ti["state"] for ti in airflow.task_instances(dag_id, run_id)}
+
+
+def started(airflow: LocalAirflow, log: Path, dag_id: str, run_id: str) -> bool:
+    """`wait` deferred with its trigger running, `busy` inside execute (so its SIGTERM handler is set)."""
+    states = ti_states(airflow, dag_id, run_id)
+    events = [e for e in read(log) if e.get("run_id") == run_id]
+    return (
+        states.get("wait") == "deferred"
+        and states.get("busy") == "running"
+        and any(e["kind"] == "trigger_run" for e in events)
+        and any(e["kind"] == "busy_started" for e in events)
+    )
+
+
+def stops_of(log: Path, run_id: str) -> set[tuple[str | None, StopReason]]:
+    return {
+        (e["task_id"], StopReason(e["reason"]))
+        for e in read(log)
+        if e["kind"] == "stop" and e["run_id"] == run_id
+    }
+
+
+def ok(response: Any) -> None:
+    assert response.status_code < 300, f"{response.request.method} {response.request.url}: {response.text}"
+
+
+def test_each_stop_action_reaches_the_handlers_and_a_triggerer_restart_does_not(
+    probe: tuple[LocalAirflow, Path],
+) -> None:
+    airflow, log = probe
+    errors = airflow.api("GET", "/api/v2/importErrors").json()
+    assert errors["total_entries"] == 0, errors  # our DAGs load with the stop listener registered
+
+    forever = {"wait_s": None, "busy_s": None}
+    runs = {
+        action: airflow.trigger(DAG, forever)
+        for action in EXPECTED
+        if action not in {"run_timeout", "finishes_by_itself"}
+    }
+    runs["finishes_by_itself"] = airflow.trigger(DAG, {"wait_s": 5, "busy_s": 5})
+    stoppable = {a: r for a, r in runs.items() if a != "finishes_by_itself"}
+    airflow.wait_until(
+        lambda: all(started(airflow, log, DAG, run) for run in stoppable.values()),
+        180,
+        "every probe run to start",
+    )
+
+    # A triggerer restart cancels every trigger, but nobody stopped anything: no stop may be reported, and the
+    # new triggerer must resume every trigger.
+    restart = time.time()
+    airflow.stop_process("triggerer")
+    airflow.start_process("triggerer")
+
+    def resumed() -> bool:
+        again = {e["run_id"] for e in read(log) if e["kind"] == "trigger_run" and e["t"] > restart}
+        return set(stoppable.values()) <= again
+
+    airflow.wait_until(resumed, 120, "the new triggerer to resume every trigger")
+    events = read(log)
+    assert [e for e in events if e["kind"] == "stop"] == []
+    # Every trigger saw a CancelledError, without the triggerer's user-action message, and no on_kill.
+    cancelled = [e for e in events if e["kind"] == "trigger_cancelled" and e["t"] > restart]
+    assert {e["run_id"] for e in cancelled} == set(stoppable.values())
+    assert all(e["user_action"] is False for e in cancelled), cancelled
+    assert not [e for e in events if e["kind"] == "trigger_on_kill"]
+    for run in stoppable.values():
+        assert ti_states(airflow, DAG, run)["wait"] == "deferred"
+    assert airflow.wait_for_run(DAG, runs["finishes_by_itself"], 120) == "success"
+
+    # The timed-out run starts now, so that its timeout falls after the restart.
+    runs["run_timeout"] = airflow.trigger(TIMEOUT_DAG, forever)
+    timeout_due = time.time() + RUN_TIMEOUT_S
+    airflow.wait_until(
+        lambda: started(airflow, log, TIMEOUT_DAG, runs["run_timeout"]), 40, "the timed run to start"
+    )
+
+    base = f"/api/v2/dags/{DAG}/dagRuns"
+    acted: dict[str, float] = {}
+
+    def act(action: str, *calls: tuple[str, str, dict[str, Any] | None]) -> None:
+        acted[action] = time.time()
+        for method, path, body in calls:
+            ok(airflow.api(method, path, json=body) if body is not None else airflow.api(method, path))
+
+    def set_ti(run: str, task: str, state: str) -> tuple[str, str, dict[str, Any]]:
+        return "PATCH", f"{base}/{run}/taskInstances/{task}", {"new_state": state}
+
+    refused = airflow.api("DELETE", f"{base}/{runs['mark_run_failed']}")
+    assert refused.status_code == 409, refused.text  # so deleting a run is never how a person stops one
+    act("mark_run_failed", ("PATCH", f"{base}/{runs['mark_run_failed']}", {"state": "failed"}))
+    act("mark_run_success", ("PATCH", f"{base}/{runs['mark_run_success']}", {"state": "success"}))
+    run = runs["mark_tasks_failed"]
+    act(
+        "mark_tasks_failed",
+        set_ti(run, "later", "failed"),
+        set_ti(run, "wait", "failed"),
+        set_ti(run, "busy", "failed"),
+    )
+    run = runs["mark_tasks_success"]
+    act("mark_tasks_success", set_ti(run, "wait", "success"), set_ti(run, "busy", "success"))
+    clear = {
+        "dry_run": False,
+        "only_failed": False,
+        "dag_run_id": runs["clear_tasks"],
+        "task_ids": ["wait", "busy"],
+    }
+    act("clear_tasks", ("POST", f"/api/v2/dags/{DAG}/clearTaskInstances", clear))
+    act("clear_run", ("POST", f"{base}/{runs['clear_run']}/clear", {"dry_run": False}))
+    act(
+        "delete_tasks",
+        ("DELETE", f"{base}/{runs['delete_tasks']}/taskInstances/wait", None),
+        ("DELETE", f"{base}/{runs['delete_tasks']}/taskInstances/busy", None),
+    )
+
+    def all_reported() -> bool:
+        return all(EXPECTED[action] <= stops_of(log, run) for action, run in runs.items())
+
+    try:
+        airflow.wait_until(all_reported, RUN_TIMEOUT_S + REPORT_WITHIN_S, "every expected stop", interval=0.5)
+        time.sleep(3)  # late duplicates or strays would show up by now
+    finally:
+        print(timeline(read(log), runs, {**acted, "run_timeout": timeout_due}, restart))
+    for action, run in runs.items():
+        assert stops_of(log, run) == EXPECTED[action], action
+    events = read(log)
+    for action in acted:
+        reported = [e["t"] for e in events if e["kind"] == "stop" and e["run_id"] == runs[action]]
+        assert max(reported) - acted[action] < REPORT_WITHIN_S, action
+
+    # Each stop reaches the handlers once per process that noticed it.
+    seen: dict[tuple[Any, ...], int] = {}
+    for e in events:
+        if e["kind"] == "stop":
+            key = (e["pid"], e["run_id"], e["task_id"], e["reason"])
+            seen[key] = seen.get(key, 0) + 1
+    assert max(seen.values()) == 1, seen
+    # The run's conf travels with a run stop (the job spec names the job to stop).
+    conf = [
+        e["conf"]
+        for e in events
+        if e["kind"] == "stop" and e["task_id"] is None and e["run_id"] == runs["mark_run_failed"]
+    ]
+    assert conf == [forever]
+
+
+def timeline(
+    events: list[dict[str, Any]], runs: dict[str, str], acted: dict[str, float], restart: float
+) -> str:
+    """What fired for each action, in which process, how long after the REST call (for the facts note)."""
+    lines = ["== triggerer restart"]
+    first_action = min(acted.values())
+    for e in sorted(events, key=lambda e: e["t"]):
+        if restart - 1 <= e["t"] < first_action and e["kind"].startswith("trigger"):
+            lines.append(f"  +{e['t'] - restart:6.2f}s  {e['kind']:<18} {e['run_id']} {e.get('args', '')}")
+    for action, run in runs.items():
+        lines.append(f"== {action} ({run})")
+        start = acted.get(action)
+        for e in sorted((e for e in events if e.get("run_id") == run), key=lambda e: e["t"]):
+            if start is None or e["t"] < start - 1:
+                continue
+            detail = {
+                k: v
+                for k, v in e.items()
+                if k not in {"t", "pid", "proc", "dag_id", "run_id", "map_index", "kind"}
+            }
+            lines.append(
+                f"  +{e['t'] - start:6.2f}s  {e['kind']:<18} {e['proc'][:38]:<38} {json.dumps(detail)}"
+            )
+    return "\n".join(lines)
