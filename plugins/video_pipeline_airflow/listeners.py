@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -34,20 +35,24 @@ from video_pipeline_airflow import stop
 log = logging.getLogger(__name__)
 
 _executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()  # the api-server runs hooks on several request threads
 
 
 def _hand_off(call: Callable[..., None], *args: Any) -> None:
     global _executor
-    if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="video-pipeline-stop")
-    _executor.submit(call, *args)
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="video-pipeline-stop")
+        executor = _executor
+    executor.submit(call, *args)
 
 
 def _forget_executor() -> None:
     # A process forked from one that used the pool (LocalExecutor workers fork from the scheduler) inherits
-    # the pool without its threads; it must start its own.
-    global _executor
+    # the pool without its threads, and maybe the lock held: it must start its own.
+    global _executor, _executor_lock
     _executor = None
+    _executor_lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_executor)
@@ -77,9 +82,20 @@ def _task_ended(task_instance: Any, state: str, previous_state: Any) -> None:
         if not stop.watches(dag_id, task_id):
             return
         run_id, map_index = task_instance.run_id, task_instance.map_index
-        _hand_off(stop.task_stopped, dag_id, run_id, task_id, -1 if map_index is None else map_index, reason)
+        map_index = -1 if map_index is None else map_index
+        _hand_off(stop.task_stopped, dag_id, run_id, task_id, map_index, reason, _run_conf(task_instance))
     except Exception:
         log.exception("Could not report a stopped task")
+
+
+def _run_conf(task_instance: Any) -> dict[str, Any] | None:
+    """The run's conf of an api-server task instance (the ORM relationship: at most one small read in the
+    request's own session); None where it is not at hand."""
+    try:
+        dag_run = getattr(task_instance, "dag_run", None)
+        return None if dag_run is None else dict(dag_run.conf or {})
+    except Exception:
+        return None
 
 
 @hookimpl

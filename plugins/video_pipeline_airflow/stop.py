@@ -11,7 +11,7 @@ a run timeout) and each reaches different Airflow machinery in a different proce
 
 Both calls pass a :class:`Stop` to every handler registered for the DAG with :func:`register_stop_handler`.
 Several mechanisms may report one stop (the api-server's hook and the trigger's ``on_kill`` for a deferred task
-marked failed, for example), in different processes: calls repeated within :data:`REPEAT_WINDOW_S` in one
+marked failed; for a run marked failed, the api-server and sometimes the scheduler too), in different processes: calls repeated within :data:`REPEAT_WINDOW_S` in one
 process reach the handlers once, and handlers must be idempotent across processes anyway. A handler that raises
 is logged and does not keep the others from running.
 """
@@ -43,7 +43,8 @@ SEGMENT_TASK_IDS = frozenset({"generate_image", "animate_segment"})
 HANDLER_MODULES_ENV = "VIDEO_PIPELINE_STOP_HANDLER_MODULES"
 #: A stop reported again within this many seconds, in the same process, is not dispatched again.
 REPEAT_WINDOW_S = 120.0
-#: How long a trigger waits for the api-server to say what happened to its task before assuming nothing did.
+#: How long a trigger waits for the api-server to say what happened to its task (its triggerer's first request
+#: builds the supervisor's API client: 4-12 s measured).
 STATE_QUERY_TIMEOUT_S = 30.0
 
 
@@ -76,9 +77,11 @@ class Stop:
     :param dag_id: the DAG of the stopped run.
     :param run_id: the stopped run, or the run of the stopped task.
     :param reason: what happened.
-    :param conf: the run's ``conf`` (the job spec) for a run stop; None for a task stop.
+    :param conf: the run's ``conf`` (for ``video_generation``, the job spec); None where the reporter does not
+        have it (a trigger).
     :param task_id: the stopped task for a task stop; None for a run stop.
     :param map_index: the stopped task's map index (-1 when not mapped); None for a run stop.
+    :param details: what the reporter knows besides (a trigger: e.g. the provider task id it was polling).
     """
 
     dag_id: str
@@ -87,6 +90,7 @@ class Stop:
     conf: Mapping[str, Any] | None = None
     task_id: str | None = None
     map_index: int | None = None
+    details: Mapping[str, Any] | None = None
 
     @property
     def is_run_stop(self) -> bool:
@@ -179,7 +183,15 @@ def run_stopped(dag_id: str, run_id: str, conf: Mapping[str, Any] | None, reason
     _dispatch(Stop(dag_id, run_id, StopReason(reason), conf=dict(conf or {})))
 
 
-def task_stopped(dag_id: str, run_id: str, task_id: str, map_index: int, reason: StopReason) -> None:
+def task_stopped(
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    map_index: int,
+    reason: StopReason,
+    conf: Mapping[str, Any] | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> None:
     """A task instance ended without its result: tell the handlers (no-op for a task nobody watches).
 
     :param dag_id: the task's DAG.
@@ -187,8 +199,20 @@ def task_stopped(dag_id: str, run_id: str, task_id: str, map_index: int, reason:
     :param task_id: the task.
     :param map_index: its map index (-1 when not mapped).
     :param reason: what happened to it; :attr:`StopReason.reruns` says whether Airflow runs it again.
+    :param conf: its run's conf, if the reporter has it.
+    :param details: what else the reporter knows (a trigger: the provider task id it was polling).
     """
-    _dispatch(Stop(dag_id, run_id, StopReason(reason), task_id=task_id, map_index=int(map_index)))
+    _dispatch(
+        Stop(
+            dag_id,
+            run_id,
+            StopReason(reason),
+            conf=None if conf is None else dict(conf),
+            task_id=task_id,
+            map_index=int(map_index),
+            details=None if details is None else dict(details),
+        )
+    )
 
 
 def _dispatch(stop: Stop) -> None:
@@ -371,7 +395,9 @@ async def stopped_by_user(
 _reporting: set[asyncio.Task[StopReason | None]] = set()
 
 
-async def report_if_stopped(trigger: Any, cancelled: BaseException | None = None) -> StopReason | None:
+async def report_if_stopped(
+    trigger: Any, cancelled: BaseException | None = None, *, details: Mapping[str, Any] | None = None
+) -> StopReason | None:
     """:func:`stopped_by_user`, then :func:`task_stopped` (on a thread) if the task was stopped.
 
     Runs in an asyncio task of its own, so that it completes even when the triggerer cancels the caller
@@ -380,19 +406,24 @@ async def report_if_stopped(trigger: Any, cancelled: BaseException | None = None
 
     :param trigger: the trigger (its ``task_instance`` is set by the triggerer).
     :param cancelled: the ``CancelledError`` caught in ``run()``, if called from there instead.
+    :param details: passed to the handlers with the stop (e.g. ``{"provider_task_id": ...}``).
     """
-    work = asyncio.ensure_future(_report(trigger, cancelled))
+    work = asyncio.ensure_future(_report(trigger, cancelled, details))
     _reporting.add(work)  # the event loop keeps only a weak reference to a task
     work.add_done_callback(_reporting.discard)
     return await asyncio.shield(work)
 
 
-async def _report(trigger: Any, cancelled: BaseException | None) -> StopReason | None:
+async def _report(
+    trigger: Any, cancelled: BaseException | None, details: Mapping[str, Any] | None
+) -> StopReason | None:
     reason = await stopped_by_user(trigger, cancelled)
     if reason is not None:
         ti = trigger.task_instance
         try:
-            await asyncio.to_thread(task_stopped, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, reason)
+            await asyncio.to_thread(
+                task_stopped, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, reason, None, details
+            )
         except Exception:
             log.exception("Could not report the stop of %s/%s/%s", ti.dag_id, ti.run_id, ti.task_id)
     return reason

@@ -54,12 +54,22 @@ EXPECTED: dict[str, set[tuple[str | None, StopReason]]] = {
     },
     # `later` then runs and the run succeeds by itself: no run stop.
     "mark_tasks_success": {("wait", R.TASK_MARKED_SUCCESS), ("busy", R.TASK_MARKED_SUCCESS)},
-    "clear_tasks": {("wait", R.TASK_CLEARED)},
-    "clear_run": {("wait", R.TASK_CLEARED)},
-    # A running run cannot be deleted (409); its task instances can.
-    "delete_tasks": {("wait", R.TASK_DELETED)},
+    # A cleared task runs again and its new try defers to a new trigger, which resumes the provider task:
+    # nothing to stop. The old trigger reports task_cleared only if it asks before the new try has deferred.
+    "clear_tasks": set(),
+    "clear_run": set(),
+    # A running run cannot be deleted (409); its task instances can. With `wait` gone, `later` can never
+    # run: the scheduler fails the run ("all_tasks_deadlocked").
+    "delete_tasks": {("wait", R.TASK_DELETED), (None, R.RUN_FAILED)},
     "run_timeout": {(None, R.RUN_TIMED_OUT), ("wait", R.TASK_SKIPPED)},
     "finishes_by_itself": set(),
+}
+#: Stops that may also be reported (a race the mechanism does not promise to win either way).
+MAY_ALSO: dict[str, set[tuple[str | None, StopReason]]] = {
+    # The scheduler may be deciding the same run's state meanwhile: it then fails it again ("task_failure").
+    "mark_run_failed": {(None, R.RUN_FAILED)},
+    "clear_tasks": {("wait", R.TASK_CLEARED)},
+    "clear_run": {("wait", R.TASK_CLEARED)},
 }
 
 
@@ -70,8 +80,9 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalAirfl
     dags, plugins = root / "dags", root / "plugins"
     dags.mkdir()
     plugins.mkdir()
-    for dag_file in (REPO / "dags").glob("*.py"):
-        (dags / dag_file.name).symlink_to(dag_file)
+    # The pipeline's DAG (LocalAirflow waits for it; it must load with our listener registered), not the
+    # nightly one: its scheduled run would only add load.
+    (dags / "video_generation.py").symlink_to(REPO / "dags" / "video_generation.py")
     (dags / "stop_probe.py").symlink_to(PROBE / "dags" / "stop_probe.py")
     (plugins / "video_pipeline_plugin.py").symlink_to(REPO / "plugins" / "video_pipeline_plugin.py")
     (plugins / "stop_probe_facts.py").symlink_to(PROBE / "facts_plugin.py")
@@ -158,7 +169,7 @@ def test_each_stop_action_reaches_the_handlers_and_a_triggerer_restart_does_not(
     assert [e for e in events if e["kind"] == "stop"] == []
     # Every trigger saw a CancelledError, without the triggerer's user-action message, and no on_kill.
     cancelled = [e for e in events if e["kind"] == "trigger_cancelled" and e["t"] > restart]
-    assert {e["run_id"] for e in cancelled} == set(stoppable.values())
+    assert {e["run_id"] for e in cancelled} >= set(stoppable.values())
     assert all(e["user_action"] is False for e in cancelled), cancelled
     assert not [e for e in events if e["kind"] == "trigger_on_kill"]
     for run in stoppable.values():
@@ -211,7 +222,12 @@ def test_each_stop_action_reaches_the_handlers_and_a_triggerer_restart_does_not(
     )
 
     def all_reported() -> bool:
-        return all(EXPECTED[action] <= stops_of(log, run) for action, run in runs.items())
+        cleared_waits_again = {
+            e["run_id"] for e in read(log) if e["kind"] == "trigger_run" and e["try_number"] == 2
+        }
+        return {runs["clear_tasks"], runs["clear_run"]} <= cleared_waits_again and all(
+            EXPECTED[action] <= stops_of(log, run) for action, run in runs.items()
+        )
 
     try:
         airflow.wait_until(all_reported, RUN_TIMEOUT_S + REPORT_WITHIN_S, "every expected stop", interval=0.5)
@@ -219,11 +235,18 @@ def test_each_stop_action_reaches_the_handlers_and_a_triggerer_restart_does_not(
     finally:
         print(timeline(read(log), runs, {**acted, "run_timeout": timeout_due}, restart))
     for action, run in runs.items():
-        assert stops_of(log, run) == EXPECTED[action], action
+        got = stops_of(log, run)
+        assert EXPECTED[action] <= got <= EXPECTED[action] | MAY_ALSO.get(action, set()), action
     events = read(log)
     for action in acted:
         reported = [e["t"] for e in events if e["kind"] == "stop" and e["run_id"] == runs[action]]
-        assert max(reported) - acted[action] < REPORT_WITHIN_S, action
+        assert all(t - acted[action] < REPORT_WITHIN_S for t in reported), action
+    for action in ("clear_tasks", "clear_run"):  # the cleared task waits again, for the same provider task
+        run = runs[action]
+        again = [
+            e for e in events if e["kind"] == "trigger_run" and e["run_id"] == run and e["try_number"] == 2
+        ]
+        assert again and ti_states(airflow, DAG, run)["wait"] == "deferred", action
 
     # Each stop reaches the handlers once per process that noticed it.
     seen: dict[tuple[Any, ...], int] = {}
@@ -232,13 +255,12 @@ def test_each_stop_action_reaches_the_handlers_and_a_triggerer_restart_does_not(
             key = (e["pid"], e["run_id"], e["task_id"], e["reason"])
             seen[key] = seen.get(key, 0) + 1
     assert max(seen.values()) == 1, seen
-    # The run's conf travels with a run stop (the job spec names the job to stop).
-    conf = [
-        e["conf"]
-        for e in events
-        if e["kind"] == "stop" and e["task_id"] is None and e["run_id"] == runs["mark_run_failed"]
-    ]
-    assert conf == [forever]
+    # The run's conf (the job spec) travels with every stop the api-server or the scheduler reports; a
+    # trigger passes what it knows instead.
+    stops = [e for e in events if e["kind"] == "stop"]
+    assert all(e["conf"] == forever or e["details"] == {"waiting_for": None} for e in stops), stops
+    assert any(e["conf"] == forever and e["task_id"] == "wait" for e in stops)
+    assert any(e["details"] == {"waiting_for": None} for e in stops)
 
 
 def timeline(

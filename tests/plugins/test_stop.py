@@ -235,7 +235,13 @@ def test_listener_hooks_hand_the_work_off(recorder: Recorder) -> None:
         run = SimpleNamespace(dag_id=DAG, run_id="r9", conf={"job_id": "j9"})
         started = time.perf_counter()
         listeners.on_dag_run_failed(dag_run=run, msg=MANUAL_FAILED)
-        ti = SimpleNamespace(dag_id=DAG, run_id="r9", task_id="pay", map_index=2)
+        ti = SimpleNamespace(
+            dag_id=DAG,
+            run_id="r9",
+            task_id="pay",
+            map_index=2,
+            dag_run=SimpleNamespace(conf={"job_id": "j9"}),
+        )
         listeners.on_task_instance_success(previous_state=None, task_instance=ti)
         elapsed = time.perf_counter() - started
         assert elapsed < 0.2, f"a hook held Airflow for {elapsed:.2f} s"
@@ -250,6 +256,7 @@ def test_listener_hooks_hand_the_work_off(recorder: Recorder) -> None:
         (None, StopReason.RUN_MARKED_FAILED),
         ("pay", StopReason.TASK_MARKED_SUCCESS),
     }
+    assert all(s.conf == {"job_id": "j9"} for s in recorder.stops)
     assert all(name.startswith("video-pipeline-stop") for name in recorder.threads)
 
 
@@ -407,7 +414,7 @@ async def test_report_if_stopped_survives_the_triggerers_repeated_cancels(
     received: list[Stop] = []
     register_stop_handler(received.append, dag_id=DAG, task_ids={"pay"})
     try:
-        on_kill = asyncio.ensure_future(report_if_stopped(trigger()))
+        on_kill = asyncio.ensure_future(report_if_stopped(trigger(), details={"provider_task_id": "t-1"}))
         await asyncio.sleep(0.05)
         on_kill.cancel("__airflow_user_action__")
         with pytest.raises(asyncio.CancelledError):
@@ -418,6 +425,7 @@ async def test_report_if_stopped_survives_the_triggerers_repeated_cancels(
     finally:
         unregister_stop_handler(received.append)
     assert [(s.task_id, s.reason) for s in received] == [("pay", StopReason.TASK_MARKED_FAILED)]
+    assert received[0].details == {"provider_task_id": "t-1"}
 
 
 async def test_report_if_stopped_reports_nothing_for_a_restart(supervisor: FakeSupervisor) -> None:

@@ -19,6 +19,7 @@ def record_stop(stop: Stop) -> None:
         map_index=stop.map_index,
         reason=stop.reason.value,
         conf=dict(stop.conf) if stop.conf is not None else None,
+        details=dict(stop.details) if stop.details is not None else None,
     )
 
 

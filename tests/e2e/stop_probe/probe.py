@@ -51,7 +51,7 @@ class ProbeWaitTrigger(BaseTrigger):
     async def on_kill(self) -> None:
         ti = self.task_instance
         record("trigger_on_kill", **_where(ti))
-        reason = await report_if_stopped(self)
+        reason = await report_if_stopped(self, details={"waiting_for": self.seconds})
         record("trigger_verdict", **_where(ti), reason=reason)
 
     async def cleanup(self) -> None:
