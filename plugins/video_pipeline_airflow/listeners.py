@@ -10,13 +10,14 @@ imports it: the api-server, the scheduler, the dag-processor, the triggerer and 
 - the scheduler calls ``on_dag_run_failed`` when a run fails or times out (``msg`` says which) and
   ``on_dag_run_success`` when it finishes;
 - nothing calls a hook when a task is cleared or deleted; the trigger of a deferred task sees those (its
-  ``on_kill``, see :func:`video_pipeline_airflow.stop.stopped_by_user`), a running task's ``on_kill`` runs on
-  its worker. A running run cannot be deleted (the api-server answers 409).
+  ``on_kill``, see :func:`video_pipeline_airflow.stop.report_if_stopped`), a running task's ``on_kill`` runs
+  on its worker. A running run cannot be deleted (the api-server answers 409).
 
 Each hook runs inline in Airflow's own code (inside the api-server's request before its transaction commits,
 or in the scheduler's loop) and a hook that raises stops the other listeners' hooks for that call. So each
-hook here only filters (dictionary lookups), copies what it needs from the ORM object and hands the call to a
-small thread pool; it never raises and never touches the database.
+hook here only filters (dictionary lookups), copies what it needs from the ORM object (for a task, at most one
+read of its run's conf, in the request's own session) and hands the call to a small thread pool; it never
+raises. The handlers run on that pool, after the hook has returned.
 """
 
 from __future__ import annotations

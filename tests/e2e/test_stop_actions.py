@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.stop_probe.record import LOG_ENV, read
@@ -101,12 +102,16 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalAirfl
         with LocalAirflow(home=root / "home", storage_url=None, parallelism=14, extra_env=env) as airflow:
             yield airflow, log
     finally:
-        if (keep := os.environ.get("STOP_PROBE_KEEP")) and log.exists():  # to study a run afterwards
-            shutil.copy(log, keep)
+        if keep := os.environ.get("STOP_PROBE_KEEP"):  # a directory: to study a run afterwards
+            shutil.copytree(
+                root, keep, ignore=shutil.ignore_patterns("*.db", "dags", "plugins"), dirs_exist_ok=True
+            )
 
 
 def ti_states(airflow: LocalAirflow, dag_id: str, run_id: str) -> dict[str, str | None]:
-    return {ti["task_id"]: ti["state"] for ti in airflow.task_instances(dag_id, run_id)}
+    response = rest(airflow, "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+    ok(response)
+    return {ti["task_id"]: ti["state"] for ti in response.json()["task_instances"]}
 
 
 def started(airflow: LocalAirflow, log: Path, dag_id: str, run_id: str) -> bool:
@@ -129,7 +134,34 @@ def stops_of(log: Path, run_id: str) -> set[tuple[str | None, StopReason]]:
     }
 
 
-def ok(response: Any) -> None:
+#: REST calls that took longer than SLOW_REST_S (printed: on SQLite a call can wait up to the 30-s busy timeout
+#: for the write lock, which is LocalAirflow's client timeout too).
+SLOW_REST_S = 5.0
+slow_calls: list[str] = []
+
+
+def rest(airflow: LocalAirflow, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+    """A REST call that outwaits a SQLite lock (the probe is about what fires, not about REST latency)."""
+    started = time.monotonic()
+    response = httpx.request(
+        method,
+        f"{airflow.base_url}{path}",
+        headers={"Authorization": f"Bearer {airflow.token()}"},
+        json=body,
+        timeout=120,
+    )
+    if (took := time.monotonic() - started) > SLOW_REST_S:
+        slow_calls.append(f"{method} {path}: {took:.1f} s")
+    return response
+
+
+def trigger(airflow: LocalAirflow, dag_id: str, conf: dict[str, Any]) -> str:
+    response = rest(airflow, "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
+    ok(response)
+    return str(response.json()["dag_run_id"])
+
+
+def ok(response: httpx.Response) -> None:
     assert response.status_code < 300, f"{response.request.method} {response.request.url}: {response.text}"
 
 
@@ -137,16 +169,16 @@ def test_each_stop_action_reaches_the_handlers_and_a_triggerer_restart_does_not(
     probe: tuple[LocalAirflow, Path],
 ) -> None:
     airflow, log = probe
-    errors = airflow.api("GET", "/api/v2/importErrors").json()
+    errors = rest(airflow, "GET", "/api/v2/importErrors").json()
     assert errors["total_entries"] == 0, errors  # our DAGs load with the stop listener registered
 
     forever = {"wait_s": None, "busy_s": None}
     runs = {
-        action: airflow.trigger(DAG, forever)
+        action: trigger(airflow, DAG, forever)
         for action in EXPECTED
         if action not in {"run_timeout", "finishes_by_itself"}
     }
-    runs["finishes_by_itself"] = airflow.trigger(DAG, {"wait_s": 5, "busy_s": 5})
+    runs["finishes_by_itself"] = trigger(airflow, DAG, {"wait_s": 5, "busy_s": 5})
     stoppable = {a: r for a, r in runs.items() if a != "finishes_by_itself"}
     airflow.wait_until(
         lambda: all(started(airflow, log, DAG, run) for run in stoppable.values()),
@@ -174,10 +206,13 @@ def test_each_stop_action_reaches_the_handlers_and_a_triggerer_restart_does_not(
     assert not [e for e in events if e["kind"] == "trigger_on_kill"]
     for run in stoppable.values():
         assert ti_states(airflow, DAG, run)["wait"] == "deferred"
-    assert airflow.wait_for_run(DAG, runs["finishes_by_itself"], 120) == "success"
+    finished = f"/api/v2/dags/{DAG}/dagRuns/{runs['finishes_by_itself']}"
+    airflow.wait_until(
+        lambda: rest(airflow, "GET", finished).json()["state"] == "success", 120, "a run to finish"
+    )
 
     # The timed-out run starts now, so that its timeout falls after the restart.
-    runs["run_timeout"] = airflow.trigger(TIMEOUT_DAG, forever)
+    runs["run_timeout"] = trigger(airflow, TIMEOUT_DAG, forever)
     timeout_due = time.time() + RUN_TIMEOUT_S
     airflow.wait_until(
         lambda: started(airflow, log, TIMEOUT_DAG, runs["run_timeout"]), 40, "the timed run to start"
@@ -189,12 +224,12 @@ def test_each_stop_action_reaches_the_handlers_and_a_triggerer_restart_does_not(
     def act(action: str, *calls: tuple[str, str, dict[str, Any] | None]) -> None:
         acted[action] = time.time()
         for method, path, body in calls:
-            ok(airflow.api(method, path, json=body) if body is not None else airflow.api(method, path))
+            ok(rest(airflow, method, path, body))
 
     def set_ti(run: str, task: str, state: str) -> tuple[str, str, dict[str, Any]]:
         return "PATCH", f"{base}/{run}/taskInstances/{task}", {"new_state": state}
 
-    refused = airflow.api("DELETE", f"{base}/{runs['mark_run_failed']}")
+    refused = rest(airflow, "DELETE", f"{base}/{runs['mark_run_failed']}")
     assert refused.status_code == 409, refused.text  # so deleting a run is never how a person stops one
     act("mark_run_failed", ("PATCH", f"{base}/{runs['mark_run_failed']}", {"state": "failed"}))
     act("mark_run_success", ("PATCH", f"{base}/{runs['mark_run_success']}", {"state": "success"}))
@@ -234,6 +269,7 @@ def test_each_stop_action_reaches_the_handlers_and_a_triggerer_restart_does_not(
         time.sleep(3)  # late duplicates or strays would show up by now
     finally:
         print(timeline(read(log), runs, {**acted, "run_timeout": timeout_due}, restart))
+        print("REST calls slower than", SLOW_REST_S, "s:", slow_calls or "none")
     for action, run in runs.items():
         got = stops_of(log, run)
         assert EXPECTED[action] <= got <= EXPECTED[action] | MAY_ALSO.get(action, set()), action
