@@ -1,9 +1,11 @@
-"""Registers the video pipeline's api-server extension: the preview route used by the gate forms."""
+"""Registers the video pipeline's Airflow extensions: the preview route used by the gate forms (api-server) and
+the listener that reports runs and segment tasks stopped by people (every process; see ``stop.py``)."""
 
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from video_pipeline_airflow import listeners as stop_listeners
 from video_pipeline_airflow.preview_app import app
 from video_pipeline_airflow.previews import URL_PREFIX
 
@@ -11,3 +13,4 @@ from video_pipeline_airflow.previews import URL_PREFIX
 class VideoPipelinePlugin(AirflowPlugin):
     name = "video_pipeline"
     fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Video pipeline previews"}]  # noqa: RUF012
+    listeners = [stop_listeners]  # noqa: RUF012
