@@ -47,3 +47,16 @@ def runway_image_source() -> str:
     """How an image reaches image_to_video: ``upload`` (data URI, or Runway's uploads endpoint when larger
     than 5 MB; works everywhere) or ``presigned`` (an https presigned S3 URL; S3 must be reachable by Runway)."""
     return str(Variable.get(RUNWAY_IMAGE_SOURCE_VARIABLE, default="upload"))
+
+
+PROVIDER_TIMEOUT_VARIABLE = "video_pipeline_provider_timeout_seconds"
+DEFAULT_PROVIDER_TIMEOUT_S = 7200.0
+
+
+def provider_timeout_seconds() -> float:
+    """How long a provider task (image or clip) may take from its submission before it is cancelled and its
+    segment fails: a task stuck PENDING/THROTTLED must not hold a pool slot forever. Default 2 h."""
+    value = float(Variable.get(PROVIDER_TIMEOUT_VARIABLE, default=str(DEFAULT_PROVIDER_TIMEOUT_S)))
+    if not value > 0:  # also refuses nan
+        raise ValueError(f"{PROVIDER_TIMEOUT_VARIABLE} must be a positive number of seconds, got {value!r}")
+    return value
