@@ -29,6 +29,7 @@ def run_checker(context: Any) -> RunIsActive:
                 log.info("Run %s of %s no longer exists", run_id, dag_id)
                 return False
             raise
-        return str(state) in ACTIVE_RUN_STATES
+        # A ``DagRunState`` (a str-mixin Enum: ``str()`` gives "DagRunState.RUNNING"), or a plain string.
+        return str(getattr(state, "value", state)) in ACTIVE_RUN_STATES
 
     return is_active
