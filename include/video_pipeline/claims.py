@@ -84,7 +84,10 @@ def claim_job(
         if winner.run_id == run_id:  # this run took over on an earlier try and died before writing the claim
             storage.put_bytes(layout.claim, _encode(winner), "application/json")
             return winner
-        raise JobClaimed(job_id, current_claim(storage, job_id) or winner)
+        current = current_claim(storage, job_id)  # still the stale holder until the winner writes its claim
+        raise JobClaimed(
+            job_id, current if current is not None and current.run_id != holder.run_id else winner
+        )
     raise RuntimeError(f"job {job_id!r}: could not claim it (its claim kept changing); try again")
 
 

@@ -16,6 +16,8 @@ still ``submitting`` (a POST may be under way) or ``ambiguous`` (a person must l
 :func:`cancel_in_flight` does this for one run as it stops (and writes the run's STOPPED marker first, so
 nothing more is submitted); :func:`salvage_job` for every record of a job whose run is no longer active (at
 the start of the job's next run), and :func:`salvage_all` for every job with records (the scheduled sweep).
+The sweep also fetches the output of an *active* run's task that succeeded long ago and was never collected
+(its triggerer was lost for longer than it should be): the task later finds it in the cache.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal, Protocol
 
 from video_pipeline.claims import RunIsActive, current_claim
 from video_pipeline.generation import Planned, store
 from video_pipeline.manifest import load_manifest, mark_run_ended, save_manifest
-from video_pipeline.models import SpendEventKind, VideoSegment
+from video_pipeline.models import SpendEventKind, VideoSegment, utcnow
 from video_pipeline.providers.runway import RunwayNotFound, RunwayOutputExpired, TaskStatus
 from video_pipeline.storage import Storage
 from video_pipeline.submissions import (
@@ -49,6 +52,9 @@ log = logging.getLogger(__name__)
 
 Outcome = Literal["salvaged", "cancelled", "cleared", "lost", "left"]
 ACTIVE_STATES = frozenset({"PENDING", "THROTTLED", "RUNNING"})
+#: A record of an active run submitted longer ago than this whose task succeeded is overdue: its run should
+#: have fetched the output within minutes; the sweep fetches it before the URL (24–48 h) expires.
+OVERDUE_AFTER_S = 30 * 60.0
 
 
 class ProviderTasks(Protocol):
@@ -78,16 +84,28 @@ class Settled:
         )
 
 
-def settle(storage: Storage, record: Submission, client: ProviderTasks, *, fetch: bool = True) -> Settled:
+def settle(
+    storage: Storage,
+    record: Submission,
+    client: ProviderTasks,
+    *,
+    fetch: bool = True,
+    finished_only: bool = False,
+) -> Settled:
     """Settle one recorded provider task (see the module docstring). ``fetch=False`` leaves a succeeded
-    task's output for a later salvage (for callers that must stay quick)."""
+    task's output for a later salvage (for callers that must stay quick); ``finished_only`` only fetches a
+    succeeded task's output and leaves anything else alone (a record of a run that is still active)."""
     task_id = record.provider_task_id
     if record.state != "submitted" or not task_id:
         return Settled(record, "left", f"record is {record.state}")
     try:
         status = client.get_task(task_id)
     except RunwayNotFound:
+        if finished_only:
+            return Settled(record, "left", "unknown to the provider; its run handles that")
         return _finish(storage, record, "lost", "lost", "the provider no longer knows the task")
+    if finished_only and status.status != "SUCCEEDED":
+        return Settled(record, "left", f"{status.status}; its run is active")
     if status.status in ACTIVE_STATES:
         client.cancel_task(task_id)
         return _finish(
@@ -141,13 +159,20 @@ def _finish(
 
 
 def _settle_all(
-    storage: Storage, records: list[Submission], client_factory: ClientFactory, *, fetch: bool
+    storage: Storage,
+    records: list[Submission],
+    client_factory: ClientFactory,
+    *,
+    fetch: bool,
+    finished_only: bool = False,
 ) -> list[Settled]:
     results = [Settled(r, "left", f"record is {r.state}") for r in records if r.state != "submitted"]
     submitted = [r for r in records if r.state == "submitted"]
     if submitted:
         with client_factory() as client:
-            results += [settle(storage, r, client, fetch=fetch) for r in submitted]
+            results += [
+                settle(storage, r, client, fetch=fetch, finished_only=finished_only) for r in submitted
+            ]
     return results
 
 
@@ -170,17 +195,35 @@ def cancel_in_flight(
 
 
 def salvage_job(
-    storage: Storage, job_id: str, is_active: RunIsActive, client_factory: ClientFactory
+    storage: Storage,
+    job_id: str,
+    is_active: RunIsActive,
+    client_factory: ClientFactory,
+    *,
+    overdue_after_s: float | None = None,
 ) -> list[Settled]:
-    """Settle every record of a job whose run is no longer active (records of active runs are theirs)."""
-    stale = [r for r in job_submissions(storage, job_id) if r.run_id and not is_active(r.dag_id, r.run_id)]
+    """Settle every record of a job whose run is no longer active. Records of active runs are theirs, except
+    that with ``overdue_after_s`` one submitted longer ago than that whose task *succeeded* has its output
+    fetched into the cache (its run should have done so long since: e.g. the triggerer is down, and the
+    output URL would expire before it is back); its task then finds the output in the cache."""
+    records = job_submissions(storage, job_id)
+    active = {r.record_id: not r.run_id or is_active(r.dag_id, r.run_id) for r in records}
+    stale = [r for r in records if not active[r.record_id]]
     results = _settle_all(storage, stale, client_factory, fetch=True)
+    if overdue_after_s is not None:
+        cutoff = utcnow() - timedelta(seconds=overdue_after_s)
+        overdue = [r for r in records if active[r.record_id] and (r.submitted_at or r.created_at) < cutoff]
+        results += _settle_all(storage, overdue, client_factory, fetch=True, finished_only=True)
     forget_if_settled(storage, job_id)
     return results
 
 
 def salvage_all(
-    storage: Storage, is_active: RunIsActive, client_factory: ClientFactory
+    storage: Storage,
+    is_active: RunIsActive,
+    client_factory: ClientFactory,
+    *,
+    overdue_after_s: float | None = OVERDUE_AFTER_S,
 ) -> dict[str, list[Settled]]:
     """The sweep: salvage every job with recorded provider tasks. A job's failure is logged and the sweep
     goes on (the next sweep tries it again). The manifest of a job with no active run is brought up to date
@@ -188,7 +231,7 @@ def salvage_all(
     report: dict[str, list[Settled]] = {}
     for job_id in jobs_in_flight(storage):
         try:
-            results = salvage_job(storage, job_id, is_active, client_factory)
+            results = salvage_job(storage, job_id, is_active, client_factory, overdue_after_s=overdue_after_s)
         except Exception:
             log.exception("Salvage of job %s failed; the next sweep tries again", job_id)
             continue
@@ -209,6 +252,14 @@ def _record_in_manifest(
         return
     for run_id in {r.record.run_id for r in results if r.record.run_id}:
         record = manifest.run_record(run_id)
-        if record is not None and record.status == "running":
+        if (
+            record is not None
+            and record.status == "running"
+            and not is_active(_record_dag(results, run_id), run_id)
+        ):
             mark_run_ended(manifest, run_id, "stopped", "ended without a result; the sweep settled its tasks")
     save_manifest(storage, manifest)
+
+
+def _record_dag(results: list[Settled], run_id: str) -> str | None:
+    return next((r.record.dag_id for r in results if r.record.run_id == run_id), None)

@@ -194,3 +194,22 @@ def test_a_failing_job_does_not_stop_the_sweep(storage: LocalStorage, fake: Fake
     report = salvage_all(storage, ended, client_factory(fake))
     assert list(report) == ["good"] and [r.outcome for r in report["good"]] == ["salvaged"]
     assert jobs_in_flight(storage) == ["bad"]  # tried again by the next sweep
+
+
+def test_an_active_runs_long_finished_task_is_fetched_before_its_url_expires(
+    storage: LocalStorage, fake: FakeRunway
+) -> None:
+    """A triggerer lost for hours: the run is still active, its task succeeded and nobody collects it."""
+    spec = job("j", ["a quick lantern", "a slow lantern [latency:30]"])
+    quick, slow = (submit(storage, fake, spec, s, "run-1") for s in segments_for(spec))
+    wait_for(fake, str(quick.provider_task_id), "SUCCEEDED")
+
+    def active(dag_id: str | None, run_id: str) -> bool:
+        return True
+
+    assert salvage_all(storage, active, client_factory(fake)) == {"j": []}  # not overdue yet: its run's job
+    report = salvage_all(storage, active, client_factory(fake), overdue_after_s=0)
+    assert sorted((r.record.index, r.outcome) for r in report["j"]) == [(1, "salvaged"), (2, "left")]
+    assert fake.deletes == 0  # an active run's running task is never cancelled by the sweep
+    assert storage.exists(Planned.from_dict(quick.plan).cache_key)
+    assert [r.record_id for r in job_submissions(storage, "j")] == [slow.record_id]

@@ -410,6 +410,12 @@ class SegmentOperator(BaseOperator):
         status = TaskStatus.model_validate(event)
         if status.status != "SUCCEEDED":
             self._provider_failed(storage, planned, segment, status, record)
+        if (salvaged := reuse(storage, planned, segment)) is not None:
+            # Already in the cache: the salvage sweep fetched it while this task could not (e.g. its
+            # triggerer was down), or the same output was made elsewhere. No download needed.
+            if record is not None:
+                clear_submission(storage, record)
+            return self._finish(storage, job, salvaged, datetime.fromisoformat(started))
         with (
             tempfile.TemporaryDirectory(prefix="vp-runway-") as tmp,
             RunwayHook(self.runway_conn_id).get_client() as client,

@@ -10,7 +10,7 @@ import io
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -28,6 +28,7 @@ from video_pipeline.claims import claim_job, current_claim
 from video_pipeline.generation import Planned, plan_clip
 from video_pipeline.models import JobSpec
 from video_pipeline.providers.runway import RunwayClient
+from video_pipeline.salvage import salvage_all
 from video_pipeline.segmentation import segments_for
 from video_pipeline.storage import LocalStorage, Storage, open_storage
 from video_pipeline.submissions import (
@@ -378,6 +379,26 @@ def test_the_deadline_counts_from_the_submission(
     (record,) = records(storage)
     assert record.submitted_at is not None
     assert first.trigger.deadline == resumed.trigger.deadline == record.submitted_at.timestamp() + 600
+
+
+def test_a_task_whose_output_was_salvaged_meanwhile_finishes_from_the_cache(
+    storage: LocalStorage, fake: FakeRunway
+) -> None:
+    """The triggerer was down past the output URL's life; the sweep had fetched the output in time."""
+    defer = deferred(operator(job()), {"run_id": "run-1"})
+    event = terminal_event(fake, defer.trigger.provider_task_id)
+    report = salvage_all(storage, lambda d, r: True, runway_client_for(fake), overdue_after_s=0)
+    assert [r.outcome for r in report["op"]] == ["salvaged"]
+    fake.configure(output_ttl=0.0)  # the URL is gone by the time the task resumes
+    result = operator(job()).execute_complete(ctx(), event, **(defer.kwargs or {}))
+    assert result["image_key"] == "jobs/op/images/001.png" and storage.exists("jobs/op/images/001.png")
+    assert fake.stats()["expired_downloads"] == 0 and fake.stats()["downloads"] == 1
+    assert records(storage) == []
+    assert [e.event for e in ledger(storage, "op")] == ["reserved", "submitted", "salvaged"]
+
+
+def runway_client_for(fake: FakeRunway) -> Callable[[], RunwayClient]:
+    return lambda: RunwayClient(fake.base_url, KEY)
 
 
 def png(colour: str) -> bytes:
