@@ -16,7 +16,14 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import DAG_ID, RUNWAY_CANARY_KEY, decide_by_variable, manifest_of, six_segment_job
+from tests.e2e.conftest import (
+    DAG_ID,
+    RUNWAY_CANARY_KEY,
+    decide_by_variable,
+    manifest_of,
+    mapped_states,
+    six_segment_job,
+)
 from tests.support.fake_runway import FakeRunway
 from video_pipeline.storage import Storage
 from video_pipeline_airflow.local import LocalAirflow
@@ -71,6 +78,8 @@ def test_marking_a_run_failed_cancels_its_provider_tasks_and_keeps_finished_outp
         stopped_at = time.monotonic()
         posts_at_stop = sum(fake_runway.stats()["posts"].values())
         assert airflow.run_state(DAG_ID, run_id) == "failed"
+        time.sleep(3)
+        print(f"\nafter the stop: generate_image {mapped_states(airflow, run_id, 'generate_image')}")
 
         # Nothing in Airflow cancels them (no failure callback for a run marked failed; the stop module that
         # would act on the cancelled triggers is not part of this branch): the first 2 finish at the provider.
@@ -130,5 +139,69 @@ def test_marking_a_run_failed_cancels_its_provider_tasks_and_keeps_finished_outp
         assert [i for i, hit in hits.items() if hit] == salvaged
         assert in_flight(fake_runway) == 0
         assert not local_storage.exists(f"jobs/{job_id}/claim.json")  # released by the rejecting gate
+        print(f"triggers told of the cancellation: {cancelled_trigger_logs(airflow)}")
+    finally:
+        set_paused(airflow, SALVAGE_DAG, False)
+
+
+def cancelled_trigger_logs(airflow: LocalAirflow) -> int:
+    """How often a Runway trigger ran its cancellation path (the seam for the Airflow-side stop module)."""
+    text = "".join(p.read_text(errors="ignore") for p in airflow.home.joinpath("logs").rglob("*.log"))
+    return text.count("is not installed, so the task is left for")
+
+
+def test_the_next_run_salvages_what_a_stopped_run_left(
+    airflow: LocalAirflow, local_storage: Storage, fake_runway: FakeRunway
+) -> None:
+    """No sweep at all: the job's next run settles the stopped run's provider tasks before it starts."""
+    fake_runway.reset(api_key=RUNWAY_CANARY_KEY, image_latency=10.0, video_latency=1.0, concurrency=2)
+    set_paused(airflow, SALVAGE_DAG, True)
+    try:
+        job_id = "e2e-stop-next-run"
+        spec = stop_job(job_id)
+        run_id = airflow.trigger(DAG_ID, spec)
+        airflow.wait_until(
+            lambda: (
+                len(list(fake_runway.task_bodies())) == 4 and fake_runway.tasks_by_status["THROTTLED"] == 2
+            ),
+            240,
+            "4 image tasks at the provider, 2 of them queued",
+            0.2,
+        )
+        airflow.api(
+            "PATCH", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", json={"state": "failed"}
+        ).raise_for_status()
+        airflow.wait_until(
+            lambda: fake_runway.tasks_by_status["SUCCEEDED"] >= 2, 60, "the first 2 images", 0.2
+        )
+
+        created_before = len(list(fake_runway.task_bodies()))
+        rerun_at = time.monotonic()
+        rerun = airflow.trigger(DAG_ID, spec)
+        airflow.wait_until(
+            lambda: in_flight(fake_runway) <= 2 and fake_runway.stats()["deletes"] >= 1,
+            120,
+            "the re-run's salvage",
+            0.2,
+        )
+        print(f"\nre-run started → stopped run's leftovers settled: {time.monotonic() - rerun_at:.1f} s")
+        decide_by_variable(airflow, rerun, job_id, "images", "reject")
+        assert airflow.wait_for_run(DAG_ID, rerun, timeout=300) == "success"
+
+        manifest = manifest_of(local_storage, job_id)
+        first_run = {
+            e.index: e.event
+            for e in manifest.spend
+            if e.run_id == run_id and e.event in ("salvaged", "cancelled")
+        }
+        salvaged = sorted(i or 0 for i, event in first_run.items() if event == "salvaged")
+        cancelled = sorted(i or 0 for i, event in first_run.items() if event == "cancelled")
+        assert len(salvaged) >= 2 and len(salvaged) + len(cancelled) == 4
+        reposted = prompts_posted(fake_runway, created_before)
+        assert sorted(p.split(":")[0] for p in reposted) == [f"Shot {i}" for i in cancelled]
+        assert [i for i, s in enumerate(manifest.segments, 1) if s.image_cache_hit] == salvaged
+        assert [(r.run_id, r.status) for r in manifest.runs] == [(run_id, "stopped"), (rerun, "rejected")]
+        assert in_flight(fake_runway) == 0
+        print(f"salvaged {salvaged}, cancelled {cancelled}, fake: {fake_runway.stats()}")
     finally:
         set_paused(airflow, SALVAGE_DAG, False)

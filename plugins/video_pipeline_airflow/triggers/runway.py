@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+from asgiref.sync import sync_to_async
 
 from video_pipeline.providers.runway import AsyncRunwayClient, RunwayError, poll_delay
 from video_pipeline.submissions import clear_submission, load_submission, record_spend_event
@@ -188,7 +189,7 @@ async def cancel_if_stopped(trigger: RunwayTaskTrigger) -> bool:
     record that in the job's ledger. Returns True if it cancelled. Never raises (it runs on the way out)."""
     check = stopped_by_user_check()
     if check is None:
-        log.info(
+        log.warning(
             "Trigger for Runway task %s cancelled; %s is not installed, so the task is left for the run's "
             "failure callback or the salvage sweep",
             trigger.provider_task_id,
@@ -203,7 +204,7 @@ async def cancel_if_stopped(trigger: RunwayTaskTrigger) -> bool:
             await client.cancel_task(trigger.provider_task_id)
         finally:
             await client.aclose()
-        await asyncio.to_thread(_record_stop, trigger)
+        await sync_to_async(_record_stop)(trigger)  # storage and Variables are sync (notes: airflow-3.3)
         return True
     except Exception:
         log.exception("Could not cancel Runway task %s after a stop", trigger.provider_task_id)
