@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from video_pipeline.layout import CacheKind, JobLayout, cache_key, content_hash
 from video_pipeline.models import JobSettings, SegmentStatus, VideoSegment
@@ -30,6 +31,37 @@ class Planned:
     digest: str
     cache_key: str
     target: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe, to carry the plan from submission to completion (a deferral's kwargs, the record)."""
+        return {
+            "kind": self.kind,
+            "request": self.request.model_dump(mode="json"),
+            "provider": self.provider,
+            "digest": self.digest,
+            "cache_key": self.cache_key,
+            "target": self.target,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Planned:
+        kind = data["kind"]
+        if kind not in ("images", "clips"):
+            raise ValueError(f"unknown output kind {kind!r}")
+        request_type = ImageRequest if kind == "images" else ClipRequest
+        return cls(
+            kind,
+            request_type.model_validate(data["request"]),
+            str(data["provider"]),
+            str(data["digest"]),
+            str(data["cache_key"]),
+            str(data["target"]),
+        )
+
+    def with_seed(self, seed: int) -> Planned:
+        """The same output slot (digest, cache key) asked of the provider with another seed: after
+        ``INTERNAL.BAD_OUTPUT`` the cache still answers for the requested inputs."""
+        return replace(self, request=self.request.model_copy(update={"seed": seed}))
 
 
 def image_request(job: JobSettings, segment: VideoSegment) -> ImageRequest:

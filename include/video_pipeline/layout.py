@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 CacheKind = Literal["images", "clips"]
+
+#: One marker per job with provider tasks whose outcome is not settled yet (``in-flight/<job_id>``): the
+#: salvage sweep reads this prefix instead of listing every object of every job.
+IN_FLIGHT_PREFIX = "in-flight/"
+
+
+def run_key(run_id: str) -> str:
+    """An Airflow run id as one storage key part: readable, and unique even when sanitising folds characters
+    (run ids may hold ``:``, ``+`` or spaces)."""
+    readable = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)[:80].strip(".") or "run"
+    return f"{readable}-{hashlib.sha256(run_id.encode()).hexdigest()[:12]}"
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,57 @@ class JobLayout:
 
     def progress_event(self, stage: str, count: int) -> str:
         return f"{self.root}/progress/{stage}/events/{count:05d}.json"
+
+    # -- paid work: the run's claim, provider-task records, the spend ledger, stop markers -------------------
+
+    @property
+    def claim(self) -> str:
+        """Held by the one active run of the job (created exclusively)."""
+        return f"{self.root}/claim.json"
+
+    def claim_takeover(self, stale_run_id: str) -> str:
+        """Created exclusively by the one run that takes the claim over from a run that ended without
+        releasing it."""
+        return f"{self.root}/claim-takeovers/{run_key(stale_run_id)}.json"
+
+    @property
+    def provider_tasks(self) -> str:
+        return f"{self.root}/provider-tasks/"
+
+    def provider_task(self, kind: CacheKind, digest: str) -> str:
+        return f"{self.provider_tasks}{kind}/{digest}.json"
+
+    def provider_task_ambiguous(self, record_id: str) -> str:
+        """Written when a ``submitting`` record left by a dead attempt was reported as an ambiguous submission:
+        the next attempt (a person cleared the task or re-ran the job, having been told) may replace it."""
+        return f"{self.root}/provider-task-ambiguous/{record_id}"
+
+    def provider_task_takeover(self, record_id: str) -> str:
+        """Created exclusively by the one attempt that replaces the provider-task record ``record_id``."""
+        return f"{self.root}/provider-task-takeovers/{record_id}"
+
+    def reseed(self, kind: CacheKind, digest: str) -> str:
+        return f"{self.root}/reseed/{kind}/{digest}.txt"
+
+    @property
+    def spend(self) -> str:
+        return f"{self.root}/spend/"
+
+    def spend_entry(self, seq: int) -> str:
+        return f"{self.spend}{seq:08d}.json"
+
+    @property
+    def stopped(self) -> str:
+        """The whole job submits nothing more (e.g. the provider account ran out of credits)."""
+        return f"{self.root}/STOPPED"
+
+    def run_stopped(self, run_id: str) -> str:
+        """One run of the job submits nothing more (it was stopped, rejected or failed)."""
+        return f"{self.root}/runs/{run_key(run_id)}/STOPPED"
+
+    @property
+    def in_flight_marker(self) -> str:
+        return f"{IN_FLIGHT_PREFIX}{self.job_id}"
 
 
 def content_hash(fields: dict[str, Any]) -> str:

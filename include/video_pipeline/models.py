@@ -378,17 +378,73 @@ class FinalVideo(BaseModel):
     assembly_s: float | None = None
 
 
+#: What a spend-ledger entry records. ``reserved`` (+credits, before the POST) and ``released`` (−credits, the
+#: POST created nothing) move the total; the others only record what became of a paid provider task.
+SpendEventKind = Literal[
+    "reserved", "released", "submitted", "cancelled", "timed_out", "failed", "salvaged", "lost"
+]
+
+
+class SpendEvent(BaseModel):
+    """One entry of a job's append-only spend ledger (``jobs/<job_id>/spend/<seq>.json``).
+
+    Entry ``seq`` is created exclusively by a writer that has read entry ``seq - 1``, so ``total`` (the job's
+    credits after this entry) is exact even with concurrent writers; the manifest carries a copy of every
+    entry."""
+
+    seq: int = Field(ge=1)
+    event: SpendEventKind
+    credits: float = Field(description="Change to the job's total: + reserved, − released, 0 otherwise.")
+    total: float = Field(description="The job's credits after this entry.")
+    run_id: str | None = None
+    stage: Stage | None = None
+    index: int | None = None
+    provider_task_id: str | None = None
+    record_id: str | None = Field(default=None, description="The provider-task record this entry belongs to.")
+    paid: float | None = Field(
+        default=None, description="For zero-credit entries: what the provider task they are about cost."
+    )
+    refund: Literal["unknown", "refunded", "none"] | None = Field(
+        default=None, description="For cancelled/failed tasks: whether the provider gave the credits back."
+    )
+    note: str | None = None
+    at: datetime = Field(default_factory=utcnow)
+
+
+RunStatus = Literal["running", "succeeded", "rejected", "failed", "stopped"]
+
+
+class RunRecord(BaseModel):
+    """One run of a job, kept in the manifest's history for good."""
+
+    run_id: str
+    status: RunStatus = "running"
+    started_at: datetime = Field(default_factory=utcnow)
+    ended_at: datetime | None = None
+    note: str | None = None
+    credits_spent: float = 0.0
+    final_key: str | None = None
+
+
 class Manifest(BaseModel):
-    """Everything a job produced, written to ``jobs/<job_id>/manifest.json``."""
+    """Everything a job produced, written to ``jobs/<job_id>/manifest.json``.
+
+    ``job``, ``run_id``, ``status``, ``segments``, ``final`` and the gate/timing fields describe the latest
+    run; ``runs``, ``decisions`` and ``spend`` keep every run's history (a new run appends, never replaces)."""
 
     job: JobSpec
     run_id: str | None = None
-    status: Literal["running", "awaiting_images", "awaiting_clips", "rejected", "succeeded", "failed"] = (
-        "running"
-    )
+    status: Literal[
+        "running", "awaiting_images", "awaiting_clips", "rejected", "succeeded", "failed", "stopped"
+    ] = "running"
     segments: list[VideoSegment] = Field(default_factory=list)
     decisions: list[Decision] = Field(default_factory=list)
+    runs: list[RunRecord] = Field(default_factory=list)
+    spend: list[SpendEvent] = Field(default_factory=list, description="A copy of the job's spend ledger.")
     credits_spent: float = 0.0
+    credits_lost: float = Field(
+        default=0.0, description="Credits paid for provider outputs that could not be fetched any more."
+    )
     credits_estimate: float = 0.0
     timings_s: dict[str, float] = Field(default_factory=dict)
     gates_opened_at: dict[str, datetime] = Field(default_factory=dict)
@@ -399,6 +455,9 @@ class Manifest(BaseModel):
     def touch(self) -> Manifest:
         self.updated_at = utcnow()
         return self
+
+    def run_record(self, run_id: str | None) -> RunRecord | None:
+        return next((r for r in self.runs if r.run_id == run_id), None)
 
     def to_json(self) -> bytes:
         return self.model_dump_json(indent=2).encode()

@@ -117,3 +117,16 @@ def job_policy() -> Policy:
     ``video_pipeline_nightly_approval``, ``video_pipeline_max_budget_credits`` and
     ``video_pipeline_require_budget`` (or their ``AIRFLOW_VAR_…`` env vars)."""
     return parse_policy({name: Variable.get(name, default=None) for name in POLICY_VARIABLES})
+
+
+PROVIDER_TIMEOUT_VARIABLE = "video_pipeline_provider_timeout_seconds"
+DEFAULT_PROVIDER_TIMEOUT_S = 7200.0
+
+
+def provider_timeout_seconds() -> float:
+    """How long a provider task (image or clip) may take from its submission before it is cancelled and its
+    segment fails: a task stuck PENDING/THROTTLED must not hold a pool slot forever. Default 2 h."""
+    value = float(Variable.get(PROVIDER_TIMEOUT_VARIABLE, default=str(DEFAULT_PROVIDER_TIMEOUT_S)))
+    if not value > 0:  # also refuses nan
+        raise ValueError(f"{PROVIDER_TIMEOUT_VARIABLE} must be a positive number of seconds, got {value!r}")
+    return value

@@ -1,6 +1,10 @@
-"""The sequential steps of ``video_generation`` (validate, assemble, publish) as plain functions.
+"""The sequential steps of ``video_generation`` (validate, assemble, publish) and the ends of a run (failure,
+rejection, a person's stop, the salvage sweep) as plain functions.
 
-The DAG file wraps each in ``@task``; keeping them here keeps the DAG file to the wiring alone.
+The DAG files wrap each in ``@task`` or a callback; keeping them here keeps the DAG files to the wiring alone.
+A run claims its job in ``validate_job`` (one active run per job), settles what earlier stopped runs left at
+the provider, and appends itself to the manifest's history; it releases the job when it publishes, is
+rejected, fails or is stopped.
 """
 
 from __future__ import annotations
@@ -9,21 +13,34 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import Context
+from airflow.sdk import Context, get_current_context
 from airflow.sdk.exceptions import AirflowFailException
 from pydantic import ValidationError
 
 from video_pipeline.audio_mix import check_stored_track
+from video_pipeline.claims import Claim, JobClaimed, RunIsActive, claim_job, current_claim, release_claim
 from video_pipeline.costs import check_affordable, stage_estimates
-from video_pipeline.manifest import load_manifest, merge_segments, save_manifest
-from video_pipeline.models import FinalVideo, JobSpec, Manifest, VideoSegment, describe_validation_error
+from video_pipeline.manifest import begin_run, load_manifest, mark_run_ended, merge_segments, save_manifest
+from video_pipeline.manifest import end_run as manifest_end_run
+from video_pipeline.models import (
+    FinalVideo,
+    JobSpec,
+    Manifest,
+    RunStatus,
+    VideoSegment,
+    describe_validation_error,
+)
 from video_pipeline.policy import check_policy, is_nightly
 from video_pipeline.progress import rebuild_progress
+from video_pipeline.providers.runway import RunwayClient
+from video_pipeline.salvage import Settled, cancel_in_flight, salvage_all, salvage_job, settle
 from video_pipeline.segmentation import segments_for
-from video_pipeline.submissions import clear_submission, pending_submissions
+from video_pipeline.storage import Storage
+from video_pipeline.submissions import run_submissions
 from video_pipeline_airflow.hooks.runway import RunwayHook
 from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.notify import notify
+from video_pipeline_airflow.runs import run_checker
 from video_pipeline_airflow.settings import job_policy
 
 log = logging.getLogger(__name__)
@@ -60,10 +77,15 @@ def validate_job(context: Context) -> list[dict[str, Any]]:
         raise InvalidJobSpec(f"invalid job spec: {describe_validation_error(exc)}") from None
     except ValueError as exc:
         raise InvalidJobSpec(f"invalid job spec: {exc}") from None
-    manifest = Manifest(
-        job=job, run_id=context["run_id"], segments=segments, credits_estimate=sum(estimates.values())
-    )
-    save_manifest(storage, manifest)
+    run_id = context["run_id"]
+    is_active = run_checker(context)
+    claim = claim_for_run(storage, job.job_id, run_id, context["ti"].dag_id, is_active)
+    if claim.took_over_from:
+        log.warning(
+            "Took job %s over from run %s, which ended without releasing it", job.job_id, claim.took_over_from
+        )
+    salvage_before_run(storage, job.job_id, is_active)
+    begin_run(storage, job, run_id, segments, credits_estimate=sum(estimates.values()))
     log.info("Credit estimate: images %g, clips %g", estimates["images"], estimates["clips"])
     log.info(
         "Job %s: %d segments, %g s of video, storage %s",
@@ -89,6 +111,37 @@ def check_provider_ready(job: JobSpec) -> None:
         raise ValueError(
             f"provider: runway is not configured ({exc}); set the runway_default connection"
         ) from None
+
+
+def claim_for_run(
+    storage: Storage, job_id: str, run_id: str, dag_id: str | None, is_active: RunIsActive
+) -> Claim:
+    """One active run per job: refuse this run (before anything is spent) while another one holds the job."""
+    try:
+        return claim_job(storage, job_id, run_id, dag_id, is_active)
+    except JobClaimed as exc:
+        raise JobAlreadyRunning(str(exc)) from None
+
+
+class JobAlreadyRunning(AirflowFailException):
+    """Another run of the same job is active: fails this run at once (no retry), before any provider call."""
+
+
+def salvage_before_run(storage: Storage, job_id: str, is_active: RunIsActive) -> None:
+    """Settle what earlier, stopped runs of the job left with the provider (their finished outputs go to the
+    cache, so this run reuses them for free). A failure here does not stop the run: its tasks resume any
+    record left over instead of paying again, and the salvage sweep tries again."""
+    try:
+        settled = salvage_job(storage, job_id, is_active, runway_client)
+    except Exception:
+        log.exception("Salvage of job %s before the run failed; the salvage sweep will try again", job_id)
+        return
+    for result in settled:
+        log.warning("Salvage before the run: %s", result.describe())
+
+
+def runway_client() -> RunwayClient:
+    return RunwayHook().get_client()
 
 
 def assemble(job: dict[str, Any], segments: list[dict[str, Any]]) -> dict[str, Any]:
@@ -130,9 +183,11 @@ def _window(starts: list[datetime | None], ends: list[datetime | None]) -> float
 
 
 def publish(job: dict[str, Any], segments: list[dict[str, Any]], final: dict[str, Any]) -> str:
-    """Complete the manifest: every segment, decisions, credits, stage timings and the final video's probe."""
+    """Complete the manifest: every segment, decisions, credits, stage timings and the final video's probe;
+    close the run's record and release the job for its next run."""
     spec = JobSpec.model_validate(job)
     storage = get_storage()
+    run_id = get_current_context()["run_id"]
     manifest = load_manifest(storage, spec.job_id) or Manifest(job=spec)
     done = [VideoSegment.model_validate(s) for s in segments]
     merge_segments(manifest, done)
@@ -150,7 +205,9 @@ def publish(job: dict[str, Any], segments: list[dict[str, Any]], final: dict[str
             manifest.timings_s[f"{decision.stage}_gate_wait"] = round(
                 (decision.at - decision.opened_at).total_seconds(), 3
             )
+    mark_run_ended(manifest, run_id, "succeeded")
     save_manifest(storage, manifest)
+    release_claim(storage, spec.job_id, run_id)
     rebuild_progress(storage, spec.job_id)
     url = storage.url_for_preview(manifest.final.key)
     log.info("Published %s (manifest %s)", url, spec.job_id)
@@ -158,25 +215,71 @@ def publish(job: dict[str, Any], segments: list[dict[str, Any]], final: dict[str
     return url
 
 
-def cancel_in_flight(job_id: str) -> int:
-    """Cancel the job's provider tasks that were paid for but whose output is not stored yet (DELETE)."""
+def end_run(job_id: str, run_id: str, status: RunStatus, reason: str) -> list[Settled]:
+    """A run ends without its results (failed, rejected, stopped): it submits nothing more, its running
+    provider tasks are cancelled (each recorded in the ledger), and — if it holds the job — its end goes into
+    the manifest and the job is released for the next run. Finished outputs are left for the salvage sweep."""
     storage = get_storage()
-    pending = pending_submissions(storage, job_id)
-    if not pending:
-        return 0
-    with RunwayHook().get_client() as client:
-        for kind, submission in pending:
-            client.cancel_task(submission.provider_task_id)
-            clear_submission(storage, kind, submission.digest)
-            log.warning(
-                "Cancelled Runway task %s (segment %d)", submission.provider_task_id, submission.index
-            )
-    return len(pending)
+    settled = cancel_in_flight(storage, job_id, run_id, runway_client, reason)
+    for result in settled:
+        log.warning("Run %s ended (%s): %s", run_id, status, result.describe())
+    holder = current_claim(storage, job_id)
+    if holder is not None and holder.run_id == run_id:
+        manifest_end_run(storage, job_id, run_id, status, reason)
+        release_claim(storage, job_id, run_id)
+    elif holder is not None:
+        log.info(
+            "Run %s does not hold job %s (run %s does): its manifest is left alone",
+            run_id,
+            job_id,
+            holder.run_id,
+        )
+    return settled
 
 
 def on_run_failure(context: Context) -> None:
-    """DAG callback: a failed run stops paying for work nobody will use."""
+    """DAG callback: a failed run stops paying for work nobody will use, and releases its job."""
     job_id = (context["dag_run"].conf or {}).get("job_id")
+    run_id = context["dag_run"].run_id
     if job_id:
-        cancel_in_flight(str(job_id))
-        notify(f"{job_id}: run failed", f"run {context['dag_run'].run_id} failed; see the Airflow UI")
+        end_run(str(job_id), run_id, "failed", "the run failed")
+        notify(f"{job_id}: run failed", f"run {run_id} failed; see the Airflow UI")
+
+
+def on_run_stopped(dag_id: str, run_id: str, conf: dict[str, Any] | None, reason: str) -> None:
+    """Handler for the Airflow side of stopping (``video_pipeline_airflow.stop``'s ``run_stopped``): a person
+    marked the run failed or success, or deleted it."""
+    job_id = (conf or {}).get("job_id")
+    if job_id:
+        end_run(str(job_id), run_id, "stopped", reason)
+
+
+def on_task_stopped(
+    dag_id: str, run_id: str, task_id: str, map_index: int, conf: dict[str, Any] | None, reason: str
+) -> list[Settled]:
+    """Handler for ``video_pipeline_airflow.stop``'s ``task_stopped``: a person ended one segment task without
+    its result. Its provider task is cancelled (or, finished, left for the salvage sweep); the run goes on."""
+    job_id = (conf or {}).get("job_id")
+    if not job_id:
+        return []
+    storage = get_storage()
+    records = [
+        r
+        for r in run_submissions(storage, str(job_id), run_id)
+        if r.same_task_instance(run_id, task_id, map_index)
+    ]
+    if not records:
+        return []
+    with runway_client() as client:
+        return [settle(storage, r, client, fetch=False) for r in records]
+
+
+def salvage_sweep(context: Context) -> dict[str, list[str]]:
+    """The salvage DAG's task: settle every recorded provider task whose run is no longer active."""
+    report = salvage_all(get_storage(), run_checker(context), runway_client)
+    summary = {job_id: [r.describe() for r in results] for job_id, results in report.items()}
+    for job_id, lines in summary.items():
+        for line in lines:
+            log.info("%s: %s", job_id, line)
+    log.info("Salvage sweep: %d job(s) with recorded provider tasks", len(summary))
+    return summary

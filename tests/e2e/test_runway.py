@@ -128,3 +128,58 @@ def test_a_failed_segment_fails_only_its_task(
     )
     text = "".join(p.read_text() for p in log.glob("attempt=*.log"))
     assert "SAFETY.INPUT.TEXT" in text and "not retried" in text
+
+
+def validate_log(airflow: LocalAirflow, run_id: str) -> str:
+    folder = airflow.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / "task_id=validate_job"
+    return "".join(p.read_text() for p in folder.glob("attempt=*.log"))
+
+
+def test_two_runs_of_one_job_at_once_one_is_refused_and_nothing_is_paid_twice(
+    airflow: LocalAirflow, local_storage: Storage, fake_runway: FakeRunway
+) -> None:
+    fake_runway.reset(api_key=RUNWAY_CANARY_KEY, image_latency=1.0, video_latency=2.0, concurrency=2)
+    job_id = "e2e-runway-twice"
+    spec = six_segment_job(job_id, provider="runway", seed=91)
+    spec["segments"] = spec["segments"][:3]
+    first, second = airflow.trigger(DAG_ID, spec), airflow.trigger(DAG_ID, spec)
+
+    def validated() -> dict[str, str | None] | None:
+        states = {run: airflow.task_state(DAG_ID, run, "validate_job") for run in (first, second)}
+        return states if all(s in ("success", "failed") for s in states.values()) else None
+
+    states = airflow.wait_until(validated, 180, "both runs' validate_job")
+    assert sorted(str(s) for s in states.values()) == ["failed", "success"], states
+    winner = next(run for run, state in states.items() if state == "success")
+    loser = next(run for run, state in states.items() if state == "failed")
+    assert airflow.wait_for_run(DAG_ID, loser, timeout=120) == "failed"
+    assert f"already being made by run '{winner}'" in validate_log(airflow, loser)
+    assert airflow.task_state(DAG_ID, loser, "generate_image") in (None, "upstream_failed")
+
+    decide_by_variable(airflow, winner, job_id, "images", "approve")
+    decide_by_variable(airflow, winner, job_id, "clips", "approve")
+    assert airflow.wait_for_run(DAG_ID, winner, timeout=300) == "success"
+    assert created(fake_runway, "gen4_image") == 3 and created(fake_runway, "gen4_turbo") == 3
+    assert fake_runway.stats()["duplicate_submissions"] == 0
+    paid = fake_runway.stats()["credits_spent"]
+    assert paid == 3 * 5 + 3 * 10
+
+    # The job was released at publish: a later run takes it, pays nothing (cache), and both runs'
+    # histories (run records, decisions, spend) stay in the manifest.
+    fake_runway.reset_counters()
+    later = airflow.trigger(DAG_ID, spec)
+    decide_by_variable(airflow, later, job_id, "images", "approve")
+    decide_by_variable(airflow, later, job_id, "clips", "approve")
+    assert airflow.wait_for_run(DAG_ID, later, timeout=300) == "success"
+    assert fake_runway.stats()["posts"] == {}
+    manifest = manifest_of(local_storage, job_id)
+    assert [(r.run_id, r.status) for r in manifest.runs] == [(winner, "succeeded"), (later, "succeeded")]
+    assert [(d.run_id, d.stage) for d in manifest.decisions] == [
+        (winner, "images"),
+        (winner, "clips"),
+        (later, "images"),
+        (later, "clips"),
+    ]
+    assert manifest.credits_spent == paid
+    assert [r.credits_spent for r in manifest.runs] == [45, 0]
+    assert not local_storage.exists(f"jobs/{job_id}/claim.json")

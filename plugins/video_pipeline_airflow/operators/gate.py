@@ -39,7 +39,7 @@ from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.notify import notify
 from video_pipeline_airflow.previews import preview_url
 from video_pipeline_airflow.settings import gate_poll_seconds
-from video_pipeline_airflow.stages import cancel_in_flight
+from video_pipeline_airflow.stages import end_run
 from video_pipeline_airflow.triggers.gate import ApprovalGateTrigger
 from video_pipeline_airflow.triggers.settle import settle_deadline
 
@@ -281,8 +281,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             segment.status = SegmentStatus.REJECTED
         manifest.status = "rejected"
         save_manifest(storage, manifest)
-        if manifest.job.provider == "runway":
-            cancel_in_flight(manifest.job.job_id)
+        end_run(manifest.job.job_id, context["run_id"], "rejected", f"rejected at the {self.stage} gate")
         downstream = [t for t in context["task"].get_flat_relatives(upstream=False) if not t.is_teardown]
         self.log.info("Rejected: skipping %d downstream tasks", len(downstream))
         self.skip(ti=context["ti"], tasks=downstream)

@@ -1,17 +1,24 @@
 """Mapped per-segment operators: one image or one clip per task instance.
 
-Local providers (storyboard) render inline. Runway is remote and paid: the task submits, records the provider
-task id in storage before anything else, and defers to :class:`RunwayTaskTrigger` (no worker slot while the
-provider works). A retry, a clear or a restarted worker finds the record and resumes the same provider task; a
-cache hit costs no call at all. Provider failures follow the notes' policy: permanent ones (validation, auth,
-safety, invalid asset, no credits) fail the segment without a retry; transient ones retry.
+Local providers (storyboard) render inline. Runway is remote and paid. Before anything is paid for, the task
+creates the output's provider-task record exclusively (``submitting``), reserves the credits in the job's
+spend ledger against ``budget_credits``, and checks that neither the job nor the run was stopped; then it
+POSTs, records the provider task id (``submitted``) and defers to :class:`RunwayTaskTrigger` (no worker slot
+while the provider works). Two attempts racing on one output make one POST: the loser resumes the winner's
+task. A retry, a clear or a restarted worker finds the record and resumes the same provider task; a cache hit
+costs no call at all. ``execute_complete`` stores the output under the plan made at submission (carried
+through the deferral), never a re-plan of inputs that may have changed meanwhile. Provider failures follow the
+notes' policy: permanent ones (validation, auth, safety, invalid asset, no credits) fail the segment without a
+retry; transient ones retry; a task past its deadline is cancelled and fails the segment.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,8 +36,7 @@ from video_pipeline.generation import (
     reuse,
     store,
 )
-from video_pipeline.layout import CacheKind
-from video_pipeline.models import JobSettings, Stage, VideoSegment, utcnow
+from video_pipeline.models import JobSettings, SpendEventKind, Stage, VideoSegment, utcnow
 from video_pipeline.outputs import OutputRejected
 from video_pipeline.progress import record_completion
 from video_pipeline.providers.base import ClipRequest, ImageRequest, LocalProvider
@@ -50,18 +56,31 @@ from video_pipeline.storage import S3Storage, Storage
 from video_pipeline.submissions import (
     BudgetExceeded,
     Submission,
-    check_budget,
     clear_submission,
+    create_submission,
     load_submission,
+    record_spend_event,
+    release_credits,
+    replace_submission,
+    replaceable,
+    report_ambiguous,
     reseed,
-    save_submission,
+    reserve_credits,
+    run_stop_reason,
     stop_job,
-    stop_reason,
+    update_submission,
 )
 from video_pipeline_airflow.hooks.runway import RunwayHook
 from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.notify import notify
-from video_pipeline_airflow.settings import RUNWAY_CONN_ID, runway_image_source, runway_poll_seconds
+from video_pipeline_airflow.runs import run_checker
+from video_pipeline_airflow.settings import (
+    PROVIDER_TIMEOUT_VARIABLE,
+    RUNWAY_CONN_ID,
+    provider_timeout_seconds,
+    runway_image_source,
+    runway_poll_seconds,
+)
 from video_pipeline_airflow.triggers.runway import RunwayTaskTrigger
 from video_pipeline_airflow.triggers.settle import settle_deadline
 
@@ -75,11 +94,17 @@ Step = Callable[[Storage, JobSettings, VideoSegment, LocalProvider], VideoSegmen
 #: Seconds to keep retrying the record of a paid submission while storage is unreachable: without the record
 #: an Airflow retry would submit (and pay) again.
 RECORD_PATIENCE_S = 120.0
+#: Seconds to wait for another attempt that is submitting the same output before retrying later.
+SUBMITTING_WAIT_S = 30.0
+#: A ``submitting`` record older than this was left by an attempt that died mid-POST (a POST, with the
+#: client's retries on 429/503, ends well within it).
+SUBMITTING_PATIENCE_S = 15 * 60.0
 
 log = logging.getLogger(__name__)
 
 
-def record_paid_submission(storage: Storage, kind: CacheKind, submission: Submission) -> None:
+def record_paid_submission(storage: Storage, submission: Submission) -> None:
+    """The provider task id into the record and the ledger, patiently: storage may be briefly unreachable."""
     for attempt in Retrying(
         stop=stop_after_delay(RECORD_PATIENCE_S),
         wait=wait_exponential(multiplier=0.5, max=10),
@@ -87,10 +112,48 @@ def record_paid_submission(storage: Storage, kind: CacheKind, submission: Submis
         reraise=True,
     ):
         with attempt:
-            save_submission(storage, kind, submission.digest, submission)
+            update_submission(storage, submission)
+    for attempt in Retrying(
+        stop=stop_after_delay(RECORD_PATIENCE_S),
+        wait=wait_exponential(multiplier=0.5, max=10),
+        before_sleep=before_sleep_log(log, logging.WARNING),
+        reraise=True,
+    ):
+        with attempt:
+            record_spend_event(storage, submission, "submitted")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Which task instance try is running (from the context; all ``None`` outside Airflow)."""
+
+    dag_id: str | None
+    run_id: str | None
+    task_id: str
+    map_index: int | None
+    try_number: int | None
+
+    @classmethod
+    def of(cls, context: Any, task_id: str) -> Attempt:
+        ti = context.get("ti") if context else None
+        return cls(
+            dag_id=getattr(ti, "dag_id", None),
+            run_id=(context.get("run_id") if context else None) or getattr(ti, "run_id", None),
+            task_id=task_id,
+            map_index=getattr(ti, "map_index", None),
+            try_number=getattr(ti, "try_number", None),
+        )
 
 
 class SegmentOperator(BaseOperator):
+    """One segment's image or clip: from the cache, rendered locally, or made by a paid remote provider.
+
+    :param job: the job's settings (``JobSettings`` as JSON; templated).
+    :param segment: the segment (``VideoSegment`` as JSON; templated, mapped over).
+    :param total: the number of segments (progress milestones; templated).
+    :param runway_conn_id: the Runway connection (API base URL and key).
+    """
+
     template_fields: Sequence[str] = ("job", "segment", "total")
     stage: ClassVar[Stage]
     started_field: ClassVar[str]
@@ -104,7 +167,7 @@ class SegmentOperator(BaseOperator):
         self.segment = segment
         self.total = total
         self.runway_conn_id = runway_conn_id
-        self._inflight: tuple[CacheKind, str, str] | None = None
+        self._inflight: Submission | None = None
 
     # -- what differs between images and clips ----------------------------------------------------------
 
@@ -131,96 +194,229 @@ class SegmentOperator(BaseOperator):
         planned = self.plan(storage, job, segment)
         if (hit := reuse(storage, planned, segment)) is not None:
             return self._finish(storage, job, hit, started)
-        submission = load_submission(storage, planned.kind, planned.digest)
-        if submission is None:
-            submission = self._submit(storage, job, segment, planned)
-        else:
-            self.log.info(
-                "%s: resuming Runway task %s (no new submission)", segment.label, submission.provider_task_id
-            )
+        record = self._resume_or_submit(context, storage, job, segment, planned)
+        # The plan made at submission travels with the deferral: completion stores under *its* cache key,
+        # even if the inputs changed meanwhile (e.g. the approved image was replaced).
+        carried = Planned.from_dict(record.plan) if record.plan else planned
         self.defer(
             trigger=RunwayTaskTrigger(
-                provider_task_id=submission.provider_task_id,
+                provider_task_id=str(record.provider_task_id),
                 runway_conn_id=self.runway_conn_id,
                 poll_interval=runway_poll_seconds(),
                 settle_until=settle_deadline(),
+                deadline=(record.submitted_at or record.created_at).timestamp() + provider_timeout_seconds(),
+                job_id=job.job_id,
+                run_id=record.run_id,
+                kind=record.kind,
+                digest=record.digest,
+                record_id=record.record_id,
             ),
             method_name="execute_complete",
-            kwargs={"started": started.isoformat()},
+            kwargs={"started": started.isoformat(), "plan": carried.to_dict(), "record_id": record.record_id},
         )
         raise AssertionError("unreachable: defer() raises")
 
-    def _submit(
-        self, storage: Storage, job: JobSettings, segment: VideoSegment, planned: Planned
+    def _resume_or_submit(
+        self, context: Context, storage: Storage, job: JobSettings, segment: VideoSegment, planned: Planned
     ) -> Submission:
-        if reason := stop_reason(storage, job.job_id):
-            raise AirflowFailException(f"{segment.label}: not submitted, the job was stopped: {reason}")
+        """The provider task for this output: resumed from its record, or submitted under a record this
+        attempt created exclusively (so two attempts racing on one output make one POST)."""
+        attempt = Attempt.of(context, self.task_id)
+        waited_until = time.monotonic() + SUBMITTING_WAIT_S
+        while True:
+            current = load_submission(storage, job.job_id, planned.kind, planned.digest)
+            if current is not None and current.state == "submitted":
+                return self._resume(storage, current, attempt, segment)
+            if current is not None and not replaceable(storage, current):
+                # "submitting": another attempt's POST is under way — or its writer died mid-POST.
+                self._check_submitter_alive(context, storage, current, attempt, segment)
+                if time.monotonic() > waited_until:
+                    raise RuntimeError(
+                        f"{segment.label}: run {current.run_id} is still submitting this output; retrying later"
+                    )
+                time.sleep(1.0)
+                continue
+            draft = self._draft(storage, job, segment, planned, attempt)
+            if current is None:
+                won = create_submission(storage, draft)
+            else:
+                self.log.warning(
+                    "%s: submitting anew in place of the ambiguous submission %s (reported earlier)",
+                    segment.label,
+                    current.record_id,
+                )
+                won = replace_submission(storage, current, draft)
+            if won:
+                return self._submit(storage, job, segment, draft)
+            # Another attempt created (or replaced) the record first: look again, and resume its task.
+
+    def _resume(
+        self, storage: Storage, record: Submission, attempt: Attempt, segment: VideoSegment
+    ) -> Submission:
+        if attempt.run_id and record.run_id != attempt.run_id:
+            # Submitted by an earlier run of this job that ended: this run takes the task (and its record) on,
+            # so stopping this run cancels it.
+            record = record.model_copy(
+                update={
+                    "run_id": attempt.run_id,
+                    "dag_id": attempt.dag_id,
+                    "task_id": attempt.task_id,
+                    "map_index": attempt.map_index,
+                }
+            )
+            update_submission(storage, record)
+        self.log.info(
+            "%s: resuming Runway task %s (no new submission)", segment.label, record.provider_task_id
+        )
+        return record
+
+    def _check_submitter_alive(
+        self, context: Context, storage: Storage, record: Submission, attempt: Attempt, segment: VideoSegment
+    ) -> None:
+        """Fail as an ambiguous submission when the record's writer can no longer finish its POST."""
+        if record.same_task_instance(attempt.run_id, attempt.task_id, attempt.map_index):
+            why = "an earlier try of this task died while submitting it"
+        elif (utcnow() - record.created_at).total_seconds() > SUBMITTING_PATIENCE_S:
+            why = f"run {record.run_id} started submitting it over {SUBMITTING_PATIENCE_S / 60:g} min ago"
+        elif record.run_id and not run_checker(context)(record.dag_id, record.run_id):
+            why = f"run {record.run_id}, which was submitting it, has ended"
+        else:
+            return
+        report_ambiguous(storage, record)
+        raise AirflowFailException(
+            f"{segment.label}: {why}, so Runway may have accepted (and billed) that request, or not; not "
+            "resubmitting automatically. Check the Runway dashboard, then clear this task (or re-run the job) "
+            "to submit again."
+        )
+
+    def _draft(
+        self, storage: Storage, job: JobSettings, segment: VideoSegment, planned: Planned, attempt: Attempt
+    ) -> Submission:
         request = planned.request
         credits = (
             estimate_clip_credits(request)
             if isinstance(request, ClipRequest)
             else estimate_image_credits(request)
         )
+        seed = reseed(storage, job.job_id, planned.kind, planned.digest)
+        asked = planned.with_seed(seed) if seed is not None else planned
+        return Submission(
+            kind=planned.kind,
+            provider="runway",
+            job_id=job.job_id,
+            run_id=attempt.run_id,
+            dag_id=attempt.dag_id,
+            task_id=attempt.task_id,
+            map_index=attempt.map_index,
+            try_number=attempt.try_number,
+            index=segment.index,
+            seed=asked.request.seed,
+            credits=credits,
+            digest=planned.digest,
+            plan=asked.to_dict(),
+            segment=segment.model_dump(mode="json"),
+        )
+
+    def _submit(
+        self, storage: Storage, job: JobSettings, segment: VideoSegment, record: Submission
+    ) -> Submission:
+        """Reserve the credits, check for a stop, POST, record the task id — in that order."""
         try:
-            check_budget(storage, job.job_id, job.budget_credits, credits)
-        except BudgetExceeded as exc:
-            raise AirflowFailException(f"{segment.label}: {exc}") from None
-        seed = reseed(storage, planned.kind, planned.digest)
-        if seed is not None:
-            planned = Planned(
-                planned.kind,
-                request.model_copy(update={"seed": seed}),
-                planned.provider,
-                planned.digest,
-                planned.cache_key,
-                planned.target,
-            )
+            if reason := run_stop_reason(storage, job.job_id, record.run_id):
+                raise AirflowFailException(f"{segment.label}: not submitted, the job was stopped: {reason}")
+            try:
+                reservation = reserve_credits(storage, job.job_id, job.budget_credits, record)
+            except BudgetExceeded as exc:
+                raise AirflowFailException(f"{segment.label}: {exc}") from None
+        except Exception:
+            clear_submission(storage, record)
+            raise
+        record = record.model_copy(update={"reservation_seq": reservation.seq})
+        if reason := run_stop_reason(storage, job.job_id, record.run_id):  # stopped while reserving
+            self._give_back(storage, record, "stopped before submitting")
+            raise AirflowFailException(f"{segment.label}: not submitted, the job was stopped: {reason}")
         try:
             with RunwayHook(self.runway_conn_id).get_client() as client:
-                task_id = self.submit(client, storage, planned, segment)
-        except RunwayCreditsExhausted as exc:
-            stop_job(storage, job.job_id, f"Runway has not enough credits ({exc})")
-            raise AirflowFailException(f"{segment.label}: {exc}; the whole job stops") from None
+                task_id = self.submit(client, storage, Planned.from_dict(record.plan), segment)
         except RunwayAmbiguousSubmit as exc:
+            update_submission(storage, record.model_copy(update={"state": "ambiguous"}))
             raise AirflowFailException(
                 f"{segment.label}: the connection broke after the request was sent, so Runway may have "
                 f"accepted (and billed) it; not resubmitting automatically ({exc}). Check the Runway dashboard, "
                 "then clear this task to submit again."
             ) from None
+        except RunwayCreditsExhausted as exc:
+            self._give_back(storage, record, "Runway has not enough credits")
+            stop_job(storage, job.job_id, f"Runway has not enough credits ({exc})")
+            raise AirflowFailException(f"{segment.label}: {exc}; the whole job stops") from None
         except RunwayPermanentError as exc:
+            self._give_back(storage, record, "refused by Runway")
             raise AirflowFailException(f"{segment.label}: Runway refused the request: {exc}") from None
-        submission = Submission(
-            provider="runway",
-            provider_task_id=task_id,
-            job_id=job.job_id,
-            index=segment.index,
-            seed=planned.request.seed,
-            credits=credits,
-            digest=planned.digest,
+        except Exception as exc:  # nothing was created: retried 429/5xx/connect errors, or before the POST
+            self._give_back(storage, record, f"not submitted ({type(exc).__name__})")
+            raise
+        submitted = record.model_copy(
+            update={"state": "submitted", "provider_task_id": task_id, "submitted_at": utcnow()}
         )
         try:
-            record_paid_submission(storage, planned.kind, submission)
+            record_paid_submission(storage, submitted)
         except Exception:
             # Unrecorded, the task would be orphaned and paid again by the retry; stop it instead.
             with RunwayHook(self.runway_conn_id).get_client() as client:
                 client.cancel_task(task_id)
             raise
-        self._inflight = (planned.kind, planned.digest, task_id)
-        self.log.info("%s: submitted Runway task %s (~%g credits)", segment.label, task_id, credits)
-        return submission
+        self._inflight = submitted
+        self.log.info("%s: submitted Runway task %s (~%g credits)", segment.label, task_id, record.credits)
+        if reason := run_stop_reason(storage, job.job_id, record.run_id):  # stopped during the POST
+            self._cancel(storage, submitted, f"the run was stopped while submitting: {reason}")
+            raise AirflowFailException(
+                f"{segment.label}: cancelled Runway task {task_id}, the job was stopped"
+            )
+        return submitted
 
-    def execute_complete(self, context: Context, event: dict[str, Any], started: str) -> dict[str, Any]:
+    def _give_back(self, storage: Storage, record: Submission, why: str) -> None:
+        release_credits(storage, record, why)
+        clear_submission(storage, record)
+
+    def _cancel(self, storage: Storage, record: Submission, why: str) -> None:
+        with RunwayHook(self.runway_conn_id).get_client() as client:
+            client.cancel_task(str(record.provider_task_id))
+        record_spend_event(storage, record, "cancelled", note=f"{why}; refund unknown", refund="unknown")
+        clear_submission(storage, record)
+        self._inflight = None
+
+    def execute_complete(
+        self,
+        context: Context,
+        event: dict[str, Any],
+        started: str,
+        plan: dict[str, Any] | None = None,
+        record_id: str | None = None,
+    ) -> dict[str, Any]:
         job = JobSettings.of(self.job)
         segment = VideoSegment.model_validate(self.segment)
         storage = get_storage()
-        planned = self.plan(storage, job, segment)
+        # The plan made at submission (re-planning would hash the image as it is *now*). A deferral made
+        # before plans travelled with it has none: re-plan then.
+        planned = Planned.from_dict(plan) if plan else self.plan(storage, job, segment)
+        record = load_submission(storage, job.job_id, planned.kind, planned.digest)
+        if record is not None and record_id is not None and record.record_id != record_id:
+            record = None  # a newer attempt's record: not ours to settle
         if event.get("status") == "ERROR":  # polling itself failed; the record stays, a retry resumes it
             raise RuntimeError(
                 f"{segment.label}: could not poll Runway task {event['provider_task_id']}: {event['error']}"
             )
+        if event.get("status") == "TIMEOUT":
+            self._timed_out(storage, segment, event, record)
         status = TaskStatus.model_validate(event)
         if status.status != "SUCCEEDED":
-            self._provider_failed(storage, planned, segment, status)
+            self._provider_failed(storage, planned, segment, status, record)
+        if (salvaged := reuse(storage, planned, segment)) is not None:
+            # Already in the cache: the salvage sweep fetched it while this task could not (e.g. its
+            # triggerer was down), or the same output was made elsewhere. No download needed.
+            if record is not None:
+                clear_submission(storage, record)
+            return self._finish(storage, job, salvaged, datetime.fromisoformat(started))
         with (
             tempfile.TemporaryDirectory(prefix="vp-runway-") as tmp,
             RunwayHook(self.runway_conn_id).get_client() as client,
@@ -230,26 +426,66 @@ class SegmentOperator(BaseOperator):
                 path = client.download(status.output[0], Path(tmp) / f"output{suffix}")
                 result = store(storage, planned, segment, path, task_id=status.id)
             except RunwayOutputExpired:
-                clear_submission(storage, planned.kind, planned.digest)
+                if record is not None:
+                    record_spend_event(storage, record, "lost", note="output URL expired before download")
+                    clear_submission(storage, record)
                 raise RuntimeError(
-                    f"{segment.label}: Runway's output URL expired before download; resubmitting"
+                    f"{segment.label}: Runway's output URL expired before download (recorded as lost "
+                    "spend); resubmitting"
                 ) from None
             except OutputRejected as exc:  # refused download or failed content check: nothing was cached
-                clear_submission(storage, planned.kind, planned.digest)
+                if record is not None:
+                    record_spend_event(storage, record, "lost", note=f"output refused, not cached: {exc}")
+                    clear_submission(storage, record)
                 raise RuntimeError(
                     f"{segment.label}: the output of Runway task {status.id} was refused and not cached ({exc}); "
                     "the submission record is cleared, so the retry submits again (a new paid generation)"
                 ) from None
-        clear_submission(storage, planned.kind, planned.digest)
+        if record is not None:
+            clear_submission(storage, record)
         return self._finish(storage, job, result, datetime.fromisoformat(started))
 
+    def _timed_out(
+        self, storage: Storage, segment: VideoSegment, event: dict[str, Any], record: Submission | None
+    ) -> None:
+        task_id = event.get("provider_task_id")
+        limit = f"{provider_timeout_seconds() / 3600:g} h ({PROVIDER_TIMEOUT_VARIABLE})"
+        if not event.get("cancelled"):
+            # Not cancelled (Runway unreachable): the record stays, so the salvage sweep settles it later.
+            raise AirflowFailException(
+                f"{segment.label}: Runway task {task_id} did not finish within {limit} (still "
+                f"{event.get('last_status')}) and could not be cancelled ({event.get('error')}); it stays "
+                "recorded for the salvage sweep"
+            )
+        if record is not None:
+            record_spend_event(
+                storage,
+                record,
+                "timed_out",
+                note=f"still {event.get('last_status')} after {limit}; cancelled, refund unknown",
+                refund="unknown",
+            )
+            clear_submission(storage, record)
+        raise AirflowFailException(
+            f"{segment.label}: Runway task {task_id} did not finish within {limit} (still "
+            f"{event.get('last_status')}); it was cancelled (refund unknown). Clear this task to submit again."
+        )
+
     def _provider_failed(
-        self, storage: Storage, planned: Planned, segment: VideoSegment, status: TaskStatus
+        self,
+        storage: Storage,
+        planned: Planned,
+        segment: VideoSegment,
+        status: TaskStatus,
+        record: Submission | None,
     ) -> None:
         error = status.error()
-        clear_submission(storage, planned.kind, planned.digest)  # the next attempt submits anew
+        if record is not None:  # the next attempt submits anew
+            event: SpendEventKind = "cancelled" if status.status == "CANCELLED" else "failed"
+            record_spend_event(storage, record, event, note=str(error or status.status), refund="unknown")
+            clear_submission(storage, record)
         if isinstance(error, RunwayBadOutput):
-            reseed(storage, planned.kind, planned.digest, bump=True)
+            reseed(storage, JobSettings.of(self.job).job_id, planned.kind, planned.digest, bump=True)
             raise RuntimeError(f"{segment.label}: {error}; retrying with a new seed")
         if isinstance(error, RunwayPermanentError):
             raise AirflowFailException(f"{segment.label}: {error} (not retried: it would fail the same way)")
@@ -259,10 +495,8 @@ class SegmentOperator(BaseOperator):
         """Killed by a user (marked failed/cleared while running): cancel the provider task it started."""
         if self._inflight is None:
             return
-        kind, digest, task_id = self._inflight
-        with RunwayHook(self.runway_conn_id).get_client() as client:
-            client.cancel_task(task_id)
-        clear_submission(get_storage(), kind, digest)
+        task_id = self._inflight.provider_task_id
+        self._cancel(get_storage(), self._inflight, "the task was killed")
         self.log.warning("Killed: cancelled Runway task %s", task_id)
 
     def _finish(

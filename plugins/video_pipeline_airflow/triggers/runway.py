@@ -1,23 +1,55 @@
 """Polls a Runway task from the triggerer until it ends, holding no worker slot meanwhile.
 
-Serialises only the provider task id, the connection id and the poll settings (never the key), so it survives
-a triggerer restart: the new triggerer re-creates it and resumes polling the same provider task.
+Serialises only the provider task id, the connection id, the poll settings, the deadline and where the task
+is recorded (never the key), so it survives a triggerer restart: the new triggerer re-creates it and resumes
+polling the same provider task, against the same deadline.
+
+A task that has not ended by ``deadline`` (epoch seconds; the Variable ``video_pipeline_provider_timeout_seconds``
+after its submission) is cancelled at the provider (``DELETE``) and the trigger ends with a ``TIMEOUT`` event:
+a task stuck ``PENDING``/``THROTTLED`` must not hold its pool slot forever.
+
+When Airflow cancels the trigger (its task instance left the deferred state: a person marked it or its run
+failed or success, cleared or deleted it — or the triggerer is shutting down) :func:`cancel_if_stopped`
+decides whether a person stopped the work, and then cancels the provider task.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import importlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+from asgiref.sync import sync_to_async
 
-from video_pipeline.providers.runway import RunwayError, poll_delay
+from video_pipeline.providers.runway import AsyncRunwayClient, RunwayError, poll_delay
+from video_pipeline.submissions import clear_submission, load_submission, record_spend_event
 from video_pipeline_airflow.hooks.runway import RunwayHook
+from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.triggers.settle import wait_until_settled
+
+log = logging.getLogger(__name__)
 
 
 class RunwayTaskTrigger(BaseTrigger):
+    """Polls one Runway task until it ends or its deadline passes.
+
+    :param provider_task_id: the Runway task to poll.
+    :param runway_conn_id: connection with the API base URL (host) and key (password).
+    :param poll_interval: seconds between polls (≥ 5 s against the real API), with jitter.
+    :param settle_until: epoch seconds before which the first poll must not happen (see ``settle.py``).
+    :param deadline: epoch seconds after which the task is cancelled and a ``TIMEOUT`` event ends the trigger
+        (``None``: no deadline).
+    :param job_id: the job whose provider-task record names this task (for recording a stop).
+    :param run_id: the run that submitted it.
+    :param kind: ``images`` or ``clips``.
+    :param digest: the output's content digest (the record's key).
+    :param record_id: the record's id (a stop settles only this record, never a newer one).
+    """
+
     def __init__(
         self,
         *,
@@ -25,12 +57,24 @@ class RunwayTaskTrigger(BaseTrigger):
         runway_conn_id: str = "runway_default",
         poll_interval: float = 5.0,
         settle_until: float | None = None,
+        deadline: float | None = None,
+        job_id: str | None = None,
+        run_id: str | None = None,
+        kind: str | None = None,
+        digest: str | None = None,
+        record_id: str | None = None,
     ) -> None:
         super().__init__()
         self.provider_task_id = provider_task_id
         self.runway_conn_id = runway_conn_id
         self.poll_interval = poll_interval
         self.settle_until = settle_until
+        self.deadline = deadline
+        self.job_id = job_id
+        self.run_id = run_id
+        self.kind = kind
+        self.digest = digest
+        self.record_id = record_id
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -40,38 +84,143 @@ class RunwayTaskTrigger(BaseTrigger):
                 "runway_conn_id": self.runway_conn_id,
                 "poll_interval": self.poll_interval,
                 "settle_until": self.settle_until,
+                "deadline": self.deadline,
+                "job_id": self.job_id,
+                "run_id": self.run_id,
+                "kind": self.kind,
+                "digest": self.digest,
+                "record_id": self.record_id,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        await wait_until_settled(self.settle_until)
-        client = await RunwayHook(self.runway_conn_id).aget_client()
-        last_status = None
         try:
-            while True:
-                try:
-                    status = await client.get_task(self.provider_task_id)
-                except RunwayError as exc:  # already retried inside the client; the task decides what next
-                    yield TriggerEvent(
-                        {
-                            "provider_task_id": self.provider_task_id,
-                            "status": "ERROR",
-                            "error": str(exc),
-                            "error_type": type(exc).__name__,
-                        }
-                    )
+            await wait_until_settled(self.settle_until)
+            client = await RunwayHook(self.runway_conn_id).aget_client()
+            try:
+                async for event in self._poll(client):
+                    yield event
                     return
-                if status.status != last_status or status.status == "RUNNING":
-                    self.log.info(
-                        "Runway task %s: %s%s",
-                        self.provider_task_id,
-                        status.status,
-                        f" {status.progress:.0%}" if status.progress is not None else "",
-                    )
-                    last_status = status.status
-                if status.terminal:
-                    yield TriggerEvent(status.model_dump(mode="json", by_alias=True))
-                    return
-                await asyncio.sleep(poll_delay(self.poll_interval))
+            finally:
+                await client.aclose()
+        except asyncio.CancelledError:
+            await asyncio.shield(cancel_if_stopped(self))
+            raise
+
+    async def _poll(self, client: AsyncRunwayClient) -> AsyncIterator[TriggerEvent]:
+        last_status = None
+        while True:
+            try:
+                status = await client.get_task(self.provider_task_id)
+            except RunwayError as exc:  # already retried inside the client; the task decides what next
+                yield TriggerEvent(
+                    {
+                        "provider_task_id": self.provider_task_id,
+                        "status": "ERROR",
+                        "error": str(exc),
+                        "error_type": type(exc).__name__,
+                    }
+                )
+                return
+            if status.status != last_status or status.status == "RUNNING":
+                self.log.info(
+                    "Runway task %s: %s%s",
+                    self.provider_task_id,
+                    status.status,
+                    f" {status.progress:.0%}" if status.progress is not None else "",
+                )
+                last_status = status.status
+            if status.terminal:
+                yield TriggerEvent(status.model_dump(mode="json", by_alias=True))
+                return
+            if self.deadline is not None and time.time() >= self.deadline:
+                yield await self._time_out(client, status.status)
+                return
+            delay = poll_delay(self.poll_interval)
+            if self.deadline is not None:
+                delay = max(min(delay, self.deadline - time.time()), 0.0)
+            await asyncio.sleep(delay)
+
+    async def _time_out(self, client: AsyncRunwayClient, last_status: str) -> TriggerEvent:
+        try:
+            cancelled = await client.cancel_task(self.provider_task_id)
+            error = None
+        except RunwayError as exc:
+            cancelled, error = False, str(exc)
+        self.log.warning(
+            "Runway task %s still %s at its deadline: %s",
+            self.provider_task_id,
+            last_status,
+            "cancelled" if cancelled else f"cancel failed ({error or 'unknown task'})",
+        )
+        return TriggerEvent(
+            {
+                "provider_task_id": self.provider_task_id,
+                "status": "TIMEOUT",
+                "last_status": last_status,
+                "cancelled": cancelled,
+                "error": error,
+            }
+        )
+
+
+# ------------------------------------------------------------------------------------------ stop seam
+
+#: The Airflow side of stopping (``video_pipeline_airflow.stop``, built separately): its
+#: ``async stopped_by_user(trigger) -> bool`` tells a person's stop (mark failed/success, clear, delete) from a
+#: triggerer shutting down, which must *not* cancel the provider task (the next triggerer resumes it).
+STOP_MODULE = "video_pipeline_airflow.stop"
+
+StoppedByUser = Callable[[BaseTrigger], Awaitable[bool]]
+
+
+def stopped_by_user_check() -> StoppedByUser | None:
+    """The stop module's ``stopped_by_user``, or ``None`` while that module is not installed."""
+    try:
+        module = importlib.import_module(STOP_MODULE)
+    except ImportError:
+        return None
+    check = getattr(module, "stopped_by_user", None)
+    return check if callable(check) else None
+
+
+async def cancel_if_stopped(trigger: RunwayTaskTrigger) -> bool:
+    """Called when Airflow cancels the trigger: if a person stopped the work, cancel the provider task and
+    record that in the job's ledger. Returns True if it cancelled. Never raises (it runs on the way out)."""
+    check = stopped_by_user_check()
+    if check is None:
+        log.warning(
+            "Trigger for Runway task %s cancelled; %s is not installed, so the task is left for the run's "
+            "failure callback or the salvage sweep",
+            trigger.provider_task_id,
+            STOP_MODULE,
+        )
+        return False
+    try:
+        if not await check(trigger):
+            return False  # e.g. the triggerer is shutting down: the next one resumes polling
+        client = await RunwayHook(trigger.runway_conn_id).aget_client()
+        try:
+            await client.cancel_task(trigger.provider_task_id)
         finally:
             await client.aclose()
+        await sync_to_async(_record_stop)(trigger)  # storage and Variables are sync (notes: airflow-3.3)
+        return True
+    except Exception:
+        log.exception("Could not cancel Runway task %s after a stop", trigger.provider_task_id)
+        return False
+
+
+def _record_stop(trigger: RunwayTaskTrigger) -> None:
+    """The cancellation in the ledger and the record cleared. (Stopping the run's further submissions is the
+    run-level handler's job: a stop of one task instance does not stop its run.)"""
+    if not (trigger.job_id and trigger.digest) or trigger.kind not in ("images", "clips"):
+        return
+    storage = get_storage()
+    record = load_submission(storage, trigger.job_id, trigger.kind, trigger.digest)  # type: ignore[arg-type]
+    if record is None or record.record_id != trigger.record_id:
+        return
+    record_spend_event(
+        storage, record, "cancelled", note="stopped by a person; refund unknown", refund="unknown"
+    )
+    clear_submission(storage, record)

@@ -1,11 +1,15 @@
-"""RunwayTaskTrigger against the fake Runway server over real HTTP, credentials from the connection env var."""
+"""RunwayTaskTrigger against the fake Runway server over real HTTP, credentials from the connection env var:
+polling, the deadline (cancel + TIMEOUT), and what happens when Airflow cancels the trigger."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
+import types
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +17,14 @@ import pytest
 from tests.support.fake_runway import FakeRunway
 from video_pipeline.providers.base import ImageRequest
 from video_pipeline.providers.runway import RunwayClient
-from video_pipeline_airflow.triggers.runway import RunwayTaskTrigger
+from video_pipeline.storage import LocalStorage
+from video_pipeline.submissions import Submission, create_submission, job_submissions, ledger
+from video_pipeline_airflow.triggers.runway import (
+    STOP_MODULE,
+    RunwayTaskTrigger,
+    cancel_if_stopped,
+    stopped_by_user_check,
+)
 
 KEY = "rk_trigger_canary_0b9e"
 
@@ -81,3 +92,122 @@ async def test_first_poll_waits_for_the_deferral_to_settle(fake: FakeRunway) -> 
     assert event["status"] == "SUCCEEDED"
     assert time.monotonic() - started >= 0.49
     assert RunwayTaskTrigger(**trigger.serialize()[1]).settle_until == trigger.settle_until
+
+
+def test_serialize_keeps_the_deadline_and_the_record() -> None:
+    trigger = RunwayTaskTrigger(
+        provider_task_id="abc",
+        deadline=1_900_000_000.5,
+        job_id="job",
+        run_id="manual__1",
+        kind="clips",
+        digest="d" * 64,
+        record_id="r1",
+    )
+    path, kwargs = trigger.serialize()
+    assert RunwayTaskTrigger(**kwargs).serialize() == (path, kwargs)
+    assert kwargs["deadline"] == 1_900_000_000.5 and kwargs["record_id"] == "r1"
+
+
+async def test_a_task_stuck_in_the_queue_is_cancelled_at_its_deadline(fake: FakeRunway) -> None:
+    fake.reset(api_key=KEY, image_latency=30, concurrency=1)
+    running = submit(fake, "first in line")
+    queued = submit(fake, "stuck behind it")  # THROTTLED behind the account's concurrency limit
+    started = time.monotonic()
+    event = await first_event(
+        RunwayTaskTrigger(provider_task_id=queued, poll_interval=0.1, deadline=time.time() + 0.6)
+    )
+    waited = time.monotonic() - started
+    assert event["status"] == "TIMEOUT" and event["last_status"] == "THROTTLED" and event["cancelled"] is True
+    assert 0.5 <= waited < 3
+    assert fake.stats()["deletes"] == 1
+    by_status = fake.tasks_by_status
+    assert by_status["DELETED"] == 1 and by_status["THROTTLED"] == 0
+    with RunwayClient(fake.base_url, KEY) as client:
+        assert client.get_task(running).status in ("PENDING", "RUNNING")  # only the stuck task was cancelled
+
+
+async def test_a_task_that_finishes_before_its_deadline_is_not_cancelled(fake: FakeRunway) -> None:
+    fake.reset(api_key=KEY, image_latency=0.3)
+    task_id = submit(fake, "quick")
+    event = await first_event(
+        RunwayTaskTrigger(provider_task_id=task_id, poll_interval=0.1, deadline=time.time() + 30)
+    )
+    assert event["status"] == "SUCCEEDED" and fake.stats()["deletes"] == 0
+
+
+async def cancel_running_trigger(trigger: RunwayTaskTrigger) -> None:
+    """What the triggerer does when the task instance leaves the deferred state: cancel the coroutine."""
+    task = asyncio.ensure_future(trigger.run().__anext__())
+    await asyncio.sleep(0.5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_without_the_stop_module_a_cancelled_trigger_leaves_the_task(
+    fake: FakeRunway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.reset(api_key=KEY, image_latency=30)
+    monkeypatch.setitem(sys.modules, STOP_MODULE, None)  # not installed: importing it fails
+    assert stopped_by_user_check() is None
+    task_id = submit(fake, "left running")
+    assert await cancel_if_stopped(RunwayTaskTrigger(provider_task_id=task_id)) is False
+    await cancel_running_trigger(RunwayTaskTrigger(provider_task_id=task_id, poll_interval=0.1))
+    assert fake.stats()["deletes"] == 0  # left for the run's failure callback or the salvage sweep
+
+
+@pytest.fixture
+def stop_module(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
+    """Stands in for ``video_pipeline_airflow.stop`` (built separately): answers as told."""
+    answer = {"stopped": True}
+    module = types.ModuleType(STOP_MODULE)
+
+    async def stopped_by_user(trigger: Any) -> bool:
+        return answer["stopped"]
+
+    module.stopped_by_user = stopped_by_user  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, STOP_MODULE, module)
+    return answer
+
+
+async def test_a_persons_stop_cancels_the_provider_task_and_records_it(
+    fake: FakeRunway, stop_module: dict[str, bool], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.reset(api_key=KEY, image_latency=30)
+    monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_STORAGE_URL", tmp_path.as_uri())
+    storage = LocalStorage(tmp_path)
+    task_id = submit(fake, "stopped by a person")
+    record = Submission(
+        state="submitted",
+        provider="runway",
+        provider_task_id=task_id,
+        job_id="job",
+        run_id="run-1",
+        index=1,
+        seed=1,
+        credits=5,
+        digest="d" * 64,
+    )
+    assert create_submission(storage, record)
+    trigger = RunwayTaskTrigger(
+        provider_task_id=task_id,
+        poll_interval=0.1,
+        job_id="job",
+        run_id="run-1",
+        kind="images",
+        digest="d" * 64,
+        record_id=record.record_id,
+    )
+
+    stop_module["stopped"] = False  # e.g. the triggerer shutting down: resumed by the next one
+    await cancel_running_trigger(trigger)
+    assert fake.stats()["deletes"] == 0 and job_submissions(storage, "job") != []
+
+    stop_module["stopped"] = True
+    await cancel_running_trigger(trigger)
+    assert fake.stats()["deletes"] == 1
+    assert job_submissions(storage, "job") == []
+    assert [(e.event, e.refund, e.provider_task_id) for e in ledger(storage, "job")] == [
+        ("cancelled", "unknown", task_id)
+    ]
