@@ -41,6 +41,8 @@ SEGMENT_TASK_IDS = frozenset({"generate_image", "animate_segment"})
 #: Comma-separated modules imported once per process before the first stop is dispatched; each registers its
 #: handlers at import (a deployment's own handlers, or a test's probe) with :func:`register_stop_handler`.
 HANDLER_MODULES_ENV = "VIDEO_PIPELINE_STOP_HANDLER_MODULES"
+#: Imported before those: the pipeline's own handler (cancel the stopped work's provider tasks).
+DEFAULT_HANDLER_MODULES = ("video_pipeline_airflow.stop_handlers",)
 #: A stop reported again within this many seconds, in the same process, is not dispatched again.
 REPEAT_WINDOW_S = 120.0
 #: How long a trigger waits for the api-server to say what happened to its task (its triggerer's first request
@@ -241,7 +243,8 @@ def _load_handler_modules() -> None:
     if _registry.modules_loaded:
         return
     _registry.modules_loaded = True
-    for name in filter(None, (part.strip() for part in os.environ.get(HANDLER_MODULES_ENV, "").split(","))):
+    extra = (part.strip() for part in os.environ.get(HANDLER_MODULES_ENV, "").split(","))
+    for name in (*DEFAULT_HANDLER_MODULES, *filter(None, extra)):
         try:
             importlib.import_module(name)
         except Exception:

@@ -492,12 +492,16 @@ class SegmentOperator(BaseOperator):
         raise RuntimeError(f"{segment.label}: {error or status.status}; retrying with a new submission")
 
     def on_kill(self) -> None:
-        """Killed by a user (marked failed/cleared while running): cancel the provider task it started."""
-        if self._inflight is None:
-            return
-        task_id = self._inflight.provider_task_id
-        self._cancel(get_storage(), self._inflight, "the task was killed")
-        self.log.warning("Killed: cancelled Runway task %s", task_id)
+        """SIGTERM from the task's supervisor: a person marked or cleared the task while it ran, or the worker
+        is shutting down. The provider task it started is *not* cancelled here: this cannot tell those apart
+        (docs/notes/airflow-stop-actions.md), and after a clear or a worker restart the next try resumes the
+        recorded task — cancelling it would make that try pay again. A person's mark reaches the stop handler
+        through the api-server's listener, which cancels it (``stop_handlers``)."""
+        if self._inflight is not None:
+            self.log.warning(
+                "Killed with Runway task %s recorded: a retry or clear resumes it; a stop cancels it",
+                self._inflight.provider_task_id,
+            )
 
     def _finish(
         self, storage: Storage, job: JobSettings, result: VideoSegment, started: datetime

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
-import types
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,13 +14,8 @@ import pytest
 from tests.support.fake_runway import FakeRunway
 from video_pipeline.providers.base import ImageRequest
 from video_pipeline.providers.runway import RunwayClient
-from video_pipeline.storage import LocalStorage
-from video_pipeline.submissions import Submission, create_submission, job_submissions, ledger
 from video_pipeline_airflow.triggers.runway import (
-    STOP_MODULE,
     RunwayTaskTrigger,
-    cancel_if_stopped,
-    stopped_by_user_check,
 )
 
 KEY = "rk_trigger_canary_0b9e"
@@ -145,69 +137,25 @@ async def cancel_running_trigger(trigger: RunwayTaskTrigger) -> None:
         await task
 
 
-async def test_without_the_stop_module_a_cancelled_trigger_leaves_the_task(
-    fake: FakeRunway, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_triggerer_shutdown_leaves_the_provider_task_running(fake: FakeRunway) -> None:
+    """A shutdown or restart cancels ``run()`` without calling ``on_kill``: the provider task must keep running
+    (the next triggerer resumes it), so cancelling the coroutine sends no DELETE."""
     fake.reset(api_key=KEY, image_latency=30)
-    monkeypatch.setitem(sys.modules, STOP_MODULE, None)  # not installed: importing it fails
-    assert stopped_by_user_check() is None
     task_id = submit(fake, "left running")
-    assert await cancel_if_stopped(RunwayTaskTrigger(provider_task_id=task_id)) is False
     await cancel_running_trigger(RunwayTaskTrigger(provider_task_id=task_id, poll_interval=0.1))
-    assert fake.stats()["deletes"] == 0  # left for the run's failure callback or the salvage sweep
+    assert fake.stats()["deletes"] == 0
 
 
-@pytest.fixture
-def stop_module(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
-    """Stands in for ``video_pipeline_airflow.stop`` (built separately): answers as told."""
-    answer = {"stopped": True}
-    module = types.ModuleType(STOP_MODULE)
-
-    async def stopped_by_user(trigger: Any) -> bool:
-        return answer["stopped"]
-
-    module.stopped_by_user = stopped_by_user  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, STOP_MODULE, module)
-    return answer
-
-
-async def test_a_persons_stop_cancels_the_provider_task_and_records_it(
-    fake: FakeRunway, stop_module: dict[str, bool], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    fake.reset(api_key=KEY, image_latency=30)
-    monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_STORAGE_URL", tmp_path.as_uri())
-    storage = LocalStorage(tmp_path)
-    task_id = submit(fake, "stopped by a person")
-    record = Submission(
-        state="submitted",
-        provider="runway",
-        provider_task_id=task_id,
-        job_id="job",
-        run_id="run-1",
-        index=1,
-        seed=1,
-        credits=5,
-        digest="d" * 64,
-    )
-    assert create_submission(storage, record)
+def test_a_stop_report_carries_what_finds_the_record() -> None:
     trigger = RunwayTaskTrigger(
-        provider_task_id=task_id,
-        poll_interval=0.1,
-        job_id="job",
-        run_id="run-1",
-        kind="images",
-        digest="d" * 64,
-        record_id=record.record_id,
+        provider_task_id="t-1", job_id="fox", run_id="r", kind="clips", digest="d" * 64, record_id="rec"
     )
-
-    stop_module["stopped"] = False  # e.g. the triggerer shutting down: resumed by the next one
-    await cancel_running_trigger(trigger)
-    assert fake.stats()["deletes"] == 0 and job_submissions(storage, "job") != []
-
-    stop_module["stopped"] = True
-    await cancel_running_trigger(trigger)
-    assert fake.stats()["deletes"] == 1
-    assert job_submissions(storage, "job") == []
-    assert [(e.event, e.refund, e.provider_task_id) for e in ledger(storage, "job")] == [
-        ("cancelled", "unknown", task_id)
-    ]
+    assert trigger.stop_details() == {
+        "provider_task_id": "t-1",
+        "runway_conn_id": "runway_default",
+        "job_id": "fox",
+        "run_id": "r",
+        "kind": "clips",
+        "digest": "d" * 64,
+        "record_id": "rec",
+    }
