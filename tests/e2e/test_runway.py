@@ -81,11 +81,14 @@ def test_runway_job_with_faults_pays_once_per_segment(
     assert airflow.wait_for_run(DAG_ID, rerun, timeout=300) == "success"
     assert fake_runway.stats()["posts"] == {}
 
-    # The key never reached a log (task, trigger, scheduler or api-server logs).
+    # Neither the key nor a signed output URL reached a log (task, trigger, scheduler or api-server logs).
+    secrets = (RUNWAY_CANARY_KEY, "?sig=")
     leaked = [
-        p
+        (p.name, secret)
         for p in airflow.home.joinpath("logs").rglob("*")
-        if p.is_file() and RUNWAY_CANARY_KEY in p.read_text(errors="ignore")
+        if p.is_file()
+        for secret in secrets
+        if secret in p.read_text(errors="ignore")
     ]
     assert leaked == []
 

@@ -423,7 +423,11 @@ class SegmentOperator(BaseOperator):
         ):
             suffix = ".png" if planned.kind == "images" else ".mp4"
             try:
-                path = client.download(status.output[0], Path(tmp) / f"output{suffix}")
+                # The trigger's event carries no output URL (signed: the triggerer logs events); ask now.
+                outputs = status.output or client.get_task(status.id).output
+                if not outputs:
+                    raise OutputRejected(f"Runway task {status.id} succeeded without an output")
+                path = client.download(outputs[0], Path(tmp) / f"output{suffix}")
                 result = store(storage, planned, segment, path, task_id=status.id)
             except RunwayOutputExpired:
                 if record is not None:

@@ -144,7 +144,9 @@ class RunwayTaskTrigger(BaseTrigger):
                 )
                 last_status = status.status
             if status.terminal:
-                yield TriggerEvent(status.model_dump(mode="json", by_alias=True))
+                # Without the output URLs: they are signed, and the triggerer logs every event it fires.
+                # The task asks for the URLs again right before it downloads (fresh, too).
+                yield TriggerEvent(status.model_dump(mode="json", by_alias=True, exclude={"output"}))
                 return
             if self.deadline is not None and time.time() >= self.deadline:
                 yield await self._time_out(client, status.status)
