@@ -8,9 +8,9 @@ A task that has not ended by ``deadline`` (epoch seconds; the Variable ``video_p
 after its submission) is cancelled at the provider (``DELETE``) and the trigger ends with a ``TIMEOUT`` event:
 a task stuck ``PENDING``/``THROTTLED`` must not hold its pool slot forever.
 
-When Airflow cancels the trigger (its task instance left the deferred state: a person marked it or its run
-failed or success, cleared or deleted it — or the triggerer is shutting down) :func:`cancel_if_stopped`
-decides whether a person stopped the work, and then cancels the provider task.
+When a person acts on the task (mark failed/success, clear, delete) Airflow cancels the trigger and calls its
+``on_kill``: :func:`cancel_if_stopped` reports the stop, and the stop handler cancels the provider task unless
+the task runs again (a clear). A triggerer shutdown or restart calls no ``on_kill``: the next triggerer resumes.
 """
 
 from __future__ import annotations
@@ -19,16 +19,14 @@ import asyncio
 import importlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
-from asgiref.sync import sync_to_async
 
 from video_pipeline.providers.runway import AsyncRunwayClient, RunwayError, poll_delay
-from video_pipeline.submissions import clear_submission, load_submission, record_spend_event
+from video_pipeline_airflow import stop_handlers
 from video_pipeline_airflow.hooks.runway import RunwayHook
-from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.triggers.settle import wait_until_settled
 
 log = logging.getLogger(__name__)
@@ -94,18 +92,31 @@ class RunwayTaskTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        await wait_until_settled(self.settle_until)
+        client = await RunwayHook(self.runway_conn_id).aget_client()
         try:
-            await wait_until_settled(self.settle_until)
-            client = await RunwayHook(self.runway_conn_id).aget_client()
-            try:
-                async for event in self._poll(client):
-                    yield event
-                    return
-            finally:
-                await client.aclose()
-        except asyncio.CancelledError:
-            await asyncio.shield(cancel_if_stopped(self))
-            raise
+            async for event in self._poll(client):
+                yield event
+                return
+        finally:
+            await client.aclose()
+
+    async def on_kill(self) -> None:
+        """Airflow 3.3 calls this (never on a triggerer shutdown or restart) when a person acted on the task
+        this trigger waits for: mark failed/success, clear, delete (docs/notes/airflow-stop-actions.md)."""
+        await cancel_if_stopped(self)
+
+    def details(self) -> dict[str, Any]:
+        """What a stop handler needs to settle this trigger's provider task (never the key)."""
+        return {
+            "provider": "runway",
+            "provider_task_id": self.provider_task_id,
+            "job_id": self.job_id,
+            "run_id": self.run_id,
+            "kind": self.kind,
+            "digest": self.digest,
+            "record_id": self.record_id,
+        }
 
     async def _poll(self, client: AsyncRunwayClient) -> AsyncIterator[TriggerEvent]:
         last_status = None
@@ -166,61 +177,36 @@ class RunwayTaskTrigger(BaseTrigger):
 
 # ------------------------------------------------------------------------------------------ stop seam
 
-#: The Airflow side of stopping (``video_pipeline_airflow.stop``, built separately): its
-#: ``async stopped_by_user(trigger) -> bool`` tells a person's stop (mark failed/success, clear, delete) from a
-#: triggerer shutting down, which must *not* cancel the provider task (the next triggerer resumes it).
+#: The Airflow side of stopping (``video_pipeline_airflow.stop``): its ``report_if_stopped(trigger, details=…)``
+#: asks Airflow what happened to the task (a person's stop, or only the trigger moving), and for a stop calls
+#: every registered stop handler — ours (``stop_handlers.handle_stop``) cancels the provider task and records it.
 STOP_MODULE = "video_pipeline_airflow.stop"
 
-StoppedByUser = Callable[[BaseTrigger], Awaitable[bool]]
 
-
-def stopped_by_user_check() -> StoppedByUser | None:
-    """The stop module's ``stopped_by_user``, or ``None`` while that module is not installed."""
+def stop_module() -> Any | None:
+    """The stop module, or ``None`` while it is not installed."""
     try:
-        module = importlib.import_module(STOP_MODULE)
+        return importlib.import_module(STOP_MODULE)
     except ImportError:
         return None
-    check = getattr(module, "stopped_by_user", None)
-    return check if callable(check) else None
 
 
-async def cancel_if_stopped(trigger: RunwayTaskTrigger) -> bool:
-    """Called when Airflow cancels the trigger: if a person stopped the work, cancel the provider task and
-    record that in the job's ledger. Returns True if it cancelled. Never raises (it runs on the way out)."""
-    check = stopped_by_user_check()
-    if check is None:
+async def cancel_if_stopped(trigger: RunwayTaskTrigger) -> Any | None:
+    """From the trigger's ``on_kill``: if a person stopped the task (not a clear: its next try resumes the
+    provider task), the stop handlers cancel the provider task and record it in the job's ledger. Returns the
+    stop's reason (``None``: not a stop, or no stop module). Never raises: it runs on the way out."""
+    stop = stop_module()
+    if stop is None:
         log.warning(
-            "Trigger for Runway task %s cancelled; %s is not installed, so the task is left for the run's "
-            "failure callback or the salvage sweep",
+            "Trigger for Runway task %s killed by a person's action, but %s is not installed: the task is "
+            "left for the run's end or the salvage sweep",
             trigger.provider_task_id,
             STOP_MODULE,
         )
-        return False
+        return None
     try:
-        if not await check(trigger):
-            return False  # e.g. the triggerer is shutting down: the next one resumes polling
-        client = await RunwayHook(trigger.runway_conn_id).aget_client()
-        try:
-            await client.cancel_task(trigger.provider_task_id)
-        finally:
-            await client.aclose()
-        await sync_to_async(_record_stop)(trigger)  # storage and Variables are sync (notes: airflow-3.3)
-        return True
+        stop_handlers.register()  # the plugin registers it in every process; make sure in this one
+        return await stop.report_if_stopped(trigger, details=trigger.details())
     except Exception:
-        log.exception("Could not cancel Runway task %s after a stop", trigger.provider_task_id)
-        return False
-
-
-def _record_stop(trigger: RunwayTaskTrigger) -> None:
-    """The cancellation in the ledger and the record cleared. (Stopping the run's further submissions is the
-    run-level handler's job: a stop of one task instance does not stop its run.)"""
-    if not (trigger.job_id and trigger.digest) or trigger.kind not in ("images", "clips"):
-        return
-    storage = get_storage()
-    record = load_submission(storage, trigger.job_id, trigger.kind, trigger.digest)  # type: ignore[arg-type]
-    if record is None or record.record_id != trigger.record_id:
-        return
-    record_spend_event(
-        storage, record, "cancelled", note="stopped by a person; refund unknown", refund="unknown"
-    )
-    clear_submission(storage, record)
+        log.exception("Could not report the stop of Runway task %s", trigger.provider_task_id)
+        return None
