@@ -124,6 +124,14 @@ def test_a_failed_segment_fails_only_its_task(
     )
     text = "".join(p.read_text() for p in log.glob("attempt=*.log"))
     assert "SAFETY.INPUT.TEXT" in text and "not retried" in text
+    # The DAG's failure callback (run by the dag-processor) ends the run: recorded, and the job released.
+    job_id = spec["job_id"]
+    airflow.wait_until(
+        lambda: not local_storage.exists(f"jobs/{job_id}/claim.json"), 120, "the job's release", 1.0
+    )
+    manifest = manifest_of(local_storage, job_id)
+    # (The failure callback and, where the stop module's listener is installed, its report: whichever is first.)
+    assert [(r.run_id, r.status) for r in manifest.runs] == [(run_id, "failed")]
 
 
 def validate_log(airflow: LocalAirflow, run_id: str) -> str:
