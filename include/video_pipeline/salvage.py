@@ -35,6 +35,7 @@ from video_pipeline.claims import RunIsActive, current_claim
 from video_pipeline.generation import Planned, store
 from video_pipeline.manifest import load_manifest, mark_run_ended, save_manifest
 from video_pipeline.models import SpendEventKind, VideoSegment, utcnow
+from video_pipeline.outputs import OutputRejected
 from video_pipeline.providers.runway import RunwayNotFound, RunwayOutputExpired, TaskStatus
 from video_pipeline.storage import Storage
 from video_pipeline.submissions import (
@@ -130,6 +131,8 @@ def settle(
         _store_output(storage, record, client, status.output[0])
     except RunwayOutputExpired:
         return _finish(storage, record, "lost", "lost", "the output URL expired before it was fetched")
+    except OutputRejected as exc:  # not an image or clip (or out of bounds): never cached, never retried
+        return _finish(storage, record, "lost", "lost", f"the output was refused: {exc}")
     return _finish(storage, record, "salvaged", "salvaged", "output stored in the cache")
 
 

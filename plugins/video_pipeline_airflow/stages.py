@@ -246,32 +246,32 @@ def on_run_failure(context: Context) -> None:
         notify(f"{job_id}: run failed", f"run {run_id} failed; see the Airflow UI")
 
 
-def on_run_stopped(dag_id: str, run_id: str, conf: dict[str, Any] | None, reason: str) -> None:
-    """Handler for the Airflow side of stopping (``video_pipeline_airflow.stop``'s ``run_stopped``): a person
-    marked the run failed or success, or deleted it."""
-    job_id = (conf or {}).get("job_id")
-    if job_id:
-        end_run(str(job_id), run_id, "stopped", reason)
-
-
 def on_task_stopped(
-    dag_id: str, run_id: str, task_id: str, map_index: int, conf: dict[str, Any] | None, reason: str
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    map_index: int,
+    job_id: str,
+    reason: str,
+    details: dict[str, Any] | None = None,
 ) -> list[Settled]:
-    """Handler for ``video_pipeline_airflow.stop``'s ``task_stopped``: a person ended one segment task without
-    its result. Its provider task is cancelled (or, finished, left for the salvage sweep); the run goes on."""
-    job_id = (conf or {}).get("job_id")
-    if not job_id:
-        return []
+    """A person ended one segment task without its result (``stop_handlers``): its provider task is cancelled
+    and recorded (a finished one is left for the salvage sweep). The run goes on. ``details`` from the task's
+    trigger name the exact record; otherwise the records this task instance submitted are settled."""
     storage = get_storage()
+    record_id = (details or {}).get("record_id")
     records = [
         r
-        for r in run_submissions(storage, str(job_id), run_id)
-        if r.same_task_instance(run_id, task_id, map_index)
+        for r in run_submissions(storage, job_id, run_id)
+        if (r.record_id == record_id if record_id else r.same_task_instance(run_id, task_id, map_index))
     ]
     if not records:
         return []
     with runway_client() as client:
-        return [settle(storage, r, client, fetch=False) for r in records]
+        settled = [settle(storage, r, client, fetch=False) for r in records]
+    for result in settled:
+        log.warning("Task %s[%s] stopped (%s): %s", task_id, map_index, reason, result.describe())
+    return settled
 
 
 def salvage_sweep(context: Context) -> dict[str, list[str]]:

@@ -1,57 +1,76 @@
-"""What a stop does to ``video_generation``: the stopped work's provider tasks are cancelled and recorded.
+"""What a person's stop means for paid work: the handler registered with :mod:`video_pipeline_airflow.stop`.
 
-``video_pipeline_airflow.stop`` hears every way a person ends work (listeners in the api-server and the
-scheduler, the trigger's ``on_kill`` in the triggerer; docs/notes/airflow-stop-actions.md) and calls the
-handler registered here, in whichever of those processes heard it:
+The stop module turns every way a person stops a run or a segment task (mark failed/success, delete, a run
+timeout; reported by the api-server's and the scheduler's listener, and by a Runway trigger's ``on_kill``) into
+one call per stop. This handler answers it:
 
-- a run stop (marked failed or success, timed out, failed): the run submits nothing more, its in-flight provider
-  tasks are cancelled (``DELETE``; each recorded in the spend ledger), the manifest records the run's end and the
-  job is released for the next run (:func:`stages.end_run`). Outputs that had already finished at the provider
-  stay recorded; the next run of the job and the salvage sweep store them in the cache, so nobody pays twice.
-- a segment task stop (marked failed or success, deleted): that task's provider task is cancelled; the run goes
-  on (:func:`stages.on_task_stopped`).
-- a clear is *not* a stop of the spend: the task runs again and its next try resumes the recorded provider task
-  (no second POST), so nothing is cancelled.
+- a stopped **run** ends like a rejected or failed one (:func:`stages.end_run`): nothing more is submitted for
+  it, its running provider tasks are cancelled (each recorded in the ledger), its end goes into the manifest and
+  the job is released; outputs that had already finished are left for the salvage sweep;
+- a stopped **segment task** has its own provider task cancelled (:func:`stages.on_task_stopped`), except when
+  Airflow runs it again (a clear: the next try resumes the recorded provider task, never pays twice) or when
+  Airflow could not say what happened (the sweep settles it once the run has ended).
 
-Several processes may report one stop; each step is idempotent (a cancelled record is cleared, a released
-claim is gone), so a repeat does nothing.
+Registered at import when the stop module is installed (it is not on every branch of this project); the plugin
+imports this module in every Airflow process. Idempotent: one stop may be reported by several processes.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import Any
 
-from video_pipeline_airflow.stop import Stop, register_stop_handler
+from video_pipeline.models import RunStatus
 
 log = logging.getLogger(__name__)
 
+STOP_MODULE = "video_pipeline_airflow.stop"
+#: Reasons for which a task's provider task is left alone: Airflow runs the task again (it resumes the provider
+#: task), or nobody knows what happened (settled by the sweep once the run has ended).
+_LEAVE = frozenset({"task_cleared", "task_stopped_state_unknown"})
+#: Run stops that are failures of the run itself (recorded as ``failed``; a person's stop is ``stopped``).
+_RUN_FAILURES = frozenset({"run_failed", "run_timed_out"})
 
-def cancel_stopped_work(stop: Stop) -> None:
-    """Stop handler for ``video_generation`` runs and their segment tasks (see the module docstring).
 
-    :param stop: what stopped, as reported by ``video_pipeline_airflow.stop``.
-    """
-    if stop.reason.reruns:
-        log.info("%s: the task runs again and resumes its provider task; nothing cancelled", stop.describe())
+def job_of(stop: Any) -> str | None:
+    """The job a stop concerns: the run's conf (its job spec) or, from a trigger, the record it polled."""
+    for source in (stop.conf, stop.details):
+        if source and source.get("job_id"):
+            return str(source["job_id"])
+    return None
+
+
+def handle_stop(stop: Any) -> None:
+    """Handler for :func:`video_pipeline_airflow.stop.register_stop_handler` (receives a ``stop.Stop``)."""
+    from video_pipeline_airflow import stages  # imported on use: this module loads in every process
+
+    reason = str(getattr(stop.reason, "value", stop.reason))
+    job_id = job_of(stop)
+    if job_id is None:
+        log.warning("Stop without a job id, nothing to cancel: %s", stop.describe())
         return
-    # Imported here: the listener that calls this runs in the api-server and the scheduler, which should not
-    # pay for the pipeline's imports until a stop actually happens.
-    from video_pipeline_airflow import stages
-
     if stop.is_run_stop:
-        stages.on_run_stopped(stop.dag_id, stop.run_id, dict(stop.conf or {}), stop.reason.value)
+        status: RunStatus = "failed" if reason in _RUN_FAILURES else "stopped"
+        stages.end_run(job_id, stop.run_id, status, f"stopped: {reason}")
         return
-    assert stop.task_id is not None and stop.map_index is not None
-    conf: dict[str, Any] = dict(stop.conf or {})
-    details = stop.details or {}
-    if not conf.get("job_id") and details.get("job_id"):
-        conf["job_id"] = details["job_id"]  # reported by the trigger, which knows the job but not the conf
-    settled = stages.on_task_stopped(
-        stop.dag_id, stop.run_id, stop.task_id, stop.map_index, conf, stop.reason.value
+    if reason in _LEAVE:
+        log.info("%s: the provider task is left as it is (%s)", stop.describe(), reason)
+        return
+    stages.on_task_stopped(
+        stop.dag_id, stop.run_id, stop.task_id, stop.map_index, job_id, reason, dict(stop.details or {})
     )
-    for result in settled:
-        log.warning("%s: %s", stop.describe(), result.describe())
 
 
-register_stop_handler(cancel_stopped_work)
+def register() -> bool:
+    """Register :func:`handle_stop` for the pipeline's DAG and its paid tasks; False when the stop module is
+    not installed. Registering twice has no effect."""
+    try:
+        stop = importlib.import_module(STOP_MODULE)
+    except ImportError:
+        return False
+    stop.register_stop_handler(handle_stop)
+    return True
+
+
+register()

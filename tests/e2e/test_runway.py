@@ -131,6 +131,14 @@ def test_a_failed_segment_fails_only_its_task(
     )
     text = "".join(p.read_text() for p in log.glob("attempt=*.log"))
     assert "SAFETY.INPUT.TEXT" in text and "not retried" in text
+    # The DAG's failure callback (run by the dag-processor) ends the run: recorded, and the job released.
+    job_id = spec["job_id"]
+    airflow.wait_until(
+        lambda: not local_storage.exists(f"jobs/{job_id}/claim.json"), 120, "the job's release", 1.0
+    )
+    manifest = manifest_of(local_storage, job_id)
+    # (The failure callback and, where the stop module's listener is installed, its report: whichever is first.)
+    assert [(r.run_id, r.status) for r in manifest.runs] == [(run_id, "failed")]
 
 
 def validate_log(airflow: LocalAirflow, run_id: str) -> str:
@@ -143,7 +151,7 @@ def test_two_runs_of_one_job_at_once_one_is_refused_and_nothing_is_paid_twice(
 ) -> None:
     fake_runway.reset(api_key=RUNWAY_CANARY_KEY, image_latency=1.0, video_latency=2.0, concurrency=2)
     job_id = "e2e-runway-twice"
-    spec = six_segment_job(job_id, provider="runway", seed=91)
+    spec = six_segment_job(job_id, provider="runway", seed=91, budget_credits=1000)
     spec["segments"] = spec["segments"][:3]
     first, second = airflow.trigger(DAG_ID, spec), airflow.trigger(DAG_ID, spec)
 

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.sdk.api.datamodels._generated import DagRunState
+from airflow.sdk import DagRunState
 
 from video_pipeline_airflow.runs import run_checker
 

@@ -1,122 +1,161 @@
-"""The pipeline's stop handler against the fake Runway server over HTTP: what each kind of stop cancels."""
+"""The paid-work stop handler: a person's stop of a run or a segment task, against the fake Runway server.
+
+``Stop`` objects are built here as the stop module hands them over (``dag_id``, ``run_id``, ``reason``,
+``conf``, ``task_id``, ``map_index``, ``details``); that module and its listeners are tested separately.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
+import types
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 from tests.support.fake_runway import FakeRunway
-from video_pipeline.providers.base import ImageRequest
+from video_pipeline.claims import claim_job, current_claim
+from video_pipeline.manifest import begin_run, load_manifest
+from video_pipeline.models import JobSpec
 from video_pipeline.providers.runway import RunwayClient
+from video_pipeline.segmentation import segments_for
 from video_pipeline.storage import LocalStorage
-from video_pipeline.submissions import Submission, create_submission, job_submissions, ledger
-from video_pipeline_airflow import stop
-from video_pipeline_airflow.stop import Stop, StopReason
-from video_pipeline_airflow.stop_handlers import cancel_stopped_work
+from video_pipeline.submissions import job_submissions, ledger
+from video_pipeline_airflow import stop_handlers
+from video_pipeline_airflow.operators.segment import GenerateImageOperator
 
-KEY = "rk_stop_handler_canary_51c2"
+KEY = "rk_stop_handlers_canary_5d1"
 DAG = "video_generation"
 
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeRunway]:
-    with FakeRunway(api_key=KEY, image_latency=60) as server:
+    with FakeRunway(api_key=KEY, image_latency=30) as server:
         yield server
 
 
 @pytest.fixture
 def storage(fake: FakeRunway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalStorage:
-    fake.reset(api_key=KEY, image_latency=60)
-    conn = {"conn_type": "http", "host": fake.base_url, "password": KEY}
-    monkeypatch.setenv("AIRFLOW_CONN_RUNWAY_DEFAULT", json.dumps(conn))
+    fake.reset(api_key=KEY, image_latency=30)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_RUNWAY_DEFAULT",
+        json.dumps({"conn_type": "http", "host": fake.base_url, "password": KEY}),
+    )
     monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_STORAGE_URL", tmp_path.as_uri())
     return LocalStorage(tmp_path)
 
 
-def running_task(fake: FakeRunway, storage: LocalStorage, run_id: str, map_index: int) -> Submission:
-    """A provider task in flight at the fake, recorded as segment ``map_index + 1`` of ``run_id`` submitted it."""
-    with RunwayClient(fake.base_url, KEY) as client:
-        task_id = client.text_to_image(
-            ImageRequest(prompt=f"seg {map_index}", seed=1, ratio="1280:720", model="gen4_image", index=1)
-        )
-    record = Submission(
-        state="submitted",
-        provider="runway",
-        provider_task_id=task_id,
-        job_id="fox",
-        run_id=run_id,
-        dag_id=DAG,
+SPEC = JobSpec.model_validate(
+    {
+        "job_id": "stopme",
+        "title": "t",
+        "provider": "runway",
+        "segments": [{"prompt": "a lantern"}, {"prompt": "a ferry"}],
+    }
+)
+
+
+def submit(index: int, run_id: str = "run-1") -> str:
+    """Segment ``index`` (0-based) submitted by its image task in ``run_id``; returns the provider task id."""
+    segment = segments_for(SPEC)[index]
+    op = GenerateImageOperator(
         task_id="generate_image",
-        map_index=map_index,
-        index=map_index + 1,
-        seed=1,
-        credits=5,
-        digest=f"{map_index:064d}",
+        job=SPEC.settings().model_dump(mode="json"),
+        segment=segment.model_dump(mode="json"),
+        total=2,
     )
-    assert create_submission(storage, record)
-    return record
+    ti = SimpleNamespace(dag_id=DAG, run_id=run_id, map_index=index, try_number=1)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({"run_id": run_id, "ti": ti})  # type: ignore[typeddict-item]
+    return str(deferred.value.trigger.provider_task_id)
 
 
-def in_flight(storage: LocalStorage) -> set[str | None]:
-    return {r.provider_task_id for r in job_submissions(storage, "fox")}
+def stop(reason: str, *, task: int | None = None, conf: bool = True, details: Any = None) -> SimpleNamespace:
+    return SimpleNamespace(
+        dag_id=DAG,
+        run_id="run-1",
+        reason=SimpleNamespace(value=reason),
+        conf={"job_id": "stopme", **SPEC.model_dump(mode="json")} if conf else None,
+        task_id=None if task is None else "generate_image",
+        map_index=task,
+        details=details,
+        is_run_stop=task is None,
+        describe=lambda: reason,
+    )
 
 
-def test_a_task_stopped_in_the_triggerer_cancels_only_its_provider_task(
-    fake: FakeRunway, storage: LocalStorage
+def status(fake: FakeRunway, task_id: str) -> str:
+    with RunwayClient(fake.base_url, KEY, max_retries=0) as client:
+        return client.get_task(task_id).status
+
+
+def test_a_run_marked_failed_stops_its_spending_and_releases_the_job(
+    storage: LocalStorage, fake: FakeRunway
 ) -> None:
-    stopped = running_task(fake, storage, "run-1", 0)
-    other = running_task(fake, storage, "run-1", 1)
-    # What the trigger's on_kill reports: no conf, the record's coordinates in the details.
-    cancel_stopped_work(
-        Stop(
-            DAG,
-            "run-1",
-            StopReason.TASK_MARKED_FAILED,
-            task_id="generate_image",
-            map_index=0,
-            details={"job_id": "fox", "provider_task_id": stopped.provider_task_id},
-        )
-    )
-    assert fake.stats()["deletes"] == 1
-    assert in_flight(storage) == {other.provider_task_id}
-    assert [(e.event, e.provider_task_id) for e in ledger(storage, "fox") if e.event == "cancelled"] == [
-        ("cancelled", stopped.provider_task_id)
-    ]
+    claim_job(storage, "stopme", "run-1", DAG, lambda d, r: True)
+    begin_run(storage, SPEC, "run-1", segments_for(SPEC), 10)
+    submit(0)
+    submit(1)
 
-
-def test_a_cleared_task_keeps_its_provider_task_for_its_next_try(
-    fake: FakeRunway, storage: LocalStorage
-) -> None:
-    record = running_task(fake, storage, "run-1", 0)
-    cancel_stopped_work(
-        Stop(
-            DAG,
-            "run-1",
-            StopReason.TASK_CLEARED,
-            task_id="generate_image",
-            map_index=0,
-            conf={"job_id": "fox"},
-        )
-    )
+    stop_handlers.handle_stop(stop("run_marked_failed"))
+    assert fake.stats()["deletes"] == 2 and fake.tasks_by_status["DELETED"] == 2
+    assert job_submissions(storage, "stopme") == []
+    assert [e.event for e in ledger(storage, "stopme")][-2:] == ["cancelled", "cancelled"]
+    assert current_claim(storage, "stopme") is None
+    manifest = load_manifest(storage, "stopme")
+    assert manifest is not None and [(r.run_id, r.status) for r in manifest.runs] == [("run-1", "stopped")]
+    # Nothing more is submitted for that run (a task still about to POST finds the run's STOPPED marker).
+    fake.reset_counters()
+    with pytest.raises(AirflowFailException, match="the job was stopped: stopped: run_marked_failed"):
+        submit(0)
+    assert fake.stats()["posts"] == {}
+    # Reported again (by another process): nothing changes.
+    stop_handlers.handle_stop(stop("run_marked_failed"))
     assert fake.stats()["deletes"] == 0
-    assert in_flight(storage) == {record.provider_task_id}
 
 
-def test_a_stopped_run_cancels_its_own_provider_tasks_and_no_other_runs(
-    fake: FakeRunway, storage: LocalStorage
+def test_a_run_the_scheduler_failed_is_recorded_as_failed(storage: LocalStorage, fake: FakeRunway) -> None:
+    claim_job(storage, "stopme", "run-1", DAG, lambda d, r: True)
+    begin_run(storage, SPEC, "run-1", segments_for(SPEC), 10)
+    stop_handlers.handle_stop(stop("run_timed_out"))
+    manifest = load_manifest(storage, "stopme")
+    assert manifest is not None and manifest.runs[0].status == "failed"
+
+
+def test_a_task_marked_failed_cancels_only_its_own_provider_task(
+    storage: LocalStorage, fake: FakeRunway
 ) -> None:
-    mine = [running_task(fake, storage, "run-1", i) for i in range(2)]
-    other_run = running_task(fake, storage, "run-2", 5)
-    for _ in range(2):  # reported twice (api-server and scheduler): the second finds nothing left to do
-        cancel_stopped_work(Stop(DAG, "run-1", StopReason.RUN_MARKED_FAILED, conf={"job_id": "fox"}))
-    assert fake.stats()["deletes"] == len(mine)
-    assert in_flight(storage) == {other_run.provider_task_id}
+    first, second = submit(0), submit(1)
+    stop_handlers.handle_stop(stop("task_marked_failed", task=1))  # the api-server's report: conf, no details
+    assert status(fake, first) in ("PENDING", "RUNNING")
+    assert fake.stats()["deletes"] == 1 and fake.tasks_by_status["DELETED"] == 1
+    assert [r.provider_task_id for r in job_submissions(storage, "stopme")] == [first]
+    assert [(e.event, e.provider_task_id) for e in ledger(storage, "stopme")][-1] == ("cancelled", second)
 
 
-def test_the_pipeline_handler_is_registered_for_every_process() -> None:
-    """stop.py imports the handler module by default, so the api-server, scheduler and triggerer all have it."""
-    assert "video_pipeline_airflow.stop_handlers" in stop.DEFAULT_HANDLER_MODULES
-    assert stop.watches(DAG, "generate_image") and stop.watches(DAG, "animate_segment")
+@pytest.mark.parametrize("reason", ["task_cleared", "task_stopped_state_unknown"])
+def test_a_cleared_task_keeps_its_provider_task(storage: LocalStorage, fake: FakeRunway, reason: str) -> None:
+    submit(0)
+    stop_handlers.handle_stop(stop(reason, task=0))
+    assert fake.stats()["deletes"] == 0 and len(job_submissions(storage, "stopme")) == 1
+
+
+def test_a_stop_without_a_job_changes_nothing(storage: LocalStorage, fake: FakeRunway) -> None:
+    submit(0)
+    stop_handlers.handle_stop(stop("run_marked_failed", conf=False))
+    assert fake.stats()["deletes"] == 0
+
+
+def test_registered_once_with_the_stop_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    registered: list[Any] = []
+    module = types.ModuleType(stop_handlers.STOP_MODULE)
+    module.register_stop_handler = lambda handler: registered.append(handler)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, stop_handlers.STOP_MODULE, module)
+    assert stop_handlers.register() is True
+    assert registered == [stop_handlers.handle_stop]
+    monkeypatch.setitem(sys.modules, stop_handlers.STOP_MODULE, None)
+    assert stop_handlers.register() is False

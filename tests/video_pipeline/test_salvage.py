@@ -145,6 +145,25 @@ def test_an_expired_output_is_recorded_as_lost_not_paid_again(
     assert [(r.run_id, r.status) for r in manifest.runs] == [("run-1", "stopped")]
 
 
+def test_a_refused_output_is_recorded_as_lost_and_never_cached(
+    storage: LocalStorage, fake: FakeRunway
+) -> None:
+    """The sweep checks what it salvages like a task does: an HTML page is not an image, so it is lost spend
+    (said once, in the ledger and the manifest), never in the cache and never fetched again."""
+    fake.configure(output_body="html")
+    spec = job("j", ["a lantern"])
+    (segment,) = segments_for(spec)
+    claim_job(storage, "j", "run-1", DAG, lambda d, r: True)
+    begin_run(storage, spec, "run-1", [segment], 5)
+    record = submit(storage, fake, spec, segment, "run-1")
+    wait_for(fake, str(record.provider_task_id), "SUCCEEDED")
+
+    report = salvage_all(storage, ended, client_factory(fake))
+    assert [r.outcome for r in report["j"]] == ["lost"] and "refused" in report["j"][0].detail
+    assert list(storage.list("cache/")) == []
+    assert salvage_all(storage, ended, client_factory(fake)) == {}  # settled once: nothing left to fetch
+
+
 def test_records_of_active_runs_are_left_alone(storage: LocalStorage, fake: FakeRunway) -> None:
     spec = job("j", ["a lantern [latency:30]"])
     (segment,) = segments_for(spec)

@@ -8,16 +8,15 @@ A task that has not ended by ``deadline`` (epoch seconds; the Variable ``video_p
 after its submission) is cancelled at the provider (``DELETE``) and the trigger ends with a ``TIMEOUT`` event:
 a task stuck ``PENDING``/``THROTTLED`` must not hold its pool slot forever.
 
-When a person acts on the deferred task (marks it or its run failed or success, clears or deletes it),
-Airflow 3.3 cancels the trigger and then calls its :meth:`RunwayTaskTrigger.on_kill` — never on a triggerer
-shutdown or restart, when the next triggerer must resume polling instead (docs/notes/airflow-stop-actions.md).
-``on_kill`` reports the stop with the provider task's record (``video_pipeline_airflow.stop``); the handler
-(``stop_handlers``) cancels the provider task and records it, unless the task will run again (a clear).
+When a person acts on the task (mark failed/success, clear, delete) Airflow cancels the trigger and calls its
+``on_kill``: :func:`cancel_if_stopped` reports the stop, and the stop handler cancels the provider task unless
+the task runs again (a clear). A triggerer shutdown or restart calls no ``on_kill``: the next triggerer resumes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -26,8 +25,8 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from video_pipeline.providers.runway import AsyncRunwayClient, RunwayError, poll_delay
+from video_pipeline_airflow import stop_handlers
 from video_pipeline_airflow.hooks.runway import RunwayHook
-from video_pipeline_airflow.stop import report_if_stopped
 from video_pipeline_airflow.triggers.settle import wait_until_settled
 
 log = logging.getLogger(__name__)
@@ -103,16 +102,15 @@ class RunwayTaskTrigger(BaseTrigger):
             await client.aclose()
 
     async def on_kill(self) -> None:
-        """A person acted on the deferred task (Airflow 3.3 calls this only then): report the stop with what
-        identifies the provider task, so the stop handler cancels it. A clear is reported too; the handler
-        leaves the provider task running for the task's next try, which resumes it."""
-        await report_if_stopped(self, details=self.stop_details())
+        """Airflow 3.3 calls this (never on a triggerer shutdown or restart) when a person acted on the task
+        this trigger waits for: mark failed/success, clear, delete (docs/notes/airflow-stop-actions.md)."""
+        await cancel_if_stopped(self)
 
-    def stop_details(self) -> dict[str, Any]:
-        """What a stop handler needs to find this provider task's record (``Stop.details``)."""
+    def details(self) -> dict[str, Any]:
+        """What a stop handler needs to settle this trigger's provider task (never the key)."""
         return {
+            "provider": "runway",
             "provider_task_id": self.provider_task_id,
-            "runway_conn_id": self.runway_conn_id,
             "job_id": self.job_id,
             "run_id": self.run_id,
             "kind": self.kind,
@@ -177,3 +175,40 @@ class RunwayTaskTrigger(BaseTrigger):
                 "error": error,
             }
         )
+
+
+# ------------------------------------------------------------------------------------------ stop seam
+
+#: The Airflow side of stopping (``video_pipeline_airflow.stop``): its ``report_if_stopped(trigger, details=…)``
+#: asks Airflow what happened to the task (a person's stop, or only the trigger moving), and for a stop calls
+#: every registered stop handler — ours (``stop_handlers.handle_stop``) cancels the provider task and records it.
+STOP_MODULE = "video_pipeline_airflow.stop"
+
+
+def stop_module() -> Any | None:
+    """The stop module, or ``None`` while it is not installed."""
+    try:
+        return importlib.import_module(STOP_MODULE)
+    except ImportError:
+        return None
+
+
+async def cancel_if_stopped(trigger: RunwayTaskTrigger) -> Any | None:
+    """From the trigger's ``on_kill``: if a person stopped the task (not a clear: its next try resumes the
+    provider task), the stop handlers cancel the provider task and record it in the job's ledger. Returns the
+    stop's reason (``None``: not a stop, or no stop module). Never raises: it runs on the way out."""
+    stop = stop_module()
+    if stop is None:
+        log.warning(
+            "Trigger for Runway task %s killed by a person's action, but %s is not installed: the task is "
+            "left for the run's end or the salvage sweep",
+            trigger.provider_task_id,
+            STOP_MODULE,
+        )
+        return None
+    try:
+        stop_handlers.register()  # the plugin registers it in every process; make sure in this one
+        return await stop.report_if_stopped(trigger, details=trigger.details())
+    except Exception:
+        log.exception("Could not report the stop of Runway task %s", trigger.provider_task_id)
+        return None

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
+import types
 from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,9 +18,9 @@ import pytest
 from tests.support.fake_runway import FakeRunway
 from video_pipeline.providers.base import ImageRequest
 from video_pipeline.providers.runway import RunwayClient
-from video_pipeline_airflow.triggers.runway import (
-    RunwayTaskTrigger,
-)
+from video_pipeline.storage import LocalStorage
+from video_pipeline.submissions import Submission, create_submission, job_submissions, ledger
+from video_pipeline_airflow.triggers.runway import STOP_MODULE, RunwayTaskTrigger, cancel_if_stopped
 
 KEY = "rk_trigger_canary_0b9e"
 
@@ -129,34 +133,119 @@ async def test_a_task_that_finishes_before_its_deadline_is_not_cancelled(fake: F
     assert event["status"] == "SUCCEEDED" and fake.stats()["deletes"] == 0
 
 
-async def cancel_running_trigger(trigger: RunwayTaskTrigger) -> None:
-    """What the triggerer does when the task instance leaves the deferred state: cancel the coroutine."""
-    task = asyncio.ensure_future(trigger.run().__anext__())
-    await asyncio.sleep(0.5)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-
-
-async def test_a_triggerer_shutdown_leaves_the_provider_task_running(fake: FakeRunway) -> None:
-    """A shutdown or restart cancels ``run()`` without calling ``on_kill``: the provider task must keep running
-    (the next triggerer resumes it), so cancelling the coroutine sends no DELETE."""
-    fake.reset(api_key=KEY, image_latency=30)
-    task_id = submit(fake, "left running")
-    await cancel_running_trigger(RunwayTaskTrigger(provider_task_id=task_id, poll_interval=0.1))
-    assert fake.stats()["deletes"] == 0
-
-
-def test_a_stop_report_carries_what_finds_the_record() -> None:
-    trigger = RunwayTaskTrigger(
-        provider_task_id="t-1", job_id="fox", run_id="r", kind="clips", digest="d" * 64, record_id="rec"
+def record_for(storage: LocalStorage, task_id: str) -> Submission:
+    record = Submission(
+        state="submitted",
+        provider="runway",
+        provider_task_id=task_id,
+        job_id="job",
+        run_id="run-1",
+        dag_id="video_generation",
+        task_id="generate_image",
+        map_index=0,
+        index=1,
+        seed=1,
+        credits=5,
+        digest="d" * 64,
     )
-    assert trigger.stop_details() == {
-        "provider_task_id": "t-1",
-        "runway_conn_id": "runway_default",
-        "job_id": "fox",
-        "run_id": "r",
-        "kind": "clips",
-        "digest": "d" * 64,
-        "record_id": "rec",
-    }
+    assert create_submission(storage, record)
+    return record
+
+
+def trigger_for(record: Submission) -> RunwayTaskTrigger:
+    return RunwayTaskTrigger(
+        provider_task_id=str(record.provider_task_id),
+        poll_interval=0.1,
+        job_id=record.job_id,
+        run_id=record.run_id,
+        kind=record.kind,
+        digest=record.digest,
+        record_id=record.record_id,
+    )
+
+
+async def test_without_the_stop_module_on_kill_leaves_the_task(
+    fake: FakeRunway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.reset(api_key=KEY, image_latency=30)
+    monkeypatch.setitem(sys.modules, STOP_MODULE, None)  # not installed: importing it fails
+    task_id = submit(fake, "left running")
+    await RunwayTaskTrigger(provider_task_id=task_id).on_kill()
+    assert await cancel_if_stopped(RunwayTaskTrigger(provider_task_id=task_id)) is None
+    assert fake.stats()["deletes"] == 0  # left for the run's end or the salvage sweep
+
+
+class StopStandIn(types.ModuleType):
+    """Stands in for ``video_pipeline_airflow.stop`` (built and tested separately): its contract as merged —
+    ``register_stop_handler(handler)``, and ``report_if_stopped(trigger, details=…)`` which decides what
+    happened to the task (here: as told) and, for a stop, calls each handler with a ``Stop`` on a thread."""
+
+    def __init__(self) -> None:
+        super().__init__(STOP_MODULE)
+        self.reason: str | None = "task_marked_failed"
+        self.handlers: list[Any] = []
+
+    def register_stop_handler(self, handler: Any, **_: Any) -> None:
+        if handler not in self.handlers:
+            self.handlers.append(handler)
+
+    async def report_if_stopped(self, trigger: Any, cancelled: Any = None, *, details: Any = None) -> Any:
+        if self.reason is None:
+            return None
+        stop = SimpleNamespace(
+            dag_id="video_generation",
+            run_id=details["run_id"],
+            reason=SimpleNamespace(value=self.reason),
+            conf=None,
+            task_id="generate_image",
+            map_index=0,
+            details=details,
+            is_run_stop=False,
+            describe=lambda: f"generate_image[0]: {self.reason}",
+        )
+        for handler in self.handlers:
+            await asyncio.to_thread(handler, stop)
+        return self.reason
+
+
+@pytest.fixture
+def stop_module(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> StopStandIn:
+    module = StopStandIn()
+    monkeypatch.setitem(sys.modules, STOP_MODULE, module)
+    monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_STORAGE_URL", tmp_path.as_uri())
+    return module
+
+
+@pytest.mark.parametrize("reason", ["task_cleared", "task_stopped_state_unknown", None])
+async def test_a_clear_or_a_moved_trigger_leaves_the_provider_task(
+    fake: FakeRunway, stop_module: StopStandIn, tmp_path: Path, reason: str | None
+) -> None:
+    fake.reset(api_key=KEY, image_latency=30)
+    stop_module.reason = reason
+    storage = LocalStorage(tmp_path)
+    record = record_for(storage, submit(fake, "cleared"))
+    assert await cancel_if_stopped(trigger_for(record)) == reason
+    assert fake.stats()["deletes"] == 0  # a clear's next try resumes this provider task
+    assert [r.record_id for r in job_submissions(storage, "job")] == [record.record_id]
+
+
+async def test_a_persons_stop_cancels_the_provider_task_and_records_it(
+    fake: FakeRunway, stop_module: StopStandIn, tmp_path: Path
+) -> None:
+    fake.reset(api_key=KEY, image_latency=30)
+    storage = LocalStorage(tmp_path)
+    other = record_for(storage, submit(fake, "another segment")).model_copy()
+    task_id = submit(fake, "stopped by a person")
+    stopped = Submission.model_validate(
+        {**other.model_dump(), "record_id": "r-stopped", "provider_task_id": task_id, "digest": "e" * 64}
+    )
+    assert create_submission(storage, stopped)
+
+    await trigger_for(stopped).on_kill()  # what the triggerer calls after a person's action
+    assert fake.stats()["deletes"] == 1  # only the stopped task's provider task
+    with RunwayClient(fake.base_url, KEY) as client:
+        assert client.get_task(str(other.provider_task_id)).status in ("PENDING", "RUNNING")
+    assert [r.record_id for r in job_submissions(storage, "job")] == [other.record_id]
+    assert [(e.event, e.refund, e.provider_task_id) for e in ledger(storage, "job")] == [
+        ("cancelled", "unknown", task_id)
+    ]
