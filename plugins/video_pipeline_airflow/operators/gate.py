@@ -19,6 +19,10 @@ from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
 from video_pipeline.approval import (
     APPROVE,
+    MAX_LISTED_SEGMENTS,
+    MAX_NOTE_CHARS,
+    MAX_PROMPT_LINE_CHARS,
+    MAX_REPLACEMENT_PROMPTS,
     OPTIONS,
     REJECT,
     DecisionError,
@@ -31,6 +35,7 @@ from video_pipeline.costs import stage_estimates
 from video_pipeline.generation import animate_segment, generate_image
 from video_pipeline.manifest import decisions_for, load_manifest, merge_segments, save_manifest
 from video_pipeline.models import Decision, JobSpec, Manifest, SegmentStatus, Stage, VideoSegment, utcnow
+from video_pipeline.progress import record_completion
 from video_pipeline.providers.registry import local_provider
 from video_pipeline.review import build_preview, gate_body, gate_subject
 from video_pipeline.storage import Storage
@@ -48,23 +53,35 @@ REDO_SEED_STEP = 100_003  # a redo without a new prompt gets a new seed: seed + 
 
 
 def form_params() -> dict[str, Param]:
-    """The review form's fields, as new Param objects with empty defaults."""
+    """The review form's fields, as new Param objects with empty defaults.
+
+    The bounds guide the UI; the gate checks every answer itself (REST takes any JSON as ``params_input``).
+    "segments" has none: before the gate runs, Airflow validates the run's conf value of the same name (the
+    job spec's segments, a list of objects) against this Param, and a bound would fail the gate task.
+    """
     return {
         "segments": Param(
             None,
             type=["array", "null"],
-            description="Redo only: the segment numbers to regenerate, one per line.",
+            description=f"Redo only: the segment numbers to regenerate, one per line (at most "
+            f"{MAX_LISTED_SEGMENTS}).",
             source="task",
         ),
         "prompts": Param(
             None,
             type=["array", "null"],
+            items={"type": "string", "maxLength": MAX_PROMPT_LINE_CHARS},
+            maxItems=MAX_REPLACEMENT_PROMPTS,
             description='Redo only, optional: a new prompt per segment, one "<number>: <new prompt>" per line '
-            "(a segment redone without one gets a new seed).",
+            "(a segment redone without one gets a new seed; at the clips gate it replaces the motion prompt).",
             source="task",
         ),
         "note": Param(
-            None, type=["string", "null"], description="Optional note for the audit trail.", source="task"
+            None,
+            type=["string", "null"],
+            maxLength=MAX_NOTE_CHARS,
+            description=f"Optional note for the audit trail (at most {MAX_NOTE_CHARS} characters).",
+            source="task",
         ),
     }
 
@@ -119,7 +136,13 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         return self._open(context, storage, job, manifest, changed=[])
 
     def _open(
-        self, context: Context, storage: Storage, job: JobSpec, manifest: Manifest, changed: list[int]
+        self,
+        context: Context,
+        storage: Storage,
+        job: JobSpec,
+        manifest: Manifest,
+        changed: list[int],
+        note: str | None = None,
     ) -> None:
         round_ = len(decisions_for(manifest, context["run_id"], self.stage)) + 1
         segments = manifest.segments
@@ -136,6 +159,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             credits_spent=credits_spent(storage, job.job_id),
             next_stage_estimate=stage_estimates(job, segments)["clips"] if self.stage == "images" else 0.0,
             changed=changed,
+            note=note,
         )
         manifest.status = "awaiting_images" if self.stage == "images" else "awaiting_clips"
         manifest.gates_opened_at[self.stage] = utcnow()
@@ -195,10 +219,10 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         run_id = context["run_id"]
         Variable.delete(variable_key(job.job_id, self.stage))  # consumed, or superseded by the form
         try:
-            request = parse_form_answer(event.get("chosen_options") or [], event.get("params_input"))
-            request.prompts |= {int(k): v for k, v in (event.get("prompts") or {}).items()}  # Variable's
+            request = parse_form_answer(event.get("chosen_options"), _params_of(event))
             check_segments(request, [s.index for s in manifest.segments])
         except DecisionError as exc:
+            # Re-opening writes a fresh request (upsert wipes the answer), so a retry cannot replay this one.
             self.log.error("Unusable answer (%s); re-opening the gate", exc)
             return self._open(context, storage, job, manifest, changed=[])
 
@@ -209,7 +233,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             decision=request.decision,
             segments=request.segments,
             prompts=request.prompts,
-            note=request.note or (event.get("params_input") or {}).get("note"),
+            note=request.note,
             by=user.get("name") or (via if via in ("timeout", "variable") else None),
             via=via,
             round=len(decisions_for(manifest, run_id, self.stage)) + 1,
@@ -259,15 +283,28 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             return self._open(context, storage, job, manifest, changed=[])
         provider = local_provider(job)
         step = generate_image if self.stage == "images" else animate_segment
+        # A replacement prompt replaces what this stage generates from: the image's prompt at the images
+        # gate, the clip's motion prompt at the clips gate (the image, and the prompt it was made from, stay).
+        prompt_field = "prompt" if self.stage == "images" else "motion_prompt"
         redone = []
         for index in request.segments:
             segment = next(s for s in manifest.segments if s.index == index)
             prompt = request.prompts.get(index)
-            update = {"prompt": prompt} if prompt else {"seed": segment.seed + round_ * REDO_SEED_STEP}
+            update = {prompt_field: prompt} if prompt else {"seed": segment.seed + round_ * REDO_SEED_STEP}
             redone.append(step(storage, job, segment.model_copy(update=update), provider))
             self.log.info("Regenerated %s", redone[-1].label)
+            for event in record_completion(
+                storage,
+                job.job_id,
+                self.stage,
+                index,
+                len(request.segments),
+                run_id=context["run_id"],
+                round_=round_ + 1,  # the gate round that shows these segments
+            ):
+                self.log.info("Progress: %s", event.message)
         merge_segments(manifest, redone)
-        return self._open(context, storage, job, manifest, changed=request.segments)
+        return self._open(context, storage, job, manifest, changed=request.segments, note=request.note)
 
     def _act(self, context: Context, storage: Storage, manifest: Manifest, decision: Decision) -> Any:
         if decision.decision == "approve":
@@ -300,3 +337,14 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         if manifest is None:
             raise RuntimeError(f"manifest for job {job.job_id!r} is missing from {storage.url}")
         return manifest
+
+
+def _params_of(event: dict[str, Any]) -> Any:
+    """The answer's form fields. A trigger started before replacement prompts travelled in the form fields
+    sent them beside them as ``{"<n>": "<prompt>"}``; those become form lines, checked like any other."""
+    params = event.get("params_input")
+    legacy = event.get("prompts")
+    if isinstance(params, dict) and isinstance(legacy, dict) and legacy and params.get("prompts") is None:
+        lines = [f"{n}: {p}" if isinstance(n, str) and isinstance(p, str) else p for n, p in legacy.items()]
+        return {**params, "prompts": lines}
+    return params
