@@ -186,7 +186,8 @@ def test_s3_outage_of_thirty_seconds_mid_run(
 
 #: Nested 100 000 deep (json.loads raises RecursionError) and a 5000-digit number (int() refuses over 4300
 #: digits). Airflow's REST API answers 500 for these values (its response json.loads a value to redact it and
-#: catches only JSONDecodeError), so they are set with the CLI, as the README shows.
+#: catches only JSONDecodeError), so they are set with the CLI (``variables import``: the first is over Linux's
+#: 128 KiB limit for one command-line argument).
 CLI_ONLY = ["[" * 100_000 + "]" * 100_000, '{"decision": "redo", "segments": [' + "7" * 5000 + "]}"]
 #: Refused by the gate's trigger (not a decision at all): dropped, with the reason in the trigger's log.
 UNREADABLE_DECISIONS = [
@@ -264,7 +265,12 @@ def test_a_gate_fed_bad_answers_keeps_waiting_and_spends_nothing(
     reopened(1 + len(HOSTILE_FORM_ANSWERS) + len(OUT_OF_RANGE_REDOS))
     for value in UNREADABLE_DECISIONS:
         if value in CLI_ONLY:
-            airflow.airflow("variables", "set", key, value)
+            file = airflow.home / "hostile-variable.json"
+            file.write_text(json.dumps({key: value}))
+            assert (
+                "1 of 1 variables successfully updated"
+                in airflow.airflow("variables", "import", str(file)).stdout
+            )
         else:
             airflow.set_variable(key, value)
         airflow.wait_until(consumed, 60, f"the gate to drop {value[:40]!r}")  # (GET answers 500 until then)

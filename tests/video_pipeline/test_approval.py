@@ -316,3 +316,25 @@ def test_fuzz_form_answers() -> None:
             params = random_json(rng)
         accepted += check_outcome(parse_form_answer, options, params) is not None
     assert accepted > 100
+
+
+def depth_of(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(depth_of, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(depth_of, value), default=0)
+    return 0
+
+
+def test_the_nesting_bound_counts_what_json_parses() -> None:
+    """The scan before parsing agrees with the parsed value's depth; brackets and quotes in strings do not
+    count (the random strings are full of ``[``, ``{``, ``"`` and ``\\``)."""
+    rng = random.Random(3)
+    for _ in range(2000):
+        value = {"decision": "approve", "by": random_json(rng)}
+        try:
+            parse_variable_value(json.dumps(value))
+            reason = ""
+        except DecisionError as exc:
+            reason = str(exc)
+        assert ("nested too deeply" in reason) == (depth_of(value) > 4), value
