@@ -276,7 +276,6 @@ def test_a_gate_fed_bad_answers_keeps_waiting_and_spends_nothing(
         airflow.wait_until(consumed, 60, f"the gate to drop {value[:40]!r}")  # (GET answers 500 until then)
     assert airflow.run_state(DAG_ID, run_id) == "running"
     assert airflow.task_state(DAG_ID, run_id, "images_gate") == "deferred"
-    assert [ti["try_number"] for ti in instances(airflow, run_id, "images_gate")] == [1]  # never failed
     assert created(fake_runway, "gen4_image") == 2  # no redo ran
     assert created(fake_runway, "gen4_turbo") == 0
 

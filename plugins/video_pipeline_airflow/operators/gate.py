@@ -3,11 +3,14 @@
 While it waits, the task is deferred (no worker slot). The decision is written to the job's manifest before
 the gate acts on it, so a retried or cleared gate replays the recorded decision instead of asking again
 (``upsert_hitl_detail`` on a retry wipes the form's answer). Reject succeeds the gate and skips everything
-downstream; redo regenerates only the listed segments and re-opens the gate.
+downstream; redo regenerates only the listed segments and re-opens the gate. An answer that cannot be used
+(whatever it holds) is refused with the reason logged and the gate re-opens its request, so a reviewer can
+answer again; an answer that reaches the gate again after that is recognised and ignored.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,7 +18,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import SkipMixin
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Context, Param, Variable
-from airflow.sdk.execution_time.hitl import upsert_hitl_detail
+from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail, upsert_hitl_detail
 
 from video_pipeline.approval import (
     APPROVE,
@@ -217,6 +220,13 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         storage = get_storage()
         manifest = self._manifest(storage, job)
         run_id = context["run_id"]
+        if self.stage in manifest.gates_opened_at and not self._answers_this_opening(context, event):
+            # Seen on real Airflow: an answer the gate had already refused (and re-opened on) was delivered a
+            # second time, a moment after the re-opening. The request no longer holds it: wait on.
+            self.log.warning(
+                "An answer to an earlier opening of this gate arrived again; ignored, still waiting"
+            )
+            return self._wait(context, job, manifest.gates_opened_at[self.stage])
         Variable.delete(variable_key(job.job_id, self.stage))  # consumed, or superseded by the form
         try:
             request = parse_form_answer(event.get("chosen_options"), _params_of(event))
@@ -305,6 +315,30 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
                 self.log.info("Progress: %s", event.message)
         merge_segments(manifest, redone)
         return self._open(context, storage, job, manifest, changed=request.segments, note=request.note)
+
+    @staticmethod
+    def _answers_this_opening(context: Context, event: dict[str, Any]) -> bool:
+        """Whether the gate's request holds the answer this event carries.
+
+        Every opening wipes the request's answer (``upsert_hitl_detail``), and every answer is in the request
+        before it reaches the gate (the form's by Airflow, a Variable's or a timeout's by the trigger). An event
+        whose answer the request does not hold answered an earlier opening; if the request holds another
+        answer, the trigger brings that one once the gate waits again.
+        """
+        try:
+            detail = get_hitl_detail_content_detail(ti_id=context["task_instance"].id)
+        except Exception:  # no request to compare with (a gate that died before writing one): take the event
+            return True
+        if not detail.response_received:
+            return False
+        try:
+            held = json.dumps([list(detail.chosen_options or []), detail.params_input or {}], sort_keys=True)
+            carried = json.dumps(
+                [event.get("chosen_options") or [], event.get("params_input") or {}], sort_keys=True
+            )
+        except (TypeError, ValueError, RecursionError):  # not comparable as JSON: the answer check refuses it
+            return True
+        return held == carried
 
     def _act(self, context: Context, storage: Storage, manifest: Manifest, decision: Decision) -> Any:
         if decision.decision == "approve":

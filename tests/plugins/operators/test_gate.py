@@ -102,7 +102,8 @@ RUN_ID = "manual__2026-11-30T09:00:00+00:00"
 
 
 class GateHarness:
-    """A gate on real local storage, with Airflow's request writer, Variables and notifications recorded."""
+    """A gate on real local storage; Airflow's request row (written by the gate, answered by the form, wiped
+    by every new opening), its Variables and notifications stand in memory."""
 
     def __init__(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: Stage, spec: dict[str, Any]
@@ -110,9 +111,11 @@ class GateHarness:
         self.storage = LocalStorage(tmp_path / "store")
         self.job = JobSpec.model_validate(spec)
         self.requests: list[dict[str, Any]] = []
+        self.response: dict[str, Any] | None = None  # the answer the request holds
         self.deferrals = 0
         monkeypatch.setattr(gate_module, "get_storage", lambda: self.storage)
-        monkeypatch.setattr(gate_module, "upsert_hitl_detail", lambda **kwargs: self.requests.append(kwargs))
+        monkeypatch.setattr(gate_module, "upsert_hitl_detail", self._upsert)
+        monkeypatch.setattr(gate_module, "get_hitl_detail_content_detail", self._detail)
         monkeypatch.setattr(gate_module, "notify", lambda *args: False)
         monkeypatch.setattr(gate_module, "Variable", SimpleNamespace(delete=lambda key: None))
         monkeypatch.setattr(ApprovalGateOperator, "_wait", lambda *args: self._deferred())
@@ -139,7 +142,25 @@ class GateHarness:
     def _deferred(self) -> None:
         self.deferrals += 1
 
+    def _upsert(self, **request: Any) -> None:
+        self.requests.append(request)
+        self.response = None  # as Airflow's upsert does to an answered request
+
+    def _detail(self, ti_id: Any) -> SimpleNamespace:
+        held = self.response or {}
+        return SimpleNamespace(
+            response_received=self.response is not None,
+            chosen_options=held.get("chosen_options"),
+            params_input=held.get("params_input", {}),
+        )
+
     def answer(self, option: str, params: Any, user: str = "ana") -> Any:
+        """The form's answer: written into the request, then handed to the gate (as the REST handler does)."""
+        self.response = {"chosen_options": [option], "params_input": params}
+        return self.redeliver(option, params, user)
+
+    def redeliver(self, option: str, params: Any, user: str = "ana") -> Any:
+        """An event for an answer, whether or not the request (still) holds it."""
         event = {
             "chosen_options": [option],
             "params_input": params,
@@ -250,6 +271,26 @@ def test_a_redo_with_a_new_prompt_at_the_clips_gate_regenerates_the_clip_from_it
     progress = json.loads(storage.get_bytes("jobs/gate-redo/progress.json"))
     assert progress["run_id"] == RUN_ID
     assert progress["redos"] == {"clips": {"round": 2, "completed": 2, "total": 2, "complete": True}}
+
+
+def test_an_answer_delivered_again_after_the_gate_reopened_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen on real Airflow (tests/e2e/test_chaos.py): a refused form answer reached the gate twice, the second
+    time a moment after the gate had re-opened. It must neither re-open the request again nor be taken."""
+    harness = GateHarness(tmp_path, monkeypatch, "images", spec("gate-stale"))
+    assert harness.answer("Redo segments", {"segments": ["²"]}) is None
+    assert (len(harness.requests), harness.deferrals) == (2, 2)
+    # the same answer again, and an old usable one: the request holds neither
+    for option, params in (("Redo segments", {"segments": ["²"]}), ("Approve", {})):
+        assert harness.redeliver(option, params) is None
+    assert (len(harness.requests), harness.deferrals) == (2, 4)  # waited again, request untouched
+    assert harness.manifest().decisions == [] and harness.manifest().status == "awaiting_images"
+    # a reviewer answered the current opening meanwhile: an old event still does not stand in for it
+    harness.response = {"chosen_options": ["Reject"], "params_input": {}}
+    assert harness.redeliver("Approve", {}) is None and harness.manifest().decisions == []
+    approved = harness.answer("Approve", {"note": "fine"})
+    assert [s["status"] for s in approved] == ["image_approved", "image_approved"]
 
 
 def test_a_redo_with_a_new_prompt_at_the_images_gate_replaces_the_image_prompt(
