@@ -6,6 +6,7 @@ to the MP4 (see notes/airflow-3.3.md).
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,9 +68,39 @@ def build_preview(
     return GatePreview(sheet_key, items)
 
 
+#: Characters that end or break a line, or that could make text look other than it is: C0/C1 controls
+#: (``\r``, ``\n``, ``\x0b``, ``\x0c``, NEL…), the Unicode line and paragraph separators, and the bidi
+#: embedding/override/isolate controls (they reorder what the reviewer reads).
+_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\s]+")
+#: Every ASCII punctuation character: CommonMark lets each be backslash-escaped, and every markdown construct
+#: (emphasis, links, images, headings, lists, tables, HTML, entities, code) starts with one of them.
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+#: GFM autolink literals (``www.``, ``http://``, ``https://``, ``a@b.c``) are found in the text after escapes
+#: are resolved (remark-gfm, which the Airflow UI renders the form's body with), so escaping alone leaves them
+#: live links. An invisible WORD JOINER after the ``www``/scheme and after ``@`` breaks every pattern.
+_AUTOLINK = re.compile(r"(?i)(www(?=\.)|(?:https?|ftp|mailto|xmpp)(?=:)|@)")
+WORD_JOINER = "\u2060"
+
+
+def plain_text(text: str) -> str:
+    """Text on one line: control characters, line breaks and runs of white space become one space."""
+    return _BREAKS.sub(" ", text).strip()
+
+
+def inert(text: str) -> str:
+    """User text (prompts, narration, title, notes, ids) as markdown that renders as exactly that text.
+
+    One line, every ASCII punctuation character backslash-escaped (no link, image, heading, HTML, table cell
+    or emphasis can start), and no autolink literal: it reads the same and does nothing.
+    """
+    unlinked = _AUTOLINK.sub(lambda m: m.group(1) + WORD_JOINER, plain_text(text))
+    return _PUNCTUATION.sub(r"\\\1", unlinked)
+
+
 def gate_subject(job: JobSpec, stage: Stage, round_: int) -> str:
+    """The form's title. The UI shows it as plain text (not markdown): it only needs to stay on one line."""
     suffix = f" (round {round_})" if round_ > 1 else ""
-    return f"Review {stage} of “{job.title}” ({job.job_id}){suffix}"
+    return f"Review {stage} of “{plain_text(job.title)}” ({job.job_id}){suffix}"
 
 
 def gate_body(
@@ -83,22 +114,39 @@ def gate_body(
     credits_spent: float,
     next_stage_estimate: float,
     changed: list[int],
+    note: str | None = None,
 ) -> str:
+    """The form's markdown body. Every piece of user text goes through :func:`inert`."""
     count = len(segments)
     lines = [
-        f"**{count} {stage}** ready for review — job `{job.job_id}`, provider `{job.provider}`, ratio {job.ratio}.",
+        f"**{inert(job.title)}** — **{count} {stage}** ready for review — job {inert(job.job_id)}, "
+        f"provider `{job.provider}`, ratio {job.ratio}.",
         "",
         f"Credits spent so far: **{credits_spent:g}**; estimate for the next stage: **{next_stage_estimate:g}**.",
     ]
     if changed:
         lines += ["", f"Regenerated in the last round: {', '.join(f'#{i}' for i in changed)}."]
-    lines += ["", f"### First {len(preview.items)}", "", "| # | preview | prompt |", "|---|---|---|"]
+        if note:
+            lines += ["", f"The reviewer's note: {inert(note)}"]
     by_index = {s.index: s for s in segments}
-    for item in preview.items:
-        prompt = by_index[item.index].prompt.replace("|", "\\|").replace("\n", " ")
-        lines.append(
-            f"| {item.index} | [![#{item.index}]({url_for(item.image_key)})]({url_for(item.link_key)}) | {prompt} |"
-        )
+    shown = [by_index[item.index] for item in preview.items]
+    narrated = any(s.narration for s in shown)
+    motion = stage == "clips" and any(s.motion_prompt for s in shown)
+    header = (
+        "| # | preview | prompt |" + (" motion |" if motion else "") + (" narration |" if narrated else "")
+    )
+    lines += ["", f"### First {len(preview.items)}", "", header, "|---" * header.count(" |") + "|"]
+    for item, segment in zip(preview.items, shown, strict=True):
+        cells = [
+            str(item.index),
+            f"[![#{item.index}]({url_for(item.image_key)})]({url_for(item.link_key)})",
+            inert(segment.prompt),
+        ]
+        if motion:
+            cells.append(inert(segment.motion_prompt or ""))
+        if narrated:
+            cells.append(inert(segment.narration or ""))
+        lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
         f"### All {count} segments",

@@ -186,6 +186,11 @@ def test_s3_outage_of_thirty_seconds_mid_run(
     assert manifest_of(s3_storage, job_id).credits_spent == fake_runway.stats()["credits_spent"]
 
 
+#: Nested 100 000 deep (json.loads raises RecursionError) and a 5000-digit number (int() refuses over 4300
+#: digits). Airflow's REST API answers 500 for these values (its response json.loads a value to redact it and
+#: catches only JSONDecodeError), so they are set with the CLI (``variables import``: the first is over Linux's
+#: 128 KiB limit for one command-line argument).
+CLI_ONLY = ["[" * 100_000 + "]" * 100_000, '{"decision": "redo", "segments": [' + "7" * 5000 + "]}"]
 #: Refused by the gate's trigger (not a decision at all): dropped, with the reason in the trigger's log.
 UNREADABLE_DECISIONS = [
     "maybe",
@@ -194,9 +199,23 @@ UNREADABLE_DECISIONS = [
     '{"decision": "redo"}',
     '{"decision": "yes please"}',
     "[]",
+    *CLI_ONLY,
+    '{"decision": "redo", "segments": ["²"]}',  # str.isdigit() says yes, int() says no
+    '{"decision": "approve", "note": "' + "n" * 2001 + '"}',
+    '{"decision": "approve", "note": 5}',
+    '{"decision": "redo", "segments": [0]}',  # segments are numbered from 1
 ]
 #: Well-formed but naming segments the job does not have: the gate re-opens the same round.
-OUT_OF_RANGE_REDOS = ['{"decision": "redo", "segments": [99]}', '{"decision": "redo", "segments": [0]}']
+OUT_OF_RANGE_REDOS = ['{"decision": "redo", "segments": [99]}', '{"decision": "redo", "segments": [3, 7]}']
+#: Through the REST form (the UI's own call): the gate resumes, refuses the answer and re-opens its request.
+#: Each of these once crashed the gate, and its retry replayed the same answer until the run failed.
+HOSTILE_FORM_ANSWERS: list[tuple[str, dict[str, Any]]] = [
+    ("Approve", {"note": "n" * 2001}),
+    ("Reject", {"note": 12}),
+    ("Redo segments", {"segments": ["²", "①"]}),
+    ("Redo segments", {"segments": ["7" * 5000]}),
+    ("Redo segments", {"prompts": ["²: a fox at dawn"]}),
+]
 
 
 def test_a_gate_fed_bad_answers_keeps_waiting_and_spends_nothing(
@@ -237,14 +256,26 @@ def test_a_gate_fed_bad_answers_keeps_waiting_and_spends_nothing(
     unknown = airflow.api("PATCH", form, json={"chosen_options": ["Maybe"], "params_input": {}})
     assert unknown.status_code == 400 and "Invalid options" in unknown.text, unknown.text
     assert airflow.answer_gate(DAG_ID, run_id, "images_gate", "Redo segments", {"segments": [7]}).is_success
-    for n, value in enumerate(OUT_OF_RANGE_REDOS, start=1):
+    for n, (option, params) in enumerate(HOSTILE_FORM_ANSWERS, start=1):
+        reopened(n)
+        answer = airflow.answer_gate(DAG_ID, run_id, "images_gate", option, params)
+        assert answer.is_success, answer.text  # Airflow stores any params_input: the gate must refuse it
+    for n, value in enumerate(OUT_OF_RANGE_REDOS, start=1 + len(HOSTILE_FORM_ANSWERS)):
         reopened(n)
         airflow.set_variable(key, value)
-        airflow.wait_until(consumed, 60, f"the gate to take {value!r}")
-    reopened(1 + len(OUT_OF_RANGE_REDOS))
+        airflow.wait_until(consumed, 60, f"the gate to take {value[:40]!r}")
+    reopened(1 + len(HOSTILE_FORM_ANSWERS) + len(OUT_OF_RANGE_REDOS))
     for value in UNREADABLE_DECISIONS:
-        airflow.set_variable(key, value)
-        airflow.wait_until(consumed, 60, f"the gate to drop {value!r}")
+        if value in CLI_ONLY:
+            file = airflow.home / "hostile-variable.json"
+            file.write_text(json.dumps({key: value}))
+            assert (
+                "1 of 1 variables successfully updated"
+                in airflow.airflow("variables", "import", str(file)).stdout
+            )
+        else:
+            airflow.set_variable(key, value)
+        airflow.wait_until(consumed, 60, f"the gate to drop {value[:40]!r}")  # (GET answers 500 until then)
     assert airflow.run_state(DAG_ID, run_id) == "running"
     assert airflow.task_state(DAG_ID, run_id, "images_gate") == "deferred"
     assert created(fake_runway, "gen4_image") == 2  # no redo ran
@@ -254,11 +285,21 @@ def test_a_gate_fed_bad_answers_keeps_waiting_and_spends_nothing(
     assert airflow.wait_for_run(DAG_ID, run_id, timeout=300) == "success"
     assert created(fake_runway, "gen4_image") == 2  # the bad answers cost nothing
     task_log = "".join(p.read_text() for p in gate_logs.glob("attempt=*.log"))
-    assert task_log.count("re-opening the gate") == 1 + len(OUT_OF_RANGE_REDOS)
+    assert task_log.count("re-opening the gate") == 1 + len(HOSTILE_FORM_ANSWERS) + len(OUT_OF_RANGE_REDOS)
+    for reason in (
+        "at most 2000",
+        "the note must be text",
+        "whole numbers from 1 to 999999",
+        "<segment number>",
+    ):
+        assert reason in task_log
+    assert max(map(len, task_log.splitlines())) < 5000  # reasons, not the answers echoed back
     # The triggerer rewrites a task's trigger log each time the gate re-opens: this one is the last round's.
     trigger_log = "".join(p.read_text() for p in gate_logs.glob("attempt=*.log.trigger.*.log"))
     assert trigger_log.count("Ignoring Variable") == len(UNREADABLE_DECISIONS)
     assert "Extra inputs are not permitted" in trigger_log
+    assert "nested too deeply" in trigger_log and "whole numbers" in trigger_log
+    assert max(map(len, trigger_log.splitlines())) < 5000
 
 
 BAD_CONFS: list[dict[str, Any]] = [

@@ -1,12 +1,19 @@
 from __future__ import annotations
 
+import json
+import random
+import string
+from typing import Any
+
 import pytest
 
 from video_pipeline.approval import (
     APPROVE,
+    MAX_VARIABLE_CHARS,
     REDO,
     REJECT,
     DecisionError,
+    DecisionRequest,
     check_segments,
     parse_form_answer,
     parse_variable_value,
@@ -117,3 +124,217 @@ def test_form_redo_with_replacement_prompts() -> None:
 def test_form_prompts_that_cannot_be_used(prompts: list[str], message: str) -> None:
     with pytest.raises(DecisionError, match=message):
         parse_form_answer([REDO], {"segments": ["4"], "prompts": prompts})
+
+
+# -- hostile answers: every value is either a decision or a DecisionError, never anything else -----------------
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        nested(100_000),  # json.loads would raise RecursionError
+        '{"decision": "redo", "segments": ' + nested(5000) + "}",
+        '{"decision": "redo", "note": "' + "[" * 100_000 + '"}',  # brackets in a string do not nest: too long
+        '{"decision": "redo", "segments": [' + "7" * 5000 + "]}",  # int() refuses over 4300 digits
+        "7" * 5000,
+        '{"decision": "redo", "segments": [' + "7" * 4000 + "]}",
+        '{"decision": "redo", "segments": ["²"]}',
+        '{"decision": "redo", "segments": ["①"]}',
+        '{"decision": "redo", "segments": [true]}',
+        '{"decision": "redo", "segments": [2.0]}',
+        '{"decision": "redo", "segments": [1234567]}',
+        '{"decision": "redo", "prompts": {"²": "a fox"}}',
+        '{"decision": "redo", "prompts": {"' + "3" * 5000 + '": "a fox"}}',
+        '{"decision": "redo", "prompts": {"3": ""}}',
+        '{"decision": "approve", "note": "' + "n" * 2001 + '"}',
+        '{"decision": "approve", "note": 5}',
+        '{"decision": "approve", "by": ["ana"]}',
+        '{"decision": "redo", "segments": [' + ",".join(["1"] * 1001) + "]}",
+        "x" * (MAX_VARIABLE_CHARS + 1),
+        "NaN",
+        '{"decision": "approve", "' + "k" * 100_000 + '": 1}',
+    ],
+    ids=lambda raw: raw[:30],
+)
+def test_hostile_variable_values_are_decision_errors(raw: str) -> None:
+    with pytest.raises(DecisionError) as info:
+        parse_variable_value(raw)
+    assert len(str(info.value)) < 1500  # the reason is logged: it must not echo the input
+
+
+def test_a_value_nested_deep_as_an_object_is_refused_without_recursion() -> None:
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(DecisionError, match="nested too deeply"):
+        parse_variable_value({"decision": "redo", "segments": deep})
+    with pytest.raises(DecisionError, match="whole numbers"):
+        parse_form_answer([REDO], {"segments": deep})
+    with pytest.raises(DecisionError, match="note must be text"):
+        parse_form_answer([APPROVE], {"note": deep})
+    with pytest.raises(DecisionError):
+        parse_form_answer(deep, {})
+
+
+@pytest.mark.parametrize(
+    ("option", "params", "message"),
+    [
+        (APPROVE, {"note": "n" * 2001}, "at most 2000"),
+        (REJECT, {"note": 5}, "note must be text"),
+        (APPROVE, {"note": ["a", "list"]}, "note must be text"),
+        (REDO, {"segments": ["²"]}, "whole numbers"),
+        (REDO, {"segments": ["①"]}, "whole numbers"),
+        (REDO, {"segments": ["٣"]}, "whole numbers"),  # Arabic-Indic three: int() takes it, we do not
+        (REDO, {"segments": ["7" * 5000]}, "whole numbers"),
+        (REDO, {"segments": [7**5000]}, "whole numbers"),
+        (REDO, {"segments": ["1234567"]}, "whole numbers"),
+        (REDO, {"segments": ["0"]}, "whole numbers"),
+        (REDO, {"segments": [str(i) for i in range(1, 1002)]}, "at most 1000"),
+        (REDO, {"prompts": ["²: a fox"]}, "<segment number>: <new prompt>"),
+        (REDO, {"prompts": ["7" * 5000 + ": a fox"]}, "<segment number>: <new prompt>"),
+        (REDO, {"prompts": [{"3": "a fox"}]}, "<segment number>: <new prompt>"),
+        (REDO, {"prompts": [f"{i}: p" for i in range(1, 102)]}, "at most 100"),
+        (REDO, "segments", "must be an object"),
+    ],
+)
+def test_hostile_form_answers_are_decision_errors(option: str, params: object, message: str) -> None:
+    with pytest.raises(DecisionError, match=message) as info:
+        parse_form_answer([option], params)
+    assert len(str(info.value)) < 1500
+
+
+def test_ascii_digits_with_spaces_and_leading_zeros_still_work() -> None:
+    assert parse_form_answer([REDO], {"segments": [" 007 ", "12"]}).segments == [7, 12]
+    assert parse_form_answer([REDO], {"segments": "2\n5"}).segments == [2, 5]  # REST may send one string
+    assert parse_variable_value(
+        '{"decision": "redo", "segments": ["3"], "prompts": {"4": "x"}}'
+    ).segments == [
+        3,
+        4,
+    ]
+
+
+ALPHABET = (
+    "0123456789²①٣３ -+.:eE\x00\n\r\u2028\"'[]{}\\abcdxyz,"  # digits of every kind, JSON and line syntax
+)
+FIELDS = ["decision", "segments", "prompts", "note", "by", "approve", "reject", "redo", "extra"]
+
+
+def random_text(rng: random.Random) -> str:
+    kind = rng.random()
+    if kind < 0.1:
+        return rng.choice(["approve", "reject", "redo", " Approve ", "REJECT\n"])
+    if kind < 0.2:
+        return rng.choice(string.digits[1:]) * rng.choice([1, 6, 7, 300, 4301, 5000])
+    if kind < 0.25:
+        return "x" * rng.choice([999, 1000, 1001, 2000, 2001, 5000])
+    return "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 12)))
+
+
+def random_json(rng: random.Random, depth: int = 0) -> Any:
+    """Any JSON value, biased towards the shapes and edges of a decision."""
+    kind = rng.randrange(10 if depth < 4 else 6)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return rng.random() < 0.5
+    if kind == 2:
+        return rng.choice([0, 1, 2, -1, 999_999, 1_000_000, 2**63, 10**4000, rng.randint(-(10**9), 10**9)])
+    if kind == 3:
+        return rng.choice([0.0, 1.5, 2.0, -0.0, float("inf"), float("nan"), 1e308])
+    if kind in (4, 5):
+        return random_text(rng)
+    if kind in (6, 7):
+        return [random_json(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    keys = [rng.choice(FIELDS) if rng.random() < 0.8 else random_text(rng) for _ in range(rng.randint(0, 5))]
+    return {key: random_json(rng, depth + 1) for key in keys}
+
+
+def random_decision(rng: random.Random) -> dict[str, Any]:
+    """A decision-shaped object whose fields hold arbitrary values (reaches the field checks)."""
+    value: dict[str, Any] = {"decision": rng.choice(["approve", "reject", "redo", random_json(rng, 3)])}
+    for field in ("segments", "prompts", "note", "by"):
+        if rng.random() < 0.6:
+            value[field] = random_json(rng, 1)
+    if rng.random() < 0.3:
+        value["segments"] = [
+            rng.choice([random_text(rng), rng.randint(-3, 12)]) for _ in range(rng.randint(0, 4))
+        ]
+    if rng.random() < 0.3:
+        value["prompts"] = {random_text(rng): random_json(rng, 3) for _ in range(rng.randint(0, 3))}
+    return value
+
+
+def check_outcome(parse: Any, *args: Any) -> DecisionRequest | None:
+    """The property: a valid DecisionRequest, or a DecisionError with a short reason — never another exception."""
+    try:
+        request = parse(*args)
+    except DecisionError as exc:
+        reason = str(exc)
+    else:
+        reason = ""
+    if reason:
+        assert len(reason) < 1500
+        return None
+    assert isinstance(request, DecisionRequest)
+    DecisionRequest.model_validate(request.model_dump())  # it is valid as it stands
+    assert all(isinstance(n, int) and 1 <= n <= 999_999 for n in request.segments)
+    assert set(request.prompts) <= set(request.segments)
+    assert request.note is None or len(request.note) <= 2000
+    assert request.decision != "redo" or request.segments
+    return request
+
+
+def test_fuzz_variable_values() -> None:
+    rng = random.Random(20261130)
+    accepted = 0
+    for _ in range(4000):
+        value = random_decision(rng) if rng.random() < 0.5 else random_json(rng)
+        for raw in (value, json.dumps(value), random_text(rng)):
+            accepted += check_outcome(parse_variable_value, raw) is not None
+    assert accepted > 100  # the generator does reach valid decisions, not only errors
+
+
+def test_fuzz_form_answers() -> None:
+    rng = random.Random(14)
+    accepted = 0
+    for _ in range(4000):
+        options: Any = [rng.choice([APPROVE, REJECT, REDO])] if rng.random() < 0.8 else random_json(rng)
+        params: Any = {
+            field: (
+                [random_text(rng) for _ in range(rng.randint(0, 4))]
+                if rng.random() < 0.5
+                else random_json(rng, 1)
+            )
+            for field in rng.sample(["segments", "prompts", "note", "other"], rng.randint(0, 4))
+        }
+        if rng.random() < 0.1:
+            params = random_json(rng)
+        accepted += check_outcome(parse_form_answer, options, params) is not None
+    assert accepted > 100
+
+
+def depth_of(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(depth_of, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(depth_of, value), default=0)
+    return 0
+
+
+def test_the_nesting_bound_counts_what_json_parses() -> None:
+    """The scan before parsing agrees with the parsed value's depth; brackets and quotes in strings do not
+    count (the random strings are full of ``[``, ``{``, ``"`` and ``\\``)."""
+    rng = random.Random(3)
+    for _ in range(2000):
+        value = {"decision": "approve", "by": random_json(rng)}
+        try:
+            parse_variable_value(json.dumps(value))
+            reason = ""
+        except DecisionError as exc:
+            reason = str(exc)
+        assert ("nested too deeply" in reason) == (depth_of(value) > 4), value

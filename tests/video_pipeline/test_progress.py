@@ -32,7 +32,12 @@ def test_milestones() -> None:
     assert milestones(3, 3) == [3]
 
 
-def run_concurrently(storage: Storage, total: int, workers: int, duplicates: int) -> list[ProgressEvent]:
+RUN = "manual__2026-11-30T09:00:00+00:00"
+
+
+def run_concurrently(
+    storage: Storage, total: int, workers: int, duplicates: int, run_id: str = RUN
+) -> list[ProgressEvent]:
     order = list(range(1, total + 1)) + random.Random(1).sample(range(1, total + 1), duplicates)  # retries
     random.Random(2).shuffle(order)
     events: list[ProgressEvent] = []
@@ -45,7 +50,7 @@ def run_concurrently(storage: Storage, total: int, workers: int, duplicates: int
                 index = next(queue, None)
             if index is None:
                 return
-            claimed = record_completion(storage, "job", "images", index, total)
+            claimed = record_completion(storage, "job", "images", index, total, run_id=run_id)
             with lock:
                 events.extend(claimed)
 
@@ -81,5 +86,54 @@ def test_total_not_a_multiple_of_five(storage: Storage) -> None:
 
 
 def test_a_retry_reports_nothing_new(storage: Storage) -> None:
-    assert [e.completed for e in record_completion(storage, "job", "clips", 1, 1)] == [1]
-    assert record_completion(storage, "job", "clips", 1, 1) == []
+    assert [e.completed for e in record_completion(storage, "job", "clips", 1, 1, run_id=RUN)] == [1]
+    assert record_completion(storage, "job", "clips", 1, 1, run_id=RUN) == []
+
+
+def test_two_runs_of_one_job_each_count_their_own_segments(storage: Storage) -> None:
+    """Seen: a re-run reported "10/10" when 5 were done (the first run's markers counted)."""
+    first = run_concurrently(storage, total=10, workers=workers_for(storage, 3), duplicates=2, run_id=RUN)
+    assert [(e.completed, e.total, e.final) for e in sorted(first, key=lambda e: e.completed)] == [
+        (5, 10, False),
+        (10, 10, True),
+    ]
+    rerun = "scheduled__2026-12-01T00:00:00+00:00"
+    claimed = [record_completion(storage, "job", "images", i, 10, run_id=rerun) for i in range(1, 11)]
+    assert [[e.completed for e in events] for events in claimed] == [[]] * 4 + [[5]] + [[]] * 4 + [[10]]
+    assert {e.run_id for events in claimed for e in events} == {rerun}
+    assert claimed[4][0].message == "images: 5/10 segments done"
+    summary = json.loads(storage.get_bytes("jobs/job/progress.json"))
+    assert summary["run_id"] == rerun  # progress.json is the current run's
+    assert [e["completed"] for e in summary["events"]] == [5, 10]
+    # the first run's milestones are kept, under its own scope
+    earlier = rebuild_progress(storage, "job", RUN)
+    assert earlier["run_id"] == RUN and earlier["stages"] == {
+        "images": {"completed": 10, "total": 10, "complete": True}
+    }
+
+
+def test_the_current_run_after_five_of_ten(storage: Storage) -> None:
+    for index in range(1, 11):
+        record_completion(storage, "job", "images", index, 10, run_id="run-1")
+    for index in range(1, 6):
+        record_completion(storage, "job", "images", index, 10, run_id="run-2")
+    assert rebuild_progress(storage, "job")["stages"] == {
+        "images": {"completed": 5, "total": 10, "complete": False}
+    }
+
+
+def test_a_redo_round_has_its_own_milestones(storage: Storage) -> None:
+    for index in range(1, 6):
+        record_completion(storage, "job", "images", index, 5, run_id=RUN)
+    redo = [record_completion(storage, "job", "images", i, 2, run_id=RUN, round_=2) for i in (2, 4)]
+    assert [[(e.completed, e.round) for e in events] for events in redo] == [[], [(2, 2)]]
+    assert redo[1][0].message == "images (redo for round 2): 2/2 segments done — all redone"
+    summary = rebuild_progress(storage, "job")
+    assert summary["stages"] == {"images": {"completed": 5, "total": 5, "complete": True}}
+    assert summary["redos"] == {"images": {"round": 2, "completed": 2, "total": 2, "complete": True}}
+
+
+@pytest.mark.parametrize("run_id", ["manual__2026-11-30T09:00:00.123+00:00", "..", "a/b/../c", "ü" * 300, ""])
+def test_any_run_id_gives_a_valid_key_of_its_own(storage: Storage, run_id: str) -> None:
+    assert [e.completed for e in record_completion(storage, "job", "clips", 1, 1, run_id=run_id)] == [1]
+    assert [e.completed for e in record_completion(storage, "job", "clips", 1, 1, run_id=run_id + "x")] == [1]

@@ -14,6 +14,12 @@ from pydantic import BaseModel
 
 from video_pipeline.models import Ratio
 
+#: Request fields a provider draws into its output beyond those every output depends on. The storyboard card
+#: shows the segment number ("#002", see ``StoryboardProvider.render_image``): without the index in its key,
+#: job B's segment 1 was served job A's card of segment 2 (same prompt, seed and ratio). A remote model's
+#: output does not depend on the index, so its cache stays shared across positions and jobs.
+DRAWN_FIELDS: dict[str, tuple[str, ...]] = {"storyboard": ("index",)}
+
 
 class ImageRequest(BaseModel):
     prompt: str
@@ -30,6 +36,7 @@ class ImageRequest(BaseModel):
             "prompt": self.prompt,
             "seed": self.seed,
             "ratio": self.ratio,
+            **{name: getattr(self, name) for name in DRAWN_FIELDS.get(provider, ())},
         }
 
 

@@ -1,7 +1,8 @@
 """The offline provider: a rendered card per segment and a Ken Burns move over it. No key, no network.
 
-The image is a pure function of (prompt, seed, ratio, index); every clip is H.264 High yuv420p at 24 fps with
-the same time base and GOP, so assembly can join them with a stream copy.
+The image is a pure function of (prompt, seed, ratio, index), and its cache key holds all four (the card
+draws the index); a clip is a pure function of (motion prompt, seed, image). Every clip is H.264 High yuv420p
+at 24 fps with the same time base and GOP, so assembly can join them with a stream copy.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ ENCODE = [
     "+faststart",
     "-an",
 ]
-ZOOM = 0.12  # how far the camera pushes in over a clip
+ZOOM = 0.12  # about how far the camera pushes in over a clip (0.6–1.4 times this)
 
 
 def _rng(*parts: object) -> random.Random:
@@ -67,6 +68,19 @@ def _atomic_save(dest: Path, write: object) -> Path:
     finally:
         Path(tmp).unlink(missing_ok=True)
     return dest
+
+
+def camera_move(request: ClipRequest) -> tuple[bool, float, float]:
+    """(zoom in?, horizontal pan 0–1, zoom amount) of a clip, drawn from its (motion) prompt, seed and image.
+
+    Over a continuous range: a new motion prompt for the same image gives a different clip (with two zoom
+    directions and three fixed pans, one new prompt in six gave the same bytes).
+    """
+    rng = _rng(request.prompt, request.seed, request.image_sha256)
+    zoom_in = rng.random() < 0.5
+    pan = round(rng.random(), 4)
+    zoom = round(ZOOM * (0.6 + 0.8 * rng.random()), 4)
+    return zoom_in, pan, zoom
 
 
 class StoryboardProvider:
@@ -108,12 +122,10 @@ class StoryboardProvider:
     def render_clip(self, request: ClipRequest, image: Path, dest: Path) -> Path:
         width, height = RATIOS[request.ratio]
         frames = request.duration_s * FPS
-        rng = _rng(request.prompt, request.seed, request.image_sha256)
+        zoom_in, pan, zoom = camera_move(request)
         # Upscaled once, so zoompan's integer crop positions move in half-pixels: no visible jitter.
-        zoom_in = rng.random() < 0.5
-        pan = rng.choice([0.0, 0.5, 1.0])
-        z = f"1+{ZOOM}*on/{frames}" if zoom_in else f"1+{ZOOM}-{ZOOM}*on/{frames}"
-        x = f"(iw-iw/zoom)*{pan}" if pan != 0.5 else "(iw-iw/zoom)/2"
+        z = f"1+{zoom}*on/{frames}" if zoom_in else f"1+{zoom}-{zoom}*on/{frames}"
+        x = f"(iw-iw/zoom)*{pan}"
         vf = (
             f"zoompan=z='{z}':x='{x}':y='(ih-ih/zoom)/2':d={frames}:s={width}x{height}:fps={FPS},"
             "format=yuv420p"

@@ -3,11 +3,14 @@
 While it waits, the task is deferred (no worker slot). The decision is written to the job's manifest before
 the gate acts on it, so a retried or cleared gate replays the recorded decision instead of asking again
 (``upsert_hitl_detail`` on a retry wipes the form's answer). Reject succeeds the gate and skips everything
-downstream; redo regenerates only the listed segments and re-opens the gate.
+downstream; redo regenerates only the listed segments and re-opens the gate. An answer that cannot be used
+(whatever it holds) is refused with the reason logged and the gate re-opens its request, so a reviewer can
+answer again; an answer that reaches the gate again after that is recognised and ignored.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,10 +18,14 @@ from typing import Any
 from airflow.providers.common.compat.sdk import SkipMixin
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Context, Param, Variable
-from airflow.sdk.execution_time.hitl import upsert_hitl_detail
+from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail, upsert_hitl_detail
 
 from video_pipeline.approval import (
     APPROVE,
+    MAX_LISTED_SEGMENTS,
+    MAX_NOTE_CHARS,
+    MAX_PROMPT_LINE_CHARS,
+    MAX_REPLACEMENT_PROMPTS,
     OPTIONS,
     REJECT,
     DecisionError,
@@ -31,6 +38,7 @@ from video_pipeline.costs import stage_estimates
 from video_pipeline.generation import animate_segment, generate_image
 from video_pipeline.manifest import decisions_for, load_manifest, merge_segments, save_manifest
 from video_pipeline.models import Decision, JobSpec, Manifest, SegmentStatus, Stage, VideoSegment, utcnow
+from video_pipeline.progress import record_completion
 from video_pipeline.providers.registry import local_provider
 from video_pipeline.review import build_preview, gate_body, gate_subject
 from video_pipeline.storage import Storage
@@ -48,23 +56,35 @@ REDO_SEED_STEP = 100_003  # a redo without a new prompt gets a new seed: seed + 
 
 
 def form_params() -> dict[str, Param]:
-    """The review form's fields, as new Param objects with empty defaults."""
+    """The review form's fields, as new Param objects with empty defaults.
+
+    The bounds guide the UI; the gate checks every answer itself (REST takes any JSON as ``params_input``).
+    "segments" has none: before the gate runs, Airflow validates the run's conf value of the same name (the
+    job spec's segments, a list of objects) against this Param, and a bound would fail the gate task.
+    """
     return {
         "segments": Param(
             None,
             type=["array", "null"],
-            description="Redo only: the segment numbers to regenerate, one per line.",
+            description=f"Redo only: the segment numbers to regenerate, one per line (at most "
+            f"{MAX_LISTED_SEGMENTS}).",
             source="task",
         ),
         "prompts": Param(
             None,
             type=["array", "null"],
+            items={"type": "string", "maxLength": MAX_PROMPT_LINE_CHARS},
+            maxItems=MAX_REPLACEMENT_PROMPTS,
             description='Redo only, optional: a new prompt per segment, one "<number>: <new prompt>" per line '
-            "(a segment redone without one gets a new seed).",
+            "(a segment redone without one gets a new seed; at the clips gate it replaces the motion prompt).",
             source="task",
         ),
         "note": Param(
-            None, type=["string", "null"], description="Optional note for the audit trail.", source="task"
+            None,
+            type=["string", "null"],
+            maxLength=MAX_NOTE_CHARS,
+            description=f"Optional note for the audit trail (at most {MAX_NOTE_CHARS} characters).",
+            source="task",
         ),
     }
 
@@ -119,7 +139,13 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         return self._open(context, storage, job, manifest, changed=[])
 
     def _open(
-        self, context: Context, storage: Storage, job: JobSpec, manifest: Manifest, changed: list[int]
+        self,
+        context: Context,
+        storage: Storage,
+        job: JobSpec,
+        manifest: Manifest,
+        changed: list[int],
+        note: str | None = None,
     ) -> None:
         round_ = len(decisions_for(manifest, context["run_id"], self.stage)) + 1
         segments = manifest.segments
@@ -136,6 +162,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             credits_spent=credits_spent(storage, job.job_id),
             next_stage_estimate=stage_estimates(job, segments)["clips"] if self.stage == "images" else 0.0,
             changed=changed,
+            note=note,
         )
         manifest.status = "awaiting_images" if self.stage == "images" else "awaiting_clips"
         manifest.gates_opened_at[self.stage] = utcnow()
@@ -193,12 +220,19 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         storage = get_storage()
         manifest = self._manifest(storage, job)
         run_id = context["run_id"]
+        if self.stage in manifest.gates_opened_at and not self._answers_this_opening(context, event):
+            # Seen on real Airflow: an answer the gate had already refused (and re-opened on) was delivered a
+            # second time, a moment after the re-opening. The request no longer holds it: wait on.
+            self.log.warning(
+                "An answer to an earlier opening of this gate arrived again; ignored, still waiting"
+            )
+            return self._wait(context, job, manifest.gates_opened_at[self.stage])
         Variable.delete(variable_key(job.job_id, self.stage))  # consumed, or superseded by the form
         try:
-            request = parse_form_answer(event.get("chosen_options") or [], event.get("params_input"))
-            request.prompts |= {int(k): v for k, v in (event.get("prompts") or {}).items()}  # Variable's
+            request = parse_form_answer(event.get("chosen_options"), _params_of(event))
             check_segments(request, [s.index for s in manifest.segments])
         except DecisionError as exc:
+            # Re-opening writes a fresh request (upsert wipes the answer), so a retry cannot replay this one.
             self.log.error("Unusable answer (%s); re-opening the gate", exc)
             return self._open(context, storage, job, manifest, changed=[])
 
@@ -209,7 +243,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             decision=request.decision,
             segments=request.segments,
             prompts=request.prompts,
-            note=request.note or (event.get("params_input") or {}).get("note"),
+            note=request.note,
             by=user.get("name") or (via if via in ("timeout", "variable") else None),
             via=via,
             round=len(decisions_for(manifest, run_id, self.stage)) + 1,
@@ -259,15 +293,52 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             return self._open(context, storage, job, manifest, changed=[])
         provider = local_provider(job)
         step = generate_image if self.stage == "images" else animate_segment
+        # A replacement prompt replaces what this stage generates from: the image's prompt at the images
+        # gate, the clip's motion prompt at the clips gate (the image, and the prompt it was made from, stay).
+        prompt_field = "prompt" if self.stage == "images" else "motion_prompt"
         redone = []
         for index in request.segments:
             segment = next(s for s in manifest.segments if s.index == index)
             prompt = request.prompts.get(index)
-            update = {"prompt": prompt} if prompt else {"seed": segment.seed + round_ * REDO_SEED_STEP}
+            update = {prompt_field: prompt} if prompt else {"seed": segment.seed + round_ * REDO_SEED_STEP}
             redone.append(step(storage, job, segment.model_copy(update=update), provider))
             self.log.info("Regenerated %s", redone[-1].label)
+            for event in record_completion(
+                storage,
+                job.job_id,
+                self.stage,
+                index,
+                len(request.segments),
+                run_id=context["run_id"],
+                round_=round_ + 1,  # the gate round that shows these segments
+            ):
+                self.log.info("Progress: %s", event.message)
         merge_segments(manifest, redone)
-        return self._open(context, storage, job, manifest, changed=request.segments)
+        return self._open(context, storage, job, manifest, changed=request.segments, note=request.note)
+
+    @staticmethod
+    def _answers_this_opening(context: Context, event: dict[str, Any]) -> bool:
+        """Whether the gate's request holds the answer this event carries.
+
+        Every opening wipes the request's answer (``upsert_hitl_detail``), and every answer is in the request
+        before it reaches the gate (the form's by Airflow, a Variable's or a timeout's by the trigger). An event
+        whose answer the request does not hold answered an earlier opening; if the request holds another
+        answer, the trigger brings that one once the gate waits again.
+        """
+        try:
+            detail = get_hitl_detail_content_detail(ti_id=context["task_instance"].id)
+        except Exception:  # no request to compare with (a gate that died before writing one): take the event
+            return True
+        if not detail.response_received:
+            return False
+        try:
+            held = json.dumps([list(detail.chosen_options or []), detail.params_input or {}], sort_keys=True)
+            carried = json.dumps(
+                [event.get("chosen_options") or [], event.get("params_input") or {}], sort_keys=True
+            )
+        except (TypeError, ValueError, RecursionError):  # not comparable as JSON: the answer check refuses it
+            return True
+        return held == carried
 
     def _act(self, context: Context, storage: Storage, manifest: Manifest, decision: Decision) -> Any:
         if decision.decision == "approve":
@@ -299,3 +370,14 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         if manifest is None:
             raise RuntimeError(f"manifest for job {job.job_id!r} is missing from {storage.url}")
         return manifest
+
+
+def _params_of(event: dict[str, Any]) -> Any:
+    """The answer's form fields. A trigger started before replacement prompts travelled in the form fields
+    sent them beside them as ``{"<n>": "<prompt>"}``; those become form lines, checked like any other."""
+    params = event.get("params_input")
+    legacy = event.get("prompts")
+    if isinstance(params, dict) and isinstance(legacy, dict) and legacy and params.get("prompts") is None:
+        lines = [f"{n}: {p}" if isinstance(n, str) and isinstance(p, str) else p for n, p in legacy.items()]
+        return {**params, "prompts": lines}
+    return params

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import BaseOperator, Context, get_current_context
 from airflow.sdk.exceptions import AirflowFailException
 from tenacity import Retrying, before_sleep_log, stop_after_delay, wait_exponential
 
@@ -515,7 +515,14 @@ class SegmentOperator(BaseOperator):
         self.log.info(
             "%s: %s done%s", result.label, self.stage, " (cache hit, no provider call)" if cached else ""
         )
-        for event in record_completion(storage, job.job_id, self.stage, result.index, int(self.total)):
+        for event in record_completion(
+            storage,
+            job.job_id,
+            self.stage,
+            result.index,
+            int(self.total),
+            run_id=get_current_context()["run_id"],
+        ):
             self.log.info("Progress: %s", event.message)
             notify(f"{job.job_id}: progress", event.message)
         return result.model_dump(mode="json")

@@ -96,7 +96,13 @@ class ApprovalGateTrigger(BaseTrigger):
             self.log.error("Ignoring Variable %s: %s", self.variable_key, exc)
             await sync_to_async(Variable.delete)(self.variable_key)
             return None
-        params = {"segments": request.segments or None, "note": request.note}
+        # The answer as the form would have sent it (prompts as "<n>: <prompt>" lines), so the request row
+        # holds all of it: a retried gate that reads the answer back from the row loses nothing.
+        params = {
+            "segments": request.segments or None,
+            "prompts": [f"{index}: {prompt}" for index, prompt in request.prompts.items()] or None,
+            "note": request.note,
+        }
         try:
             await sync_to_async(update_hitl_detail_response)(
                 ti_id=UUID(self.ti_id),
@@ -111,7 +117,6 @@ class ApprovalGateTrigger(BaseTrigger):
         return {
             "chosen_options": [DECISION_TO_OPTION[request.decision]],
             "params_input": params,
-            "prompts": {str(k): v for k, v in request.prompts.items()},
             "responded_at": utcnow().isoformat(),
             "responded_by_user": {"id": "variable", "name": request.by or "variable"},
             "via": "variable",

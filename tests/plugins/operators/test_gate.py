@@ -17,8 +17,12 @@ import pytest
 from airflow.sdk import DAG
 from airflow.sdk.definitions.param import process_params
 
-from video_pipeline.models import JobSpec, Manifest
-from video_pipeline.review import GatePreview
+from video_pipeline.generation import animate_segment, generate_image, plan_clip
+from video_pipeline.manifest import load_manifest, save_manifest
+from video_pipeline.models import JobSpec, Manifest, Stage
+from video_pipeline.providers.storyboard import StoryboardProvider
+from video_pipeline.review import GatePreview, inert
+from video_pipeline.segmentation import segments_for
 from video_pipeline.storage import LocalStorage
 from video_pipeline_airflow.operators import gate as gate_module
 from video_pipeline_airflow.operators.gate import ApprovalGateOperator, form_params
@@ -77,3 +81,224 @@ def test_form_fields_are_new_objects_each_time() -> None:
     """A value the run writes into one gate's Params cannot reach another gate's request."""
     first, second = form_params(), form_params()
     assert all(first[name] is not second[name] for name in first)
+
+
+def test_form_fields_are_bounded_where_the_run_conf_cannot_reach() -> None:
+    """The prompts and note fields carry their bounds to the UI. "segments" cannot: the job spec's segments
+    (any number of objects) are validated against it before the gate runs (the first test above)."""
+    params = ApprovalGateOperator.form_request_params()
+    assert params["note"]["schema"]["maxLength"] == 2000
+    assert params["prompts"]["schema"]["maxItems"] == 100
+    assert params["prompts"]["schema"]["items"] == {"type": "string", "maxLength": 1108}
+    many = {**CONF, "segments": [{"prompt": f"Scene {i}", "duration_s": 2} for i in range(1, 1200)]}
+    gate = gate_in_dag()
+    assert gate.dag is not None
+    process_params(gate.dag, gate, many, suppress_exception=False)  # a big job's conf still passes
+
+
+# -- answers through the gate: unusable ones re-open it, a redo regenerates from the new prompt ----------------
+
+RUN_ID = "manual__2026-11-30T09:00:00+00:00"
+
+
+class GateHarness:
+    """A gate on real local storage; Airflow's request row (written by the gate, answered by the form, wiped
+    by every new opening), its Variables and notifications stand in memory."""
+
+    def __init__(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: Stage, spec: dict[str, Any]
+    ) -> None:
+        self.storage = LocalStorage(tmp_path / "store")
+        self.job = JobSpec.model_validate(spec)
+        self.requests: list[dict[str, Any]] = []
+        self.response: dict[str, Any] | None = None  # the answer the request holds
+        self.deferrals = 0
+        monkeypatch.setattr(gate_module, "get_storage", lambda: self.storage)
+        monkeypatch.setattr(gate_module, "upsert_hitl_detail", self._upsert)
+        monkeypatch.setattr(gate_module, "get_hitl_detail_content_detail", self._detail)
+        monkeypatch.setattr(gate_module, "notify", lambda *args: False)
+        monkeypatch.setattr(gate_module, "Variable", SimpleNamespace(delete=lambda key: None))
+        monkeypatch.setattr(ApprovalGateOperator, "_wait", lambda *args: self._deferred())
+        monkeypatch.setattr(ApprovalGateOperator, "_form_link", lambda *args: "http://ui/form")
+        provider = StoryboardProvider()
+        segments = [generate_image(self.storage, self.job, s, provider) for s in segments_for(self.job)]
+        if stage == "clips":
+            segments = [animate_segment(self.storage, self.job, s, provider) for s in segments]
+        self.gate = ApprovalGateOperator(
+            task_id=f"{stage}_gate",
+            stage=stage,
+            job=self.job.model_dump(mode="json"),
+            segments=[s.model_dump(mode="json") for s in segments],
+        )
+        context: Any = {
+            "run_id": RUN_ID,
+            "task_instance": SimpleNamespace(id="0192-ti"),
+            "ti": SimpleNamespace(try_number=1),
+        }
+        save_manifest(self.storage, Manifest(job=self.job, run_id=RUN_ID))
+        self.context = context
+        self.gate.execute(context)  # opens the gate: request 1
+
+    def _deferred(self) -> None:
+        self.deferrals += 1
+
+    def _upsert(self, **request: Any) -> None:
+        self.requests.append(request)
+        self.response = None  # as Airflow's upsert does to an answered request
+
+    def _detail(self, ti_id: Any) -> SimpleNamespace:
+        held = self.response or {}
+        return SimpleNamespace(
+            response_received=self.response is not None,
+            chosen_options=held.get("chosen_options"),
+            params_input=held.get("params_input", {}),
+        )
+
+    def answer(self, option: str, params: Any, user: str = "ana") -> Any:
+        """The form's answer: written into the request, then handed to the gate (as the REST handler does)."""
+        self.response = {"chosen_options": [option], "params_input": params}
+        return self.redeliver(option, params, user)
+
+    def redeliver(self, option: str, params: Any, user: str = "ana") -> Any:
+        """An event for an answer, whether or not the request (still) holds it."""
+        event = {
+            "chosen_options": [option],
+            "params_input": params,
+            "responded_by_user": {"id": user, "name": user},
+        }
+        return self.gate.execute_complete(self.context, event)
+
+    def manifest(self) -> Manifest:
+        manifest = load_manifest(self.storage, self.job.job_id)
+        assert manifest is not None
+        return manifest
+
+
+def spec(job_id: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "title": "Gate answers",
+        "seed": 5,
+        "segments": [
+            {"prompt": "A lighthouse in fog", "motion_prompt": "slow push towards the lamp", "duration_s": 2},
+            {"prompt": "Waves on the rocks", "duration_s": 2},
+        ],
+        **overrides,
+    }
+
+
+def nested(depth: int) -> Any:
+    value: Any = "1"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("option", "params"),
+    [
+        ("Approve", {"note": "n" * 2001}),
+        ("Reject", {"note": 12}),
+        ("Approve", {"note": nested(100_000)}),
+        ("Redo segments", {"segments": ["²"]}),
+        ("Redo segments", {"segments": ["①"]}),
+        ("Redo segments", {"segments": ["7" * 5000]}),
+        ("Redo segments", {"segments": nested(100_000)}),
+        ("Redo segments", {"prompts": ["²: a new fox"]}),
+        ("Redo segments", {"segments": ["3"]}),  # the job has 2
+        ("Redo segments", ["not", "an", "object"]),
+    ],
+    ids=[
+        "long-note",
+        "number-note",
+        "deep-note",
+        "superscript-two",
+        "circled-one",
+        "5000-digits",
+        "deep-segments",
+        "superscript-prompt",
+        "unknown-segment",
+        "params-not-an-object",
+    ],
+)
+def test_an_unusable_form_answer_reopens_the_gate_and_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str, params: Any
+) -> None:
+    harness = GateHarness(tmp_path, monkeypatch, "images", spec("gate-bad"))
+    before = harness.manifest()
+    assert harness.answer(option, params) is None  # no exception: the task does not fail (and replay it)
+    assert len(harness.requests) == 2 and harness.deferrals == 2  # a fresh request, waiting again
+    after = harness.manifest()
+    assert after.decisions == before.decisions == []
+    assert after.segments == before.segments and after.status == "awaiting_images"
+    # a usable answer is still taken afterwards
+    approved = harness.answer("Approve", {"note": "fine"})
+    assert [s["status"] for s in approved] == ["image_approved", "image_approved"]
+
+
+@pytest.mark.slow  # renders four clips and their posters (about 5 s on two cores)
+def test_a_redo_with_a_new_prompt_at_the_clips_gate_regenerates_the_clip_from_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen: segment 1 has a motion prompt, so the clip was made from it, cache hit, identical bytes, while the
+    manifest recorded the new prompt. The new prompt replaces the clip's motion prompt; the image stays."""
+    harness = GateHarness(tmp_path, monkeypatch, "clips", spec("gate-redo"))
+    storage = harness.storage
+    old = {s.index: s for s in harness.manifest().segments}
+    old_clips = {i: storage.get_bytes(s.clip_key or "") for i, s in old.items()}
+    old_images = {i: storage.get_bytes(s.image_key or "") for i, s in old.items()}
+
+    new = {1: "a slow pan to the left, away from the lamp", 2: "the camera rises over the waves"}
+    harness.answer("Redo segments", {"prompts": [f"{i}: {p}" for i, p in new.items()], "note": "more motion"})
+
+    manifest = harness.manifest()
+    assert manifest.decisions[-1].decision == "redo" and manifest.decisions[-1].prompts == new
+    for segment in manifest.segments:
+        index = segment.index
+        assert segment.motion_prompt == new[index]  # what the clip is made from, recorded
+        assert segment.prompt == old[index].prompt  # the image's prompt, unchanged with the image
+        assert storage.get_bytes(segment.image_key or "") == old_images[index]
+        clip = storage.get_bytes(segment.clip_key or "")
+        assert clip != old_clips[index]
+        planned = plan_clip(storage, harness.job, segment, "storyboard")
+        assert planned.request.prompt == new[index] and storage.get_bytes(planned.cache_key) == clip
+        assert not segment.clip_cache_hit
+    assert len(harness.requests) == 2  # re-opened for round 2, showing the new motion prompts (escaped)
+    assert "Regenerated in the last round: #1, #2" in harness.requests[-1]["body"]
+    assert (
+        inert(new[1]) in harness.requests[-1]["body"] and inert("more motion") in harness.requests[-1]["body"]
+    )
+    progress = json.loads(storage.get_bytes("jobs/gate-redo/progress.json"))
+    assert progress["run_id"] == RUN_ID
+    assert progress["redos"] == {"clips": {"round": 2, "completed": 2, "total": 2, "complete": True}}
+
+
+def test_an_answer_delivered_again_after_the_gate_reopened_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen on real Airflow (tests/e2e/test_chaos.py): a refused form answer reached the gate twice, the second
+    time a moment after the gate had re-opened. It must neither re-open the request again nor be taken."""
+    harness = GateHarness(tmp_path, monkeypatch, "images", spec("gate-stale"))
+    assert harness.answer("Redo segments", {"segments": ["²"]}) is None
+    assert (len(harness.requests), harness.deferrals) == (2, 2)
+    # the same answer again, and an old usable one: the request holds neither
+    for option, params in (("Redo segments", {"segments": ["²"]}), ("Approve", {})):
+        assert harness.redeliver(option, params) is None
+    assert (len(harness.requests), harness.deferrals) == (2, 4)  # waited again, request untouched
+    assert harness.manifest().decisions == [] and harness.manifest().status == "awaiting_images"
+    # a reviewer answered the current opening meanwhile: an old event still does not stand in for it
+    harness.response = {"chosen_options": ["Reject"], "params_input": {}}
+    assert harness.redeliver("Approve", {}) is None and harness.manifest().decisions == []
+    approved = harness.answer("Approve", {"note": "fine"})
+    assert [s["status"] for s in approved] == ["image_approved", "image_approved"]
+
+
+def test_a_redo_with_a_new_prompt_at_the_images_gate_replaces_the_image_prompt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness = GateHarness(tmp_path, monkeypatch, "images", spec("gate-redo-images"))
+    old_image = harness.storage.get_bytes("jobs/gate-redo-images/images/002.png")
+    harness.answer("Redo segments", {"prompts": ["2: a calm sea at noon"]})
+    segment = harness.manifest().segments[1]
+    assert (segment.prompt, segment.motion_prompt) == ("a calm sea at noon", None)
+    assert harness.storage.get_bytes(segment.image_key or "") != old_image

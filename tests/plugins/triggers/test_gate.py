@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from airflow.sdk.timezone import utcnow
 
+from video_pipeline.approval import parse_form_answer
 from video_pipeline_airflow.triggers import gate as gate_module
 from video_pipeline_airflow.triggers.gate import ApprovalGateTrigger
 
@@ -114,8 +115,21 @@ async def test_variable_answer_is_recorded_and_consumed(fake: FakeAirflow) -> No
     assert event["params_input"]["segments"] == [2, 4]
     assert event["via"] == "variable"
     assert event["responded_by_user"]["name"] == "ben"
-    assert fake.answer == {"options": ["Redo segments"], "params": {"segments": [2, 4], "note": None}}
+    assert fake.answer == {
+        "options": ["Redo segments"],
+        "params": {"segments": [2, 4], "prompts": None, "note": None},
+    }
     assert KEY not in fake.variables
+
+
+async def test_variable_prompts_are_recorded_as_the_form_would_send_them(fake: FakeAirflow) -> None:
+    """All of the answer is in the request row: a retried gate that reads it back from there loses nothing."""
+    fake.variables[KEY] = '{"decision": "redo", "segments": [2], "prompts": {"4": "a red fox: at dawn"}}'
+    event = await first_event(trigger())
+    assert event["params_input"] == {"segments": [2, 4], "prompts": ["4: a red fox: at dawn"], "note": None}
+    assert fake.answer is not None and fake.answer["params"] == event["params_input"]
+    request = parse_form_answer(event["chosen_options"], event["params_input"])
+    assert (request.segments, request.prompts) == ([2, 4], {4: "a red fox: at dawn"})
 
 
 async def test_invalid_variable_is_dropped_and_the_gate_keeps_waiting(fake: FakeAirflow) -> None:
@@ -124,6 +138,35 @@ async def test_invalid_variable_is_dropped_and_the_gate_keeps_waiting(fake: Fake
     await asyncio.sleep(0.1)
     assert not run.done()
     assert fake.deleted == [KEY]
+    fake.variables[KEY] = "approve"
+    assert (await run)["chosen_options"] == ["Approve"]
+
+
+HOSTILE_VARIABLES = {
+    "nested-100000": "[" * 100_000 + "]" * 100_000,
+    "nested-object": '{"decision": "redo", "segments": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    "5000-digits": '{"decision": "redo", "segments": [' + "7" * 5000 + "]}",
+    "superscript-two": '{"decision": "redo", "segments": ["²"]}',
+    "circled-one": '{"decision": "redo", "prompts": {"①": "a fox"}}',
+    "long-note": '{"decision": "approve", "note": "' + "n" * 2001 + '"}',
+    "note-not-text": '{"decision": "approve", "note": {"a": 1}}',
+    "too-large": '{"decision": "approve", "by": "' + "b" * 300_000 + '"}',
+    "bool-segment": '{"decision": "redo", "segments": [true]}',
+    "nan": "NaN",
+}
+
+
+@pytest.mark.parametrize("value", list(HOSTILE_VARIABLES.values()), ids=list(HOSTILE_VARIABLES))
+async def test_hostile_variable_values_are_dropped_and_the_gate_keeps_waiting(
+    fake: FakeAirflow, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.variables[KEY] = value
+    run = asyncio.ensure_future(first_event(trigger()))
+    await asyncio.sleep(0.1)
+    assert not run.done()  # the trigger did not raise: it is still waiting
+    assert fake.deleted == [KEY] and fake.answer is None  # dropped, nothing recorded
+    logged = [line for line in capsys.readouterr().out.splitlines() if "Ignoring Variable" in line]
+    assert len(logged) == 1 and len(logged[0]) < 2000  # the reason, without echoing the value
     fake.variables[KEY] = "approve"
     assert (await run)["chosen_options"] == ["Approve"]
 
