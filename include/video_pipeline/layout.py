@@ -19,7 +19,7 @@ def run_key(run_id: str) -> str:
     """An Airflow run id as one storage key part: readable, and unique even when sanitising folds characters
     (run ids may hold ``:``, ``+`` or spaces)."""
     readable = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)[:80].strip(".") or "run"
-    return f"{readable}-{hashlib.sha256(run_id.encode()).hexdigest()[:12]}"
+    return f"{readable}-{hashlib.sha256(run_id.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class JobLayout:
 
     def progress_run(self, run_id: str) -> str:
         """Where one run's progress milestones live: ``progress/runs/<run>/r<round>/<stage>/…``."""
-        return f"{self.root}/progress/runs/{run_folder(run_id)}"
+        return f"{self.root}/progress/runs/{run_key(run_id)}"
 
     def progress_done(self, run_id: str, round_: int, stage: str) -> str:
         """The folder of a run's (and redo round's) completion markers for one stage."""
@@ -75,17 +75,6 @@ class JobLayout:
 
     def progress_event(self, run_id: str, round_: int, stage: str, count: int) -> str:
         return f"{self.progress_run(run_id)}/r{round_}/{stage}/events/{count:05d}.json"
-
-
-def run_folder(run_id: str) -> str:
-    """A run's folder name: readable, and unique per run id whatever characters it holds.
-
-    Run ids hold ``:`` and ``+`` (``manual__2026-11-30T09:00:00+00:00``) and may be anything a user typed, so
-    the name keeps a slug of the id for people and a hash of it for uniqueness.
-    """
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", run_id).strip(".-")[:48] or "run"
-    digest = hashlib.sha256(run_id.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-    return f"{slug}-{digest}"
 
     # -- paid work: the run's claim, provider-task records, the spend ledger, stop markers -------------------
 
