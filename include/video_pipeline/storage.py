@@ -275,28 +275,38 @@ class LocalStorage:
         return self._regular(key).st_size
 
     @contextmanager
+    def _temp_file(self, folder: int, name: str) -> Iterator[tuple[str, IO[bytes]]]:
+        """A new temp file beside ``name`` in ``folder`` (never through a link), flushed and fsynced when the
+        block ends, removed if the block fails. The caller renames or links it into place, then removes it."""
+        tmp = _temp_name(name)
+        fd = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=folder
+        )
+        try:
+            with os.fdopen(fd, "wb") as out:
+                yield tmp, out
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=folder)
+            raise
+
+    @contextmanager
     def _atomic_file(self, key: str) -> Iterator[IO[bytes]]:
         folders, name = self._split(key)
         with self._folder(folders, key, create=True) as folder:
-            tmp = _temp_name(name)
-            fd = os.open(
-                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=folder
-            )
+            with self._temp_file(folder, name) as (tmp, out):
+                yield out
             try:
-                with os.fdopen(fd, "wb") as out:
-                    yield out
-                    out.flush()
-                    os.fsync(out.fileno())
-                try:
-                    # rename replaces the entry at ``name`` itself: a link there is replaced, not followed
-                    os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
-                except IsADirectoryError:
-                    raise StorageError(f"{_shown(key)} is a folder") from None
-                os.fsync(folder)
-            except BaseException:
+                # rename replaces the entry at ``name`` itself: a link there is replaced, not followed
+                os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
+            except IsADirectoryError:
+                raise StorageError(f"{_shown(key)} is a folder") from None
+            finally:
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp, dir_fd=folder)
-                raise
+                    os.unlink(tmp, dir_fd=folder)  # gone after a rename; left only when it failed
+            os.fsync(folder)
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         with self._atomic_file(key) as out:
@@ -314,19 +324,12 @@ class LocalStorage:
         """Write a temp file, then ``link`` it into place: exclusive (fails if present) and never partial."""
         folders, name = self._split(key)
         with self._folder(folders, key, create=True) as folder:
-            tmp = _temp_name(name)
-            fd = os.open(
-                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=folder
-            )
+            with self._temp_file(folder, name) as (tmp, out):
+                out.write(data)
             try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(data)
-                    out.flush()
-                    os.fsync(out.fileno())
-                try:
-                    os.link(tmp, name, src_dir_fd=folder, dst_dir_fd=folder, follow_symlinks=False)
-                except FileExistsError:
-                    return False
+                os.link(tmp, name, src_dir_fd=folder, dst_dir_fd=folder, follow_symlinks=False)
+            except FileExistsError:
+                return False
             finally:
                 os.unlink(tmp, dir_fd=folder)
             os.fsync(folder)

@@ -105,22 +105,18 @@ log = logging.getLogger(__name__)
 
 def record_paid_submission(storage: Storage, submission: Submission) -> None:
     """The provider task id into the record and the ledger, patiently: storage may be briefly unreachable."""
-    for attempt in Retrying(
-        stop=stop_after_delay(RECORD_PATIENCE_S),
-        wait=wait_exponential(multiplier=0.5, max=10),
-        before_sleep=before_sleep_log(log, logging.WARNING),
-        reraise=True,
+    for write in (
+        lambda: update_submission(storage, submission),
+        lambda: record_spend_event(storage, submission, "submitted"),
     ):
-        with attempt:
-            update_submission(storage, submission)
-    for attempt in Retrying(
-        stop=stop_after_delay(RECORD_PATIENCE_S),
-        wait=wait_exponential(multiplier=0.5, max=10),
-        before_sleep=before_sleep_log(log, logging.WARNING),
-        reraise=True,
-    ):
-        with attempt:
-            record_spend_event(storage, submission, "submitted")
+        for attempt in Retrying(
+            stop=stop_after_delay(RECORD_PATIENCE_S),
+            wait=wait_exponential(multiplier=0.5, max=10),
+            before_sleep=before_sleep_log(log, logging.WARNING),
+            reraise=True,
+        ):
+            with attempt:
+                write()
 
 
 @dataclass(frozen=True)
