@@ -288,9 +288,9 @@ def test_a_gate_fed_bad_answers_keeps_waiting_and_spends_nothing(
     # Each refused answer re-opens the gate at least once. Airflow may deliver one answer twice (the resume
     # event and the trigger's own poll race); a second delivery that lands before the re-opened request has
     # replaced the answer re-opens it once more (seen once in ten runs): harmless, the gate keeps waiting.
-    reopened = task_log.count("re-opening the gate")
+    reopenings = task_log.count("re-opening the gate")
     expected = 1 + len(HOSTILE_FORM_ANSWERS) + len(OUT_OF_RANGE_REDOS)
-    assert expected <= reopened <= 2 * expected, reopened
+    assert expected <= reopenings <= 2 * expected, reopenings
     for reason in (
         "at most 2000",
         "the note must be text",

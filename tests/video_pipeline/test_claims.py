@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from video_pipeline.claims import JobClaimed, RunIsActive, claim_job, current_claim, release_claim
 from video_pipeline.layout import JobLayout
@@ -19,17 +16,6 @@ DAG = "video_generation"
 
 def always(active: bool) -> RunIsActive:
     return lambda dag_id, run_id: active
-
-
-@pytest.fixture(params=["local", "s3"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path, aws_env: None) -> Iterator[Storage]:
-    if request.param == "local":
-        yield open_storage(tmp_path.as_uri())
-        return
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="bucket")
-        yield open_storage("s3://bucket/p", s3_client=client)
 
 
 def test_a_second_run_is_refused_naming_the_holder(storage: Storage) -> None:

@@ -3,26 +3,11 @@ from __future__ import annotations
 import json
 import random
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from video_pipeline.progress import ProgressEvent, milestones, rebuild_progress, record_completion
-from video_pipeline.storage import LocalStorage, Storage, open_storage
-
-
-@pytest.fixture(params=["local", "s3"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path, aws_env: None) -> Iterator[Storage]:
-    if request.param == "local":
-        yield open_storage(tmp_path.as_uri())
-        return
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="progress")
-        yield open_storage("s3://progress/p", s3_client=client)
+from video_pipeline.storage import LocalStorage, Storage
 
 
 def test_milestones() -> None:

@@ -6,12 +6,9 @@ import contextlib
 import multiprocessing
 import random
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from video_pipeline.layout import JobLayout
 from video_pipeline.manifest import begin_run, load_manifest
@@ -42,17 +39,6 @@ from video_pipeline.submissions import (
 )
 
 DIGEST = "ab" * 32
-
-
-@pytest.fixture(params=["local", "s3"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path, aws_env: None) -> Iterator[Storage]:
-    if request.param == "local":
-        yield open_storage(tmp_path.as_uri())
-        return
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="bucket")
-        yield open_storage("s3://bucket/p", s3_client=client)
 
 
 def record(
