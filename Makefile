@@ -25,12 +25,12 @@ demo: install
 	$(BIN)/python scripts/demo.py
 
 ## The whole test suite: unit, adapters, DAG integrity and end-to-end on real Airflow processes.
-## Three workers (pytest-xdist, work stealing): the end-to-end tests mostly wait on Airflow and the fakes, so
-## three share two cores well (measured: 10.7 min for the whole suite vs 14 min with one worker before it grew
-## by 580 tests); each worker starts its own embedded Airflow.
+## Two workers (pytest-xdist, work stealing), each with its own embedded Airflow: the end-to-end tests mostly
+## wait on Airflow and the fakes. Three measured 10.7 min but, with three Airflows starting on two cores, one
+## session's first REST write timed out in one of three runs; two is the reliable choice here.
 test: install
 	sh scripts/install-browser.sh
-	$(BIN)/pytest -n 3 --dist worksteal --durations=20
+	$(BIN)/pytest -n 2 --dist worksteal --durations=20
 
 test-fast: install
 	$(BIN)/pytest -n 2 -m "not e2e and not cluster"

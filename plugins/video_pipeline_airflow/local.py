@@ -28,6 +28,8 @@ from video_pipeline_airflow.pools import planned_pools
 REPO = Path(__file__).resolve().parents[2]
 PROCESSES = ("api-server", "scheduler", "dag-processor", "triggerer")
 TERMINAL_RUN_STATES = {"success", "failed"}
+#: Seconds a REST call may take (see :meth:`LocalAirflow.api`).
+API_TIMEOUT_S = 90.0
 
 
 WORKER_NAME_ENV = "VIDEO_PIPELINE_WORKER_NAME"
@@ -226,17 +228,21 @@ class LocalAirflow:
     def token(self) -> str:
         if self._token is None:
             if self.login is None:
-                response = httpx.get(f"{self.base_url}/auth/token", timeout=10)
+                response = httpx.get(f"{self.base_url}/auth/token", timeout=API_TIMEOUT_S)
             else:
                 credentials = {"username": self.login[0], "password": self.login[1]}
-                response = httpx.post(f"{self.base_url}/auth/token", json=credentials, timeout=10)
+                response = httpx.post(f"{self.base_url}/auth/token", json=credentials, timeout=API_TIMEOUT_S)
             response.raise_for_status()
             self._token = str(response.json()["access_token"])
         return self._token
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token()}"}
-        return httpx.request(method, f"{self.base_url}{path}", headers=headers, timeout=30, **kwargs)
+        # Longer than SQLite's 30-s busy wait (sqlite.py): a write that waited out a lock still answers. At 30 s
+        # a session's first write (its pools) timed out while three Airflows started on two loaded cores.
+        return httpx.request(
+            method, f"{self.base_url}{path}", headers=headers, timeout=API_TIMEOUT_S, **kwargs
+        )
 
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
         response = self.api(
