@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
+from tests.support.cluster import PG, fresh_metadata_db, reachable
 from tests.support.fake_runway import FakeRunway
 from tests.support.moto_s3 import MotoS3
 from video_pipeline.approval import variable_key
@@ -72,10 +74,20 @@ def airflow(
         # A worker that dies with its task is noticed after this long without a heartbeat (default 300 s).
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
     }
-    cluster = LocalAirflow(
-        home=home, storage_url=None, parallelism=6, extra_env=env, login=("reviewer", "e2e-pass")
-    )
-    with cluster:
+    with ExitStack() as stack:
+        # PostgreSQL where the machine has it (CI does): with SQLite, writes wait on one file lock, and on a
+        # loaded machine (two test workers, each with its own Airflow) REST writes failed with "database is
+        # locked" after SQLite's 30-s busy wait. Without PostgreSQL, SQLite as before.
+        metadata = stack.enter_context(fresh_metadata_db("vp_e2e")) if reachable(PG) else None
+        cluster = LocalAirflow(
+            home=home,
+            storage_url=None,
+            parallelism=6,
+            extra_env=env,
+            login=("reviewer", "e2e-pass"),
+            sql_alchemy_conn=metadata,
+        )
+        stack.enter_context(cluster)
         yield cluster
 
 
