@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import types
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
-from tests.support.fake_runway import FakeRunway
+from tests.support.fake_runway import FakeRunway, point_pipeline_at
 from video_pipeline.claims import claim_job, current_claim
 from video_pipeline.manifest import begin_run, load_manifest
 from video_pipeline.models import JobSpec
@@ -41,11 +40,7 @@ def fake() -> Iterator[FakeRunway]:
 @pytest.fixture
 def storage(fake: FakeRunway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalStorage:
     fake.reset(api_key=KEY, image_latency=30)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_RUNWAY_DEFAULT",
-        json.dumps({"conn_type": "http", "host": fake.base_url, "password": KEY}),
-    )
-    monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_STORAGE_URL", tmp_path.as_uri())
+    point_pipeline_at(fake, KEY, tmp_path, monkeypatch)
     return LocalStorage(tmp_path)
 
 

@@ -1403,3 +1403,18 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def point_pipeline_at(
+    fake: FakeRunway, key: str, root: Path, monkeypatch: Any, *, poll_seconds: float | None = None
+) -> None:
+    """Point the pipeline's adapters in this process at ``fake`` (the ``runway_default`` connection) and at
+    local storage under ``root``, as Airflow would through its env vars; ``poll_seconds`` sets the poll interval
+    Variable. ``monkeypatch`` is pytest's fixture, which undoes all of it after the test."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_RUNWAY_DEFAULT",
+        json.dumps({"conn_type": "http", "host": fake.base_url, "password": key}),
+    )
+    monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_STORAGE_URL", root.as_uri())
+    if poll_seconds is not None:
+        monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_RUNWAY_POLL_SECONDS", str(poll_seconds))

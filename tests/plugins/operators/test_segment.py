@@ -22,7 +22,7 @@ from botocore.exceptions import EndpointConnectionError
 from moto import mock_aws
 from PIL import Image
 
-from tests.support.fake_runway import FakeRunway
+from tests.support.fake_runway import FakeRunway, point_pipeline_at
 from tests.support.moto_s3 import MotoS3
 from video_pipeline.claims import claim_job, current_claim
 from video_pipeline.generation import Planned, plan_clip
@@ -60,12 +60,7 @@ def fake() -> Iterator[FakeRunway]:
 @pytest.fixture
 def storage(fake: FakeRunway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalStorage:
     fake.reset(api_key=KEY, image_latency=0.2)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_RUNWAY_DEFAULT",
-        json.dumps({"conn_type": "http", "host": fake.base_url, "password": KEY}),
-    )
-    monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_STORAGE_URL", tmp_path.as_uri())
-    monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_RUNWAY_POLL_SECONDS", "0.1")
+    point_pipeline_at(fake, KEY, tmp_path, monkeypatch, poll_seconds=0.1)
     return LocalStorage(tmp_path)
 
 

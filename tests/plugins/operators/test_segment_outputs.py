@@ -6,7 +6,6 @@ defers (submission recorded), the trigger's event is the task's terminal status,
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import httpx
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
-from tests.support.fake_runway import FakeRunway
+from tests.support.fake_runway import FakeRunway, point_pipeline_at
 from video_pipeline.models import JobSpec
 from video_pipeline.providers.runway import RunwayClient
 from video_pipeline.segmentation import segments_for
@@ -36,12 +35,7 @@ def fake() -> Iterator[FakeRunway]:
 @pytest.fixture
 def storage(fake: FakeRunway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalStorage:
     fake.reset(api_key=KEY, image_latency=0.1)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_RUNWAY_DEFAULT",
-        json.dumps({"conn_type": "http", "host": fake.base_url, "password": KEY}),
-    )
-    monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_STORAGE_URL", tmp_path.as_uri())
-    monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_RUNWAY_POLL_SECONDS", "0.1")
+    point_pipeline_at(fake, KEY, tmp_path, monkeypatch, poll_seconds=0.1)
     return LocalStorage(tmp_path)
 
 
