@@ -49,7 +49,7 @@ from video_pipeline.ffmpeg import (
     run_ffmpeg,
 )
 
-#: The parameters used when no clip can serve as the target (the storyboard provider's).
+#: The parameters used when no clip can serve as the target (the offline provider's).
 DEFAULT_FPS = Fraction(24)
 DEFAULT_TIMESCALE = 12288
 DEFAULT_AUDIO = AudioLayout(codec="aac", sample_rate=48000, layout="stereo")

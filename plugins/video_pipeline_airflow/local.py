@@ -54,7 +54,7 @@ class LocalAirflow:
     executor: str = "LocalExecutor"
     sql_alchemy_conn: str | None = None
     parallelism: int = 8
-    pool_slots: int | None = None  # None: from the Runway account's limits, else the default
+    pool_slots: int | None = None  # None: from the providers' account limits, else the default
     processes: tuple[str, ...] = PROCESSES
     extra_env: dict[str, str] = field(default_factory=dict)
     #: ``(user, password)``: real logins (simple auth manager). None: everyone is admin (demo only).

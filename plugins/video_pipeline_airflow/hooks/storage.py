@@ -1,6 +1,6 @@
 """Opens the job storage for Airflow tasks: S3 through the amazon provider's S3Hook, local otherwise.
 
-Presigned URLs (gate previews, the final video, Runway's ``presigned`` image source) are opened by someone
+Presigned URLs (gate previews, the final video, the ``presigned`` image source of remote clip models) are opened by someone
 outside the Airflow network. When S3 is reached by another name from outside (compose: Airflow talks to
 ``http://minio:9000``, a reviewer's browser to ``http://localhost:9000``), set the Variable
 ``video_pipeline_s3_public_endpoint_url`` to the outside address: URLs are then signed for it. Rewriting the

@@ -7,7 +7,7 @@ task instance ... finished with state success, but the task instance's state att
 apache/airflow#72716 and #71580, guarded upstream only for the ``scheduled`` state). Measured here: 15 of 200
 fast (5-s) provider tasks failed that way and had to retry. The scheduler takes the report in within a second
 or two of the deferral, so a trigger waits until ``DEFERRAL_SETTLE_S`` after it before its first check.
-Nothing real waits longer because of it: a Runway task takes tens of seconds, a reviewer longer.
+Nothing real waits longer because of it: a provider task takes tens of seconds, a reviewer longer.
 """
 
 from __future__ import annotations
