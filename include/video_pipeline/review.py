@@ -103,6 +103,18 @@ def gate_subject(job: JobSpec, stage: Stage, round_: int) -> str:
     return f"Review {stage} of “{plain_text(job.title)}” ({job.job_id}){suffix}"
 
 
+def _made_by(job: JobSpec) -> str:
+    """Who makes each stage: ``images by `p m`, clips by `p m` `` (and a fallback, when there is one)."""
+    parts = []
+    for stage in ("images", "clips"):
+        choice = job.choice(stage)
+        fallback = (
+            f" (fallback `{choice.fallback.provider} {choice.fallback.model}`)" if choice.fallback else ""
+        )
+        parts.append(f"{stage} by `{choice.provider} {choice.model}`{fallback}")
+    return ", ".join(parts)
+
+
 def gate_body(
     job: JobSpec,
     stage: Stage,
@@ -120,7 +132,7 @@ def gate_body(
     count = len(segments)
     lines = [
         f"**{inert(job.title)}** — **{count} {stage}** ready for review — job {inert(job.job_id)}, "
-        f"provider `{job.provider}`, ratio {job.ratio}.",
+        f"{_made_by(job)}, ratio {job.ratio}.",
         "",
         f"Credits spent so far: **{credits_spent:g}**; estimate for the next stage: **{next_stage_estimate:g}**.",
     ]

@@ -41,7 +41,7 @@ from video_pipeline.manifest import decisions_for, load_manifest, merge_segments
 from video_pipeline.models import Decision, JobSpec, Manifest, SegmentStatus, Stage, VideoSegment, utcnow
 from video_pipeline.progress import record_completion
 from video_pipeline.providers import registry
-from video_pipeline.review import build_preview, gate_body, gate_subject
+from video_pipeline.review import build_preview, gate_body, gate_subject, inert
 from video_pipeline.storage import Storage
 from video_pipeline.submissions import credits_spent
 from video_pipeline_airflow.hooks.storage import get_storage
@@ -152,7 +152,10 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         manifest: Manifest,
         changed: list[int],
         note: str | None = None,
+        notice: str | None = None,
     ) -> None:
+        """Open (or re-open) the gate's request. ``note`` is the reviewer's (shown with the changes);
+        ``notice`` is the pipeline's own word to the reviewer (a refused or failed redo)."""
         round_ = len(decisions_for(manifest, context["run_id"], self.stage)) + 1
         segments = manifest.segments
         preview = build_preview(storage, job, self.stage, segments, round_)
@@ -172,6 +175,8 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         )
         if price := self.redo_price(storage, job, segments):
             self.body = f"{self.body}\n\n{price}"
+        if notice:
+            self.body = f"{self.body}\n\n**Notice:** {inert(notice)}"
         manifest.status = "awaiting_images" if self.stage == "images" else "awaiting_clips"
         manifest.gates_opened_at[self.stage] = utcnow()
         save_manifest(storage, manifest)
@@ -384,7 +389,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
                 f"has {job.budget_credits - spent:g} left; approve, reject, or redo fewer segments."
             )
             self.log.error(note)
-            return self._open(context, storage, job, manifest, changed=[], note=note)
+            return self._open(context, storage, job, manifest, changed=[], notice=note)
         choice = job.choice(self.stage)
         self.log.info(
             "Redo of segments %s: ~%g credits on %s %s", request.segments, cost, choice.provider, choice.model
@@ -417,8 +422,10 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         if not pending:
             manifest = self._manifest(storage, job)
             merge_segments(manifest, [VideoSegment.model_validate(s) for s in state["done"]])
-            note = "\n".join(filter(None, [state["note"], *state["failed"]])) or None
-            return self._open(context, storage, job, manifest, changed=state["changed"], note=note)
+            notice = "; ".join(state["failed"]) or None
+            return self._open(
+                context, storage, job, manifest, changed=state["changed"], note=state["note"], notice=notice
+            )
         head = pending[0]
         segment = VideoSegment.model_validate(head["segment"])
         try:
