@@ -25,3 +25,13 @@ def test_no_module_outside_the_providers_package_names_a_provider() -> None:
         if pattern.search(line)
     ]
     assert offenders == []
+
+
+def test_the_readme_lists_every_provider_and_model() -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Providers") :]
+    section = section[: section.index("\n## ", 1)]
+    for name in registry.names():
+        assert f"`{name}`" in section
+        for model in registry.get(name).models:
+            assert f"`{model}`" in section, f"{name} {model} is missing from the README's Providers table"
