@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from video_pipeline.audio_mix import AUDIO_DEMUXERS, demuxer_for
+from video_pipeline.media.audio_track import AUDIO_DEMUXERS, demuxer_for
 
 #: Job ratios: the ones Runway's image_to_video accepts, so a job never needs re-framing between stages.
 RATIOS: dict[str, tuple[int, int]] = {

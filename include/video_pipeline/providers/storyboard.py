@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from video_pipeline.ffmpeg import run_ffmpeg
+from video_pipeline.media.ffmpeg import run_ffmpeg
 from video_pipeline.models import RATIOS
 from video_pipeline.providers.base import ClipRequest, ImageRequest
 

@@ -35,17 +35,17 @@ from video_pipeline.approval import (
     variable_key,
 )
 from video_pipeline.costs import stage_estimates
+from video_pipeline.gate_form import build_preview, gate_body, gate_subject
 from video_pipeline.generation import animate_segment, generate_image
 from video_pipeline.manifest import decisions_for, load_manifest, merge_segments, save_manifest
 from video_pipeline.models import Decision, JobSpec, Manifest, SegmentStatus, Stage, VideoSegment, utcnow
 from video_pipeline.progress import record_completion
 from video_pipeline.providers.registry import local_provider
-from video_pipeline.review import build_preview, gate_body, gate_subject
 from video_pipeline.storage import Storage
 from video_pipeline.submissions import credits_spent
 from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.notify import notify
-from video_pipeline_airflow.previews import preview_url
+from video_pipeline_airflow.preview_links import preview_url
 from video_pipeline_airflow.settings import gate_poll_seconds
 from video_pipeline_airflow.stages import end_run
 from video_pipeline_airflow.triggers.gate import ApprovalGateTrigger

@@ -1,26 +1,15 @@
-"""Preview images: a numbered contact sheet of all segments and poster frames for the gates; a poster and a
-short animated skim (GIF or WebP) of the finished video."""
+"""Thumbnails: a numbered contact sheet of all segments and poster frames for the gates; a poster and a short
+animated skim (GIF or WebP) of the finished video."""
 
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from video_pipeline.ffmpeg import run_ffmpeg
-
-
-def _save_jpeg(image: Image.Image, dest: Path) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    try:
-        image.save(tmp, format="JPEG", quality=85)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest
+from video_pipeline.atomic_write import atomic_write
+from video_pipeline.media.ffmpeg import run_ffmpeg
 
 
 def contact_sheet(
@@ -50,20 +39,17 @@ def contact_sheet(
         box = draw.textbbox((x + 6, y + 4), label, font=font)
         draw.rectangle((box[0] - 4, box[1] - 2, box[2] + 4, box[3] + 2), fill=(0, 0, 0))
         draw.text((x + 6, y + 4), label, font=font, fill=(255, 255, 255))
-    return _save_jpeg(sheet, dest)
+    with atomic_write(dest) as tmp:
+        sheet.save(tmp, format="JPEG", quality=85)
+    return dest
 
 
 def poster_from_clip(clip: Path, dest: Path, at_s: float = 0.5) -> Path:
     """One frame of a clip as a JPEG (the review form shows images, not video)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp.jpg")
-    try:
+    with atomic_write(dest) as tmp:
         run_ffmpeg(
             ["-ss", f"{at_s:.3f}", "-i", str(clip), "-frames:v", "1", "-q:v", "3", str(tmp)], timeout=60
         )
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest
 
 
@@ -99,9 +85,7 @@ def animated_preview(
     else:
         tail = "[clip]null[out]"
         codec = ["-c:v", "libwebp_anim", "-q:v", "60", "-loop", "0", "-f", "webp"]
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    try:
+    with atomic_write(dest) as tmp:
         run_ffmpeg(
             [
                 *inputs,
@@ -115,7 +99,4 @@ def animated_preview(
             ],
             timeout=300,
         )
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest

@@ -542,27 +542,87 @@ def _read_track(path: Path) -> TrackIndex:
     traks = moov.get(b"trak", [])
     if len(traks) != 1:
         raise Unsupported(f"{len(traks)} tracks")
-    mvhd = _one(moov, b"mvhd", "moov")
+    movie_timescale, mvhd_tail = _movie_header(data, _one(moov, b"mvhd", "moov"))
+    trak = _children(data, traks[0], "trak")
+    tkhd_flags, tkhd_tail = _track_header(data, _one(trak, b"tkhd", "trak"))
+    mdia = _children(data, _one(trak, b"mdia", "trak"), "mdia")
+    timescale, language = _media_header(data, _one(mdia, b"mdhd", "mdia"))
+    if movie_timescale == 0 or timescale == 0:
+        raise Unsupported(f"{'mvhd' if movie_timescale == 0 else 'mdhd'}: time scale 0")
+    hdlr, vmhd, stbl = _video_media(data, mdia)
+    sample_entry, nal_length_size = _sample_entry(data, _one(stbl, b"stsd", "stbl"))
+    count, uniform, sizes = _sample_sizes(data, _one(stbl, b"stsz", "stbl"), file_size)
+
+    duration_counts, durations = _run_lengths_of(data, _one(stbl, b"stts", "stbl"), "stts", count)
+    total = sum(map(operator.mul, duration_counts, durations))
+    if total > MAX_SECONDS * timescale:
+        raise Unsupported(f"stts: {total} ticks of 1/{timescale} s")
+    ctts = _optional(stbl, b"ctts", "stbl")
+    offset_counts, offsets = _run_lengths_of(data, ctts, "ctts", count, signed=True) if ctts else (None, None)
+    sync = _sync_samples(data, _optional(stbl, b"stss", "stbl"), count)
+    dependencies = _dependencies(data, _optional(stbl, b"sdtp", "stbl"), count)
+    chunk_offsets = _chunk_offsets_of(data, stbl, count)
+    runs = _runs(data, _one(stbl, b"stsc", "stbl"), chunk_offsets, sizes, uniform, count, file_size, mdats)
+
+    media_time = _edit(data, _optional(trak, b"edts", "trak"), movie_timescale, timescale, total)
+    _check_presentation(media_time, total, count, duration_counts, durations, offset_counts, offsets)
+    return TrackIndex(
+        path=path,
+        size_bytes=file_size,
+        ftyp=ftyp,
+        movie_timescale=movie_timescale,
+        mvhd_tail=mvhd_tail,
+        tkhd_flags=tkhd_flags,
+        tkhd_tail=tkhd_tail,
+        timescale=timescale,
+        language=language,
+        hdlr=hdlr,
+        vmhd=vmhd,
+        sample_entry=sample_entry,
+        nal_length_size=nal_length_size,
+        media_time=media_time,
+        frame_count=count,
+        media_duration=total,
+        duration_counts=duration_counts,
+        durations=durations,
+        offset_counts=offset_counts,
+        offsets=offsets,
+        sync=sync,
+        dependencies=dependencies,
+        sizes=sizes,
+        uniform_size=uniform,
+        runs=runs,
+    )
+
+
+def _movie_header(data: bytes, mvhd: Span) -> tuple[int, bytes]:
+    """mvhd: the movie's time scale and its fields after the duration."""
     version, _ = _full_box(data, mvhd, "mvhd", MVHD_BODY)
     at = mvhd[0] + (20 if version == 1 else 12)
     (movie_timescale,) = struct.unpack_from(">I", data, at)
     tail = at + (12 if version == 1 else 8)
-    mvhd_tail = data[tail : tail + 80]
+    return movie_timescale, data[tail : tail + 80]
 
-    trak = _children(data, traks[0], "trak")
-    tkhd = _one(trak, b"tkhd", "trak")
-    version, tkhd_flags = _full_box(data, tkhd, "tkhd", TKHD_BODY)
+
+def _track_header(data: bytes, tkhd: Span) -> tuple[int, bytes]:
+    """tkhd: its flags and its fields after the duration."""
+    version, flags = _full_box(data, tkhd, "tkhd", TKHD_BODY)
     tail = tkhd[0] + (36 if version == 1 else 24)
-    tkhd_tail = data[tail : tail + 60]
-    mdia = _children(data, _one(trak, b"mdia", "trak"), "mdia")
-    mdhd = _one(mdia, b"mdhd", "mdia")
+    return flags, data[tail : tail + 60]
+
+
+def _media_header(data: bytes, mdhd: Span) -> tuple[int, bytes]:
+    """mdhd: the track's time scale and its packed language."""
     version, _ = _full_box(data, mdhd, "mdhd", MDHD_BODY)
     at = mdhd[0] + (20 if version == 1 else 12)
     (timescale,) = struct.unpack_from(">I", data, at)
     tail = at + (12 if version == 1 else 8)
-    language = data[tail : tail + 2]
-    if movie_timescale == 0 or timescale == 0:
-        raise Unsupported(f"{'mvhd' if movie_timescale == 0 else 'mdhd'}: time scale 0")
+    return timescale, data[tail : tail + 2]
+
+
+def _video_media(data: bytes, mdia: dict[bytes, list[Span]]) -> tuple[bytes, bytes, dict[bytes, list[Span]]]:
+    """The video track's hdlr and vmhd boxes (whole, as they are written back) and its sample table's boxes,
+    every one of them a kind this module reads."""
     hdlr = _one(mdia, b"hdlr", "mdia")
     _full_box(data, hdlr, "hdlr", HDLR_BODY)
     if data[hdlr[0] + 8 : hdlr[0] + 12] != b"vide":
@@ -574,9 +634,11 @@ def _read_track(path: Path) -> TrackIndex:
     unknown = sorted(_name(kind) for kind in stbl if kind not in KNOWN_STBL)
     if unknown:
         raise Unsupported(f"sample table has {', '.join(unknown)}")
-    sample_entry, nal_length_size = _sample_entry(data, _one(stbl, b"stsd", "stbl"))
+    return data[hdlr[0] - 8 : hdlr[1]], data[vmhd[0] - 8 : vmhd[1]], stbl
 
-    stsz = _one(stbl, b"stsz", "stbl")
+
+def _sample_sizes(data: bytes, stsz: Span, file_size: int) -> tuple[int, int, array[int] | None]:
+    """stsz: (sample count, the size of every sample or 0, the sizes one by one or None)."""
     _full_box(data, stsz, "stsz", {0: 12})
     uniform, count = struct.unpack_from(">II", data, stsz[0] + 4)
     if count == 0:
@@ -597,31 +659,34 @@ def _read_track(path: Path) -> TrackIndex:
         raise Unsupported("stsz: a sample of 0 bytes")
     if largest > MAX_SAMPLE_BYTES:
         raise Unsupported(f"stsz: a sample of {largest} bytes")
+    return count, uniform, sizes
 
-    duration_counts, durations = _run_lengths_of(data, _one(stbl, b"stts", "stbl"), "stts", count)
-    total = sum(map(operator.mul, duration_counts, durations))
-    if total > MAX_SECONDS * timescale:
-        raise Unsupported(f"stts: {total} ticks of 1/{timescale} s")
-    ctts = _optional(stbl, b"ctts", "stbl")
-    offset_counts, offsets = _run_lengths_of(data, ctts, "ctts", count, signed=True) if ctts else (None, None)
-    sync = None
-    stss = _optional(stbl, b"stss", "stbl")
-    if stss is not None:
-        sync = _read_table(data, stss, "stss", "I")
-        if sync and (
-            sync[0] < 1
-            or sync[-1] > count
-            or not all(map(operator.lt, sync, itertools.islice(sync, 1, None)))
-        ):
-            raise Unsupported("stss: keyframe numbers not increasing within 1..samples")
-    dependencies = None
-    sdtp = _optional(stbl, b"sdtp", "stbl")
-    if sdtp is not None:
-        _full_box(data, sdtp, "sdtp", {0: 4})
-        dependencies = data[sdtp[0] + 4 : sdtp[1]]
-        if len(dependencies) != count:
-            raise Unsupported("sdtp disagrees on the sample count")
 
+def _sync_samples(data: bytes, stss: Span | None, count: int) -> array[int] | None:
+    """stss: the keyframes' sample numbers (None: every sample is one)."""
+    if stss is None:
+        return None
+    sync = _read_table(data, stss, "stss", "I")
+    if sync and (
+        sync[0] < 1 or sync[-1] > count or not all(map(operator.lt, sync, itertools.islice(sync, 1, None)))
+    ):
+        raise Unsupported("stss: keyframe numbers not increasing within 1..samples")
+    return sync
+
+
+def _dependencies(data: bytes, sdtp: Span | None, count: int) -> bytes | None:
+    """sdtp: one byte of sample dependencies per sample (None: no such box)."""
+    if sdtp is None:
+        return None
+    _full_box(data, sdtp, "sdtp", {0: 4})
+    dependencies = data[sdtp[0] + 4 : sdtp[1]]
+    if len(dependencies) != count:
+        raise Unsupported("sdtp disagrees on the sample count")
+    return dependencies
+
+
+def _chunk_offsets_of(data: bytes, stbl: dict[bytes, list[Span]], count: int) -> array[int]:
+    """stco or co64 (exactly one of them): where each chunk starts in the file."""
     if (b"co64" in stbl) == (b"stco" in stbl):
         raise Unsupported("stbl: needs one of stco and co64")
     wide = b"co64" in stbl
@@ -633,38 +698,7 @@ def _read_track(path: Path) -> TrackIndex:
     )
     if len(chunk_offsets) > count:
         raise Unsupported(f"{len(chunk_offsets)} chunks for {count} samples")
-    runs = _runs(data, _one(stbl, b"stsc", "stbl"), chunk_offsets, sizes, uniform, count, file_size, mdats)
-
-    edts = _optional(trak, b"edts", "trak")
-    media_time = _edit(data, edts, movie_timescale, timescale, total)
-    _check_presentation(media_time, total, count, duration_counts, durations, offset_counts, offsets)
-    return TrackIndex(
-        path=path,
-        size_bytes=file_size,
-        ftyp=ftyp,
-        movie_timescale=movie_timescale,
-        mvhd_tail=mvhd_tail,
-        tkhd_flags=tkhd_flags,
-        tkhd_tail=tkhd_tail,
-        timescale=timescale,
-        language=language,
-        hdlr=data[hdlr[0] - 8 : hdlr[1]],
-        vmhd=data[vmhd[0] - 8 : vmhd[1]],
-        sample_entry=sample_entry,
-        nal_length_size=nal_length_size,
-        media_time=media_time,
-        frame_count=count,
-        media_duration=total,
-        duration_counts=duration_counts,
-        durations=durations,
-        offset_counts=offset_counts,
-        offsets=offsets,
-        sync=sync,
-        dependencies=dependencies,
-        sizes=sizes,
-        uniform_size=uniform,
-        runs=runs,
-    )
+    return chunk_offsets
 
 
 def mismatch(tracks: list[TrackIndex]) -> str | None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import av
 
-from video_pipeline.ffmpeg import run_ffmpeg
-from video_pipeline.mp4_join import read_track
+from video_pipeline.media.ffmpeg import run_ffmpeg
+from video_pipeline.media.table_join import read_track
 
 
 def make_clip(

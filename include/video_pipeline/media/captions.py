@@ -14,7 +14,6 @@ separator characters become spaces, runs of spaces one) with ``-->`` written as 
 
 from __future__ import annotations
 
-import os
 import re
 import textwrap
 import unicodedata
@@ -23,7 +22,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from video_pipeline.assembly import Span
+from video_pipeline.atomic_write import atomic_write
+from video_pipeline.media.plan import Span
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,6 @@ def caption_image(text: str, size: tuple[int, int], dest: Path) -> Path:
     for number, line in enumerate(lines):
         x = (width - draw.textlength(line, font=font)) / 2
         draw.text((x, top + number * line_height), line, font=font, fill=(255, 255, 255, 255))
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, dest)
+    with atomic_write(dest) as tmp:
+        image.save(tmp, format="PNG")
     return dest

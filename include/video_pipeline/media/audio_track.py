@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from video_pipeline.ffmpeg import FFmpegError
+from video_pipeline.media.ffmpeg import FFmpegError
 
 if TYPE_CHECKING:
     from video_pipeline.storage import Storage

@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 from moto import mock_aws
 
 from video_pipeline.storage import LocalStorage, Storage, open_storage
-from video_pipeline_airflow import preview_app
-from video_pipeline_airflow.previews import MEDIA_DAG_ID, media_type_for
+from video_pipeline_airflow import media_route
+from video_pipeline_airflow.preview_links import MEDIA_DAG_ID, media_type_for
 
 pytestmark = pytest.mark.timeout(30)  # a fifo opened for reading would block forever
 FILES = "/files/"
@@ -74,8 +74,8 @@ def storage(tmp_path: Path) -> LocalStorage:
 
 
 def client_for(storage: Storage, user: SimpleAuthManagerUser | None) -> Iterator[TestClient]:
-    app = preview_app.app
-    app.dependency_overrides[preview_app.media_storage] = lambda: storage
+    app = media_route.app
+    app.dependency_overrides[media_route.media_storage] = lambda: storage
     if user is not None:  # else Airflow's real get_user answers (no credentials: 401)
         app.dependency_overrides[get_user] = lambda: user
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.video_pipeline.media import (
+from tests.video_pipeline.media.media_files import (
     Box,
     ClipParts,
     clip_parts,
@@ -28,9 +28,12 @@ from tests.video_pipeline.media import (
     subtitle_cues,
     visual_entry,
 )
-from video_pipeline.assembly import AssemblyError, Clip, join, plan_join, read_indexes
-from video_pipeline.ffmpeg import probe, run_ffmpeg
-from video_pipeline.mp4_join import (
+from video_pipeline.media.errors import AssemblyError
+from video_pipeline.media.ffmpeg import run_ffmpeg
+from video_pipeline.media.finish import join
+from video_pipeline.media.plan import Clip, plan_join, read_indexes
+from video_pipeline.media.probe import probe
+from video_pipeline.media.table_join import (
     Corrupt,
     Truncated,
     Unsupported,

@@ -18,8 +18,15 @@ from typing import Any
 import regex
 from markdown_it import MarkdownIt
 
+from video_pipeline.gate_form import (
+    WORD_JOINER,
+    GatePreview,
+    PreviewItem,
+    gate_body,
+    gate_subject,
+    plain_text,
+)
 from video_pipeline.models import JobSpec, VideoSegment
-from video_pipeline.review import WORD_JOINER, GatePreview, PreviewItem, gate_body, gate_subject, plain_text
 
 PREVIEWS = "https://previews.test/"
 #: remark-gfm's autolink literal patterns (JS: ``\w`` is ASCII; ``/gi`` and ``/gu``).

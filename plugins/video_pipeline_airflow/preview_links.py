@@ -1,7 +1,7 @@
 """Preview links that open in the reviewer's browser, for both storage kinds, and which keys may be served.
 
 S3 objects get presigned URLs. Local objects are served by the api-server's preview route
-(``preview_app.py``, mounted at ``/video-previews`` by ``plugins/video_pipeline_plugin.py``). The route serves
+(``media_route.py``, mounted at ``/video-previews`` by ``plugins/video_pipeline_plugin.py``). The route serves
 only the media a reviewer looks at (:func:`media_type_for`): never a manifest, the inbox, the spend ledger or
 anything else someone could write into storage.
 """

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from video_pipeline.assembly import Span
-from video_pipeline.subtitles import Cue, caption_image, caption_text, cues_for, write_srt
+from video_pipeline.media.captions import Cue, caption_image, caption_text, cues_for, write_srt
+from video_pipeline.media.plan import Span
 
 SPANS = [Span(1, 0.0, 5.0), Span(2, 4.5, 9.5), Span(3, 9.0, 14.0)]  # 0.5-s crossfades
 

@@ -11,10 +11,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from video_pipeline.finishing import Segment, finish
 from video_pipeline.layout import JobLayout
+from video_pipeline.media.finish import Segment, finish
+from video_pipeline.media.thumbnails import animated_preview, poster_from_clip
 from video_pipeline.models import FinalVideo, JobSpec, VideoSegment
-from video_pipeline.preview import animated_preview, poster_from_clip
 from video_pipeline.storage import Storage
 
 CONTENT_TYPES = {"gif": "image/gif", "webp": "image/webp"}

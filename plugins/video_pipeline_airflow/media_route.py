@@ -3,7 +3,7 @@
 - Authentication is Airflow's own ``get_user`` (bearer token or the UI's ``_token`` cookie): anonymous → 401.
 - Authorisation is the auth manager's DAG check: the caller must be allowed to read the ``video_generation``
   DAG, which produced every object served here (403 otherwise).
-- Only media keys are served (``previews.media_type_for``): manifests, the inbox, the spend ledger, anything
+- Only media keys are served (``preview_links.media_type_for``): manifests, the inbox, the spend ledger, anything
   else → 404, so whoever can write storage cannot plant an HTML or SVG page on the Airflow origin. Every answer
   carries ``X-Content-Type-Options: nosniff`` and a media type from the allow-list.
 - Keys go through the storage's key validation (``../`` or an over-long key → 400), local files are opened
@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from video_pipeline.storage import InvalidKey, LocalStorage, Storage, StorageError, check_key
 from video_pipeline_airflow.hooks.storage import get_storage
-from video_pipeline_airflow.previews import MEDIA_DAG_ID, media_type_for
+from video_pipeline_airflow.preview_links import MEDIA_DAG_ID, media_type_for
 
 log = logging.getLogger(__name__)
 REDIRECT_TTL_S = 300

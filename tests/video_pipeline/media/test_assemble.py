@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.video_pipeline.media import make_clip, subtitle_cues
-from video_pipeline.ffmpeg import probe, run_ffmpeg
-from video_pipeline.final_video import assemble_job
+from tests.video_pipeline.media.media_files import make_clip, subtitle_cues
 from video_pipeline.layout import JobLayout
+from video_pipeline.media.assemble import assemble_job
+from video_pipeline.media.ffmpeg import run_ffmpeg
+from video_pipeline.media.probe import probe
 from video_pipeline.models import JobSpec, VideoSegment
 from video_pipeline.storage import LocalStorage
 

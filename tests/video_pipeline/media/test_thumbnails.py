@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.video_pipeline.media import make_clip
-from video_pipeline.preview import animated_preview, contact_sheet, poster_from_clip
+from tests.video_pipeline.media.media_files import make_clip
+from video_pipeline.media.thumbnails import animated_preview, contact_sheet, poster_from_clip
 from video_pipeline.providers.base import ClipRequest, ImageRequest
 from video_pipeline.providers.storyboard import StoryboardProvider
 

@@ -38,7 +38,7 @@ def build_preview(
     """Write the contact sheet of all segments and the first N previews (posters for clips) to storage."""
     # Imported here: Pillow would cost every task process of the DAG its import time (the gate's module is
     # imported to parse the DAG file), and only an opening gate draws.
-    from video_pipeline.preview import contact_sheet, poster_from_clip
+    from video_pipeline.media.thumbnails import contact_sheet, poster_from_clip
 
     layout = JobLayout(job.job_id)
     items: list[PreviewItem] = []

@@ -1,38 +1,18 @@
-"""ffmpeg (the binary bundled by imageio-ffmpeg, no system install) and probing with PyAV.
+"""What a media file holds, read with PyAV: streams, lengths, keyframes, subtitle samples, and the stream
+signature that says whether two clips can be joined by a stream copy.
 
-PyAV is imported where a file is probed: rendering (``run_ffmpeg``) does not need it, and every Airflow task
-process that imports this module would pay ~40 ms for it.
+PyAV is imported where a file is probed: rendering with ffmpeg does not need it, and every Airflow task process
+that imports this module would pay ~40 ms for it.
 """
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
 
-
-class FFmpegError(RuntimeError):
-    pass
-
-
-def ffmpeg_exe() -> str:
-    import imageio_ffmpeg
-
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
-
-
-def run_ffmpeg(args: list[str], *, timeout: float = 600, loglevel: str = "error") -> str:
-    """Run ffmpeg; returns its stderr (where filters such as ``ebur128`` report), raises FFmpegError on failure."""
-    command = [ffmpeg_exe(), "-hide_banner", "-loglevel", loglevel, "-nostdin", "-y", *args]
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        raise FFmpegError(f"ffmpeg timed out after {timeout:.0f} s") from None
-    if result.returncode != 0:
-        tail = "\n".join(result.stderr.strip().splitlines()[-5:])
-        raise FFmpegError(f"ffmpeg failed (exit {result.returncode}): {tail}")
-    return result.stderr
+from video_pipeline.media.ffmpeg import FFmpegError
 
 
 @dataclass(frozen=True)
@@ -42,6 +22,40 @@ class AudioLayout:
     codec: str
     sample_rate: int
     layout: str
+
+
+class StreamSignature(NamedTuple):
+    """What must match for clips to be joined with a stream copy (fps rounded to the thousandth). Probed clips
+    and the join's target (``target.Target``) are compared by it."""
+
+    codec: str
+    profile: str | None
+    width: int
+    height: int
+    pix_fmt: str | None
+    fps: float
+    time_base: str
+    audio: AudioLayout | None
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        codec: str,
+        profile: str | None,
+        width: int,
+        height: int,
+        pix_fmt: str | None,
+        fps: float,
+        time_base: str,
+        audio: AudioLayout | None,
+    ) -> StreamSignature:
+        return cls(codec, profile, width, height, pix_fmt, round(fps, 3), time_base, audio)
+
+    @property
+    def video(self) -> StreamSignature:
+        """The video part only (the audio is made to match separately)."""
+        return self._replace(audio=None)
 
 
 @dataclass(frozen=True)
@@ -64,17 +78,16 @@ class VideoProbe:
     audio_streams: int = 0
     video_streams: int = 1
 
-    def stream_signature(self) -> tuple[object, ...]:
-        """What must match for clips to be joined with a stream copy."""
-        return (
-            self.codec,
-            self.profile,
-            self.width,
-            self.height,
-            self.pix_fmt,
-            round(self.fps, 3),
-            self.time_base,
-            self.audio,
+    def stream_signature(self) -> StreamSignature:
+        return StreamSignature.of(
+            codec=self.codec,
+            profile=self.profile,
+            width=self.width,
+            height=self.height,
+            pix_fmt=self.pix_fmt,
+            fps=self.fps,
+            time_base=self.time_base,
+            audio=self.audio,
         )
 
 
@@ -197,3 +210,19 @@ def readable_frames(path: Path) -> int:
     except (av.error.FFmpegError, IndexError, OSError):
         pass
     return count
+
+
+def subtitle_samples(path: Path) -> list[tuple[float, float]]:
+    """(start, end) of each subtitle sample that holds text, in seconds."""
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.subtitles:
+            return []
+        stream = container.streams.subtitles[0]
+        base = stream.time_base or Fraction(1, 1000)
+        return [
+            (float(p.pts * base), float((p.pts + (p.duration or 0)) * base))
+            for p in container.demux(stream)
+            if p.pts is not None and p.size > 2  # mov_text writes empty samples for gaps
+        ]
