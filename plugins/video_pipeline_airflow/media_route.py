@@ -19,17 +19,14 @@ import re
 from collections.abc import Iterator
 from typing import IO, Annotated
 
-from airflow.api_fastapi.app import get_auth_manager
-from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
-from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
-from airflow.api_fastapi.core_api.security import get_user
-from airflow.configuration import conf
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from video_pipeline.storage import InvalidKey, LocalStorage, Storage, StorageError, check_key
+from video_pipeline_airflow import compat
+from video_pipeline_airflow.compat import BaseUser, DagDetails, get_auth_manager, get_user
 from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.preview_links import MEDIA_DAG_ID, media_type_for
 
@@ -74,10 +71,8 @@ app.add_middleware(NoSniff)
 
 def _media_dag() -> DagDetails:
     team = None
-    if conf.getboolean("core", "multi_team", fallback=False):
-        from airflow.models.dag import DagModel
-
-        team = DagModel.get_team_name(MEDIA_DAG_ID)
+    if compat.conf.getboolean("core", "multi_team", fallback=False):
+        team = compat.DagModel.get_team_name(MEDIA_DAG_ID)
     return DagDetails(id=MEDIA_DAG_ID, team_name=team)
 
 

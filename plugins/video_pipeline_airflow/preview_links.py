@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import re
 
-from airflow.configuration import conf
-
 from video_pipeline.models import JOB_ID_PATTERN
 from video_pipeline.storage import LocalStorage, Storage
+from video_pipeline_airflow import compat
 
 URL_PREFIX = "/video-previews"
 PRESIGNED_TTL_S = 7 * 86_400
@@ -58,6 +57,6 @@ def media_type_for(key: str) -> str | None:
 def preview_url(storage: Storage, key: str) -> str:
     """A URL a browser can open: presigned for S3, this api-server's preview route for local storage."""
     if isinstance(storage, LocalStorage):
-        base = conf.get("api", "base_url", fallback="http://localhost:8080").rstrip("/")
+        base = compat.conf.get("api", "base_url", fallback="http://localhost:8080").rstrip("/")
         return f"{base}{URL_PREFIX}/files/{key}"
     return storage.url_for_preview(key, PRESIGNED_TTL_S)

@@ -18,7 +18,6 @@ from typing import Any
 from airflow.providers.common.compat.sdk import SkipMixin
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Context, Param, Variable
-from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail, upsert_hitl_detail
 
 from video_pipeline.approval import (
     APPROVE,
@@ -43,6 +42,7 @@ from video_pipeline.progress import record_completion
 from video_pipeline.providers.registry import local_provider
 from video_pipeline.storage import Storage
 from video_pipeline.submissions import credits_spent
+from video_pipeline_airflow.compat import get_hitl_detail_content_detail, upsert_hitl_detail
 from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.notify import notify
 from video_pipeline_airflow.preview_links import preview_url

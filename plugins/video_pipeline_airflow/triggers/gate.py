@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from airflow.sdk import Variable
-from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail, update_hitl_detail_response
-from airflow.sdk.timezone import utcnow
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from asgiref.sync import sync_to_async
 
 from video_pipeline.approval import DECISION_TO_OPTION, REJECT, DecisionError, parse_variable_value
+from video_pipeline_airflow.compat import get_hitl_detail_content_detail, update_hitl_detail_response
 from video_pipeline_airflow.triggers.settle import wait_until_settled
 
 TIMEOUT_NOTE = "gate timed out"
@@ -81,7 +80,7 @@ class ApprovalGateTrigger(BaseTrigger):
         return {
             "chosen_options": list(detail.chosen_options),
             "params_input": params,
-            "responded_at": (detail.responded_at or utcnow()).isoformat(),
+            "responded_at": (detail.responded_at or datetime.now(UTC)).isoformat(),
             "responded_by_user": {"id": user.id, "name": user.name} if user else None,
             "via": via,
         }
@@ -117,13 +116,13 @@ class ApprovalGateTrigger(BaseTrigger):
         return {
             "chosen_options": [DECISION_TO_OPTION[request.decision]],
             "params_input": params,
-            "responded_at": utcnow().isoformat(),
+            "responded_at": datetime.now(UTC).isoformat(),
             "responded_by_user": {"id": "variable", "name": request.by or "variable"},
             "via": "variable",
         }
 
     async def _timeout(self) -> dict[str, Any] | None:
-        if self.timeout_at is None or utcnow() < self.timeout_at:
+        if self.timeout_at is None or datetime.now(UTC) < self.timeout_at:
             return None
         await sync_to_async(update_hitl_detail_response)(
             ti_id=UUID(self.ti_id), chosen_options=[self.timeout_option], params_input={"note": TIMEOUT_NOTE}
@@ -131,7 +130,7 @@ class ApprovalGateTrigger(BaseTrigger):
         return {
             "chosen_options": [self.timeout_option],
             "params_input": {"note": TIMEOUT_NOTE},
-            "responded_at": utcnow().isoformat(),
+            "responded_at": datetime.now(UTC).isoformat(),
             "responded_by_user": None,
             "via": "timeout",
         }
