@@ -40,7 +40,6 @@ class StreamSignature(NamedTuple):
     @classmethod
     def of(
         cls,
-        *,
         codec: str,
         profile: str | None,
         width: int,
@@ -80,14 +79,14 @@ class VideoProbe:
 
     def stream_signature(self) -> StreamSignature:
         return StreamSignature.of(
-            codec=self.codec,
-            profile=self.profile,
-            width=self.width,
-            height=self.height,
-            pix_fmt=self.pix_fmt,
-            fps=self.fps,
-            time_base=self.time_base,
-            audio=self.audio,
+            self.codec,
+            self.profile,
+            self.width,
+            self.height,
+            self.pix_fmt,
+            self.fps,
+            self.time_base,
+            self.audio,
         )
 
 

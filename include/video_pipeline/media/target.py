@@ -37,15 +37,9 @@ class Target:
 
     def stream_signature(self) -> StreamSignature:
         """What a clip's probe must show to be copied into the join as it is."""
+        fps, time_base = float(self.fps), f"1/{self.timescale}"
         return StreamSignature.of(
-            codec=self.codec,
-            profile=self.profile,
-            width=self.width,
-            height=self.height,
-            pix_fmt=self.pix_fmt,
-            fps=float(self.fps),
-            time_base=f"1/{self.timescale}",
-            audio=self.audio,
+            self.codec, self.profile, self.width, self.height, self.pix_fmt, fps, time_base, self.audio
         )
 
     def frames(self, seconds: Fraction | float) -> int:
