@@ -1,7 +1,7 @@
 """What a reviewer sees at a gate: preview objects in storage and the markdown body of the review form.
 
 The form renders markdown tables and images but not ``<video>``, so clips are shown as poster frames that link
-to the MP4 (see notes/airflow-3.3.md).
+to the MP4 (see docs/notes/airflow-3.3.md).
 """
 
 from __future__ import annotations
