@@ -90,6 +90,24 @@ def form_params() -> dict[str, Param]:
 
 
 class ApprovalGateOperator(HITLOperator, SkipMixin):
+    """One approval gate of a job: opens a review request (the Required Action form), waits deferred on
+    :class:`~video_pipeline_airflow.triggers.gate.ApprovalGateTrigger` for the form, REST or the decision
+    Variable, and acts on the answer: approve returns the segments, reject skips everything downstream, redo
+    regenerates the listed segments and opens the gate again.
+
+    It replaces both ``execute`` and ``execute_complete`` of ``HITLOperator``: on Airflow 3.3 the parent's
+    ``execute`` waits in ``awaiting_input`` with no trigger (nothing would poll the Variable) and writes the
+    task's Params, which Airflow fills from the run's conf, into the form; the parent's ``execute_complete``
+    raises on an unusable answer, where the gate refuses it and re-opens. It keeps the parent's form (subject,
+    options, Param fields) and its link to the form.
+
+    :param stage: which gate, ``"images"`` or ``"clips"``: the segments it shows and the status it approves.
+    :param job: the job spec as a dict (templated: the validated spec from ``validate_job``).
+    :param segments: the segments to review, as dicts (templated: the mapped stage's output).
+    :param kwargs: passed to ``HITLOperator``/``BaseOperator`` (``task_id`` and the like); ``params`` is
+        dropped: the DAG's trigger params are not the form's fields.
+    """
+
     template_fields: Sequence[str] = ("job", "segments")
     inherits_from_skipmixin = True
     ui_color = "#fff4cc"

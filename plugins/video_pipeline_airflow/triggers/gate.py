@@ -26,6 +26,18 @@ TIMEOUT_NOTE = "gate timed out"
 
 
 class ApprovalGateTrigger(BaseTrigger):
+    """Fires once with the gate's answer (``chosen_options``, ``params_input``, ``responded_at``,
+    ``responded_by_user`` and ``via``: ``ui``, ``variable`` or ``timeout``), from whichever comes first: an
+    answer in the review request, the decision Variable, or the timeout.
+
+    :param ti_id: the gate task instance's id: its review request is keyed by it.
+    :param variable_key: the decision Variable to read (and delete once its answer is recorded).
+    :param timeout_at: when the gate gives up and answers ``timeout_option`` itself; None waits for ever.
+    :param timeout_option: the option recorded at the timeout (reject unless the job says approve).
+    :param poll_interval: seconds between two looks at the request and the Variable.
+    :param settle_until: epoch seconds before which the trigger does not look (see ``settle.py``); None: at once.
+    """
+
     def __init__(
         self,
         *,
