@@ -1,5 +1,6 @@
 """From approved clips to the finished video. One step per module; a module uses only modules listed below it,
-so a value goes down the list as an argument and comes back as a return value, never through a callback.
+so a value goes down the list as an argument and comes back as a return value, never through a callback. Every
+step raises :class:`AssemblyError` (defined here) naming the segment to blame.
 
 ``assemble``      storage in and out: downloads the clips, calls ``finish``, adds poster and animated preview
 ``thumbnails``    contact sheets, poster frames and animated previews
@@ -14,6 +15,11 @@ so a value goes down the list as an argument and comes back as a return value, n
 ``table_join``    the MP4 sample-table join: the clips' indexes joined, their media bytes copied
 ``audio_track``   the job's audio track: which files may be read, and the mix under the video
 ``probe``         what a media file holds (PyAV), and the stream signature clips are compared by
-``errors``        ``AssemblyError``, raised by every step, naming the segment to blame
 ``ffmpeg``        running the bundled ffmpeg
 """
+
+from __future__ import annotations
+
+
+class AssemblyError(RuntimeError):
+    """The clips cannot become the planned video; the message says which segment, or what differs."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from video_pipeline.media import AssemblyError
 from video_pipeline.media.captions import Cue
-from video_pipeline.media.errors import AssemblyError
 from video_pipeline.media.plan import JoinPlan
 from video_pipeline.media.probe import VideoProbe, probe, readable_frames, subtitle_samples
 

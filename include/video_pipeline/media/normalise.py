@@ -7,7 +7,7 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-from video_pipeline.media.errors import AssemblyError
+from video_pipeline.media import AssemblyError
 from video_pipeline.media.ffmpeg import FFmpegError, run_ffmpeg, seconds_arg
 from video_pipeline.media.probe import VideoProbe
 from video_pipeline.media.target import Target, audio_encoder, audio_format_filter, video_encoder

@@ -34,8 +34,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
-from video_pipeline.media import table_join
-from video_pipeline.media.errors import AssemblyError
+from video_pipeline.media import AssemblyError, table_join
 from video_pipeline.media.ffmpeg import FFmpegError, seconds_arg
 from video_pipeline.media.normalise import normalise
 from video_pipeline.media.probe import AudioLayout, VideoProbe, probe

@@ -19,9 +19,8 @@ from fractions import Fraction
 from pathlib import Path
 
 from video_pipeline.atomic_write import atomic_write
-from video_pipeline.media import audio_track, table_join
+from video_pipeline.media import AssemblyError, audio_track, table_join
 from video_pipeline.media.check import diagnose
-from video_pipeline.media.errors import AssemblyError
 from video_pipeline.media.ffmpeg import FFmpegError, run_ffmpeg, seconds_arg
 from video_pipeline.media.plan import JoinPlan
 from video_pipeline.media.target import audio_encoder

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.video_pipeline.media.media_files import make_clip
+from video_pipeline.media import AssemblyError
 from video_pipeline.media.audio_track import AUDIO_DEMUXERS, demuxer_for, input_args, track_duration
-from video_pipeline.media.errors import AssemblyError
 from video_pipeline.media.ffmpeg import FFmpegError, run_ffmpeg
 from video_pipeline.media.finish import Segment, finish
 from video_pipeline.models import Finishing

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.video_pipeline.media.media_files import make_clip
+from video_pipeline.media import AssemblyError
 from video_pipeline.media.check import check_clip_lengths, check_finished, check_joined, diagnose
-from video_pipeline.media.errors import AssemblyError
 from video_pipeline.media.ffmpeg import run_ffmpeg
 from video_pipeline.media.finish import join
 from video_pipeline.media.plan import Clip, plan_join

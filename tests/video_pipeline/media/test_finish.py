@@ -15,7 +15,7 @@ from tests.video_pipeline.media.media_files import (
     make_clip,
     subtitle_cues,
 )
-from video_pipeline.media.errors import AssemblyError
+from video_pipeline.media import AssemblyError
 from video_pipeline.media.ffmpeg import run_ffmpeg
 from video_pipeline.media.finish import Segment, finish
 from video_pipeline.models import Finishing

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.video_pipeline.media.media_files import audio_rms, damaged, faststart, frame_hashes, make_clip
-from video_pipeline.media.errors import AssemblyError
+from video_pipeline.media import AssemblyError
 from video_pipeline.media.finish import join
 from video_pipeline.media.plan import Clip, plan_join, probe_clips, read_indexes
 from video_pipeline.media.probe import probe

@@ -28,7 +28,7 @@ from tests.video_pipeline.media.media_files import (
     subtitle_cues,
     visual_entry,
 )
-from video_pipeline.media.errors import AssemblyError
+from video_pipeline.media import AssemblyError
 from video_pipeline.media.ffmpeg import run_ffmpeg
 from video_pipeline.media.finish import join
 from video_pipeline.media.plan import Clip, plan_join, read_indexes
