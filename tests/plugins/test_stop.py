@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from airflow.sdk import TaskInstanceState
 
+from tests.plugins.conditions import until
 from tests.plugins.stop_recorder import Recorder
 from video_pipeline_airflow import compat, stop
 from video_pipeline_airflow.stop import (
@@ -336,13 +337,11 @@ async def test_report_if_stopped_survives_the_triggerers_repeated_cancels(
     register_stop_handler(received.append, dag_id=DAG, task_ids={"pay"})
     try:
         on_kill = asyncio.ensure_future(report_if_stopped(trigger(), details={"provider_task_id": "t-1"}))
-        await asyncio.sleep(0.05)
+        await until(lambda: supervisor.calls > 0, what="the first question to the api-server")
         on_kill.cancel("__airflow_user_action__")
         with pytest.raises(asyncio.CancelledError):
             await on_kill
-        deadline = time.monotonic() + 5
-        while not received and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await until(lambda: bool(received), what="the stop report")
     finally:
         unregister_stop_handler(received.append)
     assert [(s.task_id, s.reason) for s in received] == [("pay", StopReason.TASK_MARKED_FAILED)]

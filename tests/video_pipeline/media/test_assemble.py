@@ -100,6 +100,7 @@ def test_one_segment_webp_no_poster(clip_files: list[Path], tmp_path: Path, scra
     assert list(scratch.iterdir()) == []
 
 
+@pytest.mark.slow  # 200 segments, end to end through storage
 def test_two_hundred_segments(tmp_path: Path, scratch: Path) -> None:
     tiny = [
         make_clip(tmp_path / f"c{n}.mp4", size=(1280, 720), seconds=2, gop=48, source="color", hue=n * 90)

@@ -196,6 +196,7 @@ def test_corrupt_clip_fails_naming_the_segment(matching: list[Path], tmp_path: P
     assert not (tmp_path / "final.mp4").exists() and not list(tmp_path.glob(".*.tmp*"))
 
 
+@pytest.mark.slow  # 200 segments
 def test_two_hundred_segments(media: Path, tmp_path: Path) -> None:
     """200 tiny clips (four distinct files, each listed 50 times) join with the exact frame count."""
     tiny = [

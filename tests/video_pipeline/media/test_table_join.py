@@ -133,6 +133,7 @@ PLAY_THROUGH = """() => new Promise((resolve) => {
 })"""
 
 
+@pytest.mark.slow  # starts Chromium
 def test_a_browser_plays_the_joined_video_to_the_end(clips: list[Path], tmp_path: Path) -> None:
     """Chromium (the reviewers' and viewers' player) plays a table-joined file with a captions track through,
     decoding every frame, and reports the planned length."""
