@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from video_pipeline.audio_mix import AUDIO_DEMUXERS, demuxer_for
+from video_pipeline.media.audio_track import AUDIO_DEMUXERS, demuxer_for
 
 #: Job ratios: ones every image-to-video model of the registry takes (or says it does not, per model:
 #: ``ModelSpec.ratios``), so a job never needs re-framing between stages.

@@ -2,7 +2,7 @@
 triggerer processes sharing one ``AIRFLOW_HOME``, driven through the public REST API.
 
 Each process starts in its own session so ``stop()`` can kill its whole process group: killing only the pid
-leaves the scheduler's or api-server's children holding the port (notes/airflow-3.3.md).
+leaves the scheduler's or api-server's children holding the port (docs/notes/airflow-3.3.md).
 """
 
 from __future__ import annotations

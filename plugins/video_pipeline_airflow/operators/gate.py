@@ -19,7 +19,6 @@ from airflow.providers.common.compat.sdk import SkipMixin
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Context, Param, Variable
 from airflow.sdk.exceptions import TaskDeferred
-from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail, upsert_hitl_detail
 
 from video_pipeline.approval import (
     APPROVE,
@@ -36,14 +35,15 @@ from video_pipeline.approval import (
     variable_key,
 )
 from video_pipeline.costs import segment_estimate, stage_estimates
+from video_pipeline.gate_form import build_preview, gate_body, gate_subject, inert
 from video_pipeline.generation import animate_segment, generate_image
 from video_pipeline.manifest import decisions_for, load_manifest, merge_segments, save_manifest
 from video_pipeline.models import Decision, JobSpec, Manifest, SegmentStatus, Stage, VideoSegment, utcnow
 from video_pipeline.progress import record_completion
 from video_pipeline.providers import registry
-from video_pipeline.review import build_preview, gate_body, gate_subject, inert
 from video_pipeline.storage import Storage
 from video_pipeline.submissions import credits_spent
+from video_pipeline_airflow.compat import get_hitl_detail_content_detail, upsert_hitl_detail
 from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.notify import notify
 from video_pipeline_airflow.operators.segment import (
@@ -51,7 +51,7 @@ from video_pipeline_airflow.operators.segment import (
     GenerateImageOperator,
     SegmentOperator,
 )
-from video_pipeline_airflow.previews import preview_url
+from video_pipeline_airflow.preview_links import preview_url
 from video_pipeline_airflow.settings import gate_poll_seconds
 from video_pipeline_airflow.stages import end_run
 from video_pipeline_airflow.triggers.gate import ApprovalGateTrigger
@@ -96,6 +96,24 @@ def form_params() -> dict[str, Param]:
 
 
 class ApprovalGateOperator(HITLOperator, SkipMixin):
+    """One approval gate of a job: opens a review request (the Required Action form), waits deferred on
+    :class:`~video_pipeline_airflow.triggers.gate.ApprovalGateTrigger` for the form, REST or the decision
+    Variable, and acts on the answer: approve returns the segments, reject skips everything downstream, redo
+    regenerates the listed segments and opens the gate again.
+
+    It replaces both ``execute`` and ``execute_complete`` of ``HITLOperator``: on Airflow 3.3 the parent's
+    ``execute`` waits in ``awaiting_input`` with no trigger (nothing would poll the Variable) and writes the
+    task's Params, which Airflow fills from the run's conf, into the form; the parent's ``execute_complete``
+    raises on an unusable answer, where the gate refuses it and re-opens. It keeps the parent's form (subject,
+    options, Param fields) and its link to the form.
+
+    :param stage: which gate, ``"images"`` or ``"clips"``: the segments it shows and the status it approves.
+    :param job: the job spec as a dict (templated: the validated spec from ``validate_job``).
+    :param segments: the segments to review, as dicts (templated: the mapped stage's output).
+    :param kwargs: passed to ``HITLOperator``/``BaseOperator`` (``task_id`` and the like); ``params`` is
+        dropped: the DAG's trigger params are not the form's fields.
+    """
+
     template_fields: Sequence[str] = ("job", "segments")
     inherits_from_skipmixin = True
     ui_color = "#fff4cc"

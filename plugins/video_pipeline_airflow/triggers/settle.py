@@ -25,7 +25,10 @@ def settle_deadline() -> float:
 
 async def wait_until_settled(deadline: float | None) -> None:
     """Sleep until ``deadline``; never longer than ``DEFERRAL_SETTLE_S`` (the worker's and the triggerer's
-    clocks may disagree), and not at all for a trigger re-created after a restart that has passed it."""
+    clocks may disagree), and not at all for a trigger re-created after a restart that has passed it.
+
+    :param deadline: epoch seconds from :func:`settle_deadline` at deferral; None does not wait.
+    """
     if deadline is None:
         return
     delay = min(deadline - time.time(), DEFERRAL_SETTLE_S)

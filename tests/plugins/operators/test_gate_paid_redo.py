@@ -15,8 +15,8 @@ from airflow.sdk.exceptions import TaskDeferred
 
 from tests.plugins.operators.test_gate import GateHarness, spec
 from tests.support.fake_runway import FakeRunway, point_pipeline_at
+from video_pipeline.gate_form import inert
 from video_pipeline.providers.runway import RunwayClient, remote_status
-from video_pipeline.review import inert
 from video_pipeline.submissions import credits_spent, job_submissions, ledger
 
 KEY = "rk_gate_redo_canary_41"
