@@ -224,6 +224,9 @@ class SegmentOperator(BaseOperator):
                     fallback.provider,
                     fallback.model,
                 )
+                if not registry.is_remote(fallback.provider):  # e.g. storyboard motion for an animatic
+                    result = self.local_step()(storage, job, segment, registry.local(fallback.provider))
+                    return self._finish(storage, job, result, started)
                 continue
             self._defer(job, record, planned, started)
         raise AssertionError("unreachable: every option either defers or raises")
