@@ -226,7 +226,7 @@ class SegmentOperator(BaseOperator):
                     fallback.provider,
                     fallback.model,
                 )
-                if not registry.is_remote(fallback.provider):  # e.g. storyboard motion for an animatic
+                if not registry.is_remote(fallback.provider):  # a local fallback: e.g. free camera moves for an animatic
                     result = self.local_step()(storage, job, segment, registry.local(fallback.provider))
                     return self._finish(storage, job, result, started)
                 continue
