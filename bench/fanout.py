@@ -20,7 +20,7 @@ Per scenario (N segments, provider concurrency C, image latency L, Runway poll i
 The pool ``video_images`` gets ``--queue-depth`` × C slots (a comma list runs each scenario at each depth; default
 the product's rule in
 ``video_pipeline_airflow.pools``: 2 × the account's concurrency). The poll interval is the Airflow Variable
-``video_pipeline_runway_poll_seconds`` (production default 5 s). Writes the "## Fan-out" section of
+``video_pipeline_poll_seconds`` (production default 5 s). Writes the "## Fan-out" section of
 bench/RESULTS.md unless ``--no-write`` (``--quick`` never writes).
 """
 
@@ -65,10 +65,11 @@ from bench._harness import (
 from tests.support.cluster import missing_services
 from video_pipeline.approval import variable_key
 from video_pipeline.providers.base import ImageRequest
-from video_pipeline.providers.runway import RunwayClient, poll_delay
+from video_pipeline.providers.runway import RunwayClient
 from video_pipeline_airflow.local import LocalAirflow
 from video_pipeline_airflow.pools import QUEUE_DEPTH
-from video_pipeline_airflow.settings import IMAGE_POOL, RUNWAY_POLL_VARIABLE
+from video_pipeline_airflow.settings import IMAGE_POOL, POLL_VARIABLE
+from video_pipeline_airflow.triggers.provider import poll_delay
 
 HEADING = "## Fan-out"
 GOAL_RATIO = 1.05
@@ -211,7 +212,7 @@ def run_airflow_scenario(
 ) -> AirflowResult:
     pool = queue_depth * scenario.c
     airflow.set_pool(IMAGE_POOL, pool)
-    airflow.set_variable(RUNWAY_POLL_VARIABLE, str(scenario.poll))
+    airflow.set_variable(POLL_VARIABLE, str(scenario.poll))
     fake.configure(concurrency=scenario.c, image_latency=scenario.latency)
     fake.reset_counters()
     job_id = f"fanout-{scenario.n}x{scenario.c}-{stamp()}"

@@ -8,7 +8,7 @@ provider ``runway`` (against the fake Runway server, its own process) and ``appr
 assembly and publish. Then the identical spec (same job id, prompts, seed) is triggered again. Wall time of a
 run = the DAG run's end − start (REST). Provider calls per run come from the fake's counters (reset in between).
 Pools ``video_images`` / ``video_clips`` = 2 × C (the product's rule); poll interval = the Variable
-``video_pipeline_runway_poll_seconds`` (production default 5 s). The default latencies are Runway's typical ones
+``video_pipeline_poll_seconds`` (production default 5 s). The default latencies are Runway's typical ones
 (notes/runway-api.md: ~40 s an image, ~60 s a 5–10 s clip); the ratio depends on them, so the table states them.
 
 Goal: 0 provider POSTs in the second run; second ÷ first wall ≤ 0.2.
@@ -46,7 +46,7 @@ from bench._harness import (
 from video_pipeline.models import Manifest
 from video_pipeline_airflow.local import LocalAirflow
 from video_pipeline_airflow.pools import QUEUE_DEPTH
-from video_pipeline_airflow.settings import CLIP_POOL, IMAGE_POOL, RUNWAY_POLL_VARIABLE
+from video_pipeline_airflow.settings import CLIP_POOL, IMAGE_POOL, POLL_VARIABLE
 
 HEADING = "## Re-run"
 GOAL_RATIO = 0.2
@@ -202,7 +202,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=5, help="the fake account's concurrency C")
     parser.add_argument("--image-latency", type=float, default=40.0, help="Runway's typical ~40 s")
     parser.add_argument("--video-latency", type=float, default=60.0, help="Runway's typical ~60 s")
-    parser.add_argument("--poll", type=float, default=5.0, help="video_pipeline_runway_poll_seconds")
+    parser.add_argument("--poll", type=float, default=5.0, help="video_pipeline_poll_seconds")
     parser.add_argument("--duration", type=int, default=5, help="duration_s of every clip")
     parser.add_argument("--parallelism", type=int, default=8, help="AIRFLOW__CORE__PARALLELISM")
     parser.add_argument(
@@ -247,7 +247,7 @@ def main() -> None:
         started = time.perf_counter()
         with airflow:
             print(f"[rerun] Airflow up in {time.perf_counter() - started:.0f} s", flush=True)
-            airflow.set_variable(RUNWAY_POLL_VARIABLE, str(p.poll))
+            airflow.set_variable(POLL_VARIABLE, str(p.poll))
             spec = job_spec(f"rerun-{p.n}-{stamp()}", p)
             timeout = 3600 + 10 * (p.image_latency + p.video_latency) * p.n / p.c
             first = one_run(airflow, fake, spec, "first", timeout)

@@ -1,24 +1,35 @@
-"""Credit estimates per segment and per stage, from the provider's pricing table (one place: runway.PRICING)."""
+"""Credit estimates per segment and per stage, from each stage's provider (1 credit = US$0.01; a provider's
+prices live with it, ``video_pipeline.providers.<name>``). Local providers cost nothing."""
 
 from __future__ import annotations
 
-from video_pipeline.models import JobSpec, Stage, VideoSegment
-from video_pipeline.providers.runway import estimate_credits
+from video_pipeline.generation import clip_request, image_request
+from video_pipeline.models import JobSettings, ProviderChoice, Stage, VideoSegment
+from video_pipeline.providers import registry
+from video_pipeline.providers.port import RemoteProvider
+
+#: Stands in for the image's digest in a clip estimate made before the image exists (prices do not depend on it).
+_UNKNOWN_IMAGE = "0" * 64
 
 
-def segment_estimate(job: JobSpec, segment: VideoSegment, stage: Stage) -> float:
-    if job.provider != "runway":
+def segment_estimate(
+    job: JobSettings, segment: VideoSegment, stage: Stage, choice: ProviderChoice | None = None
+) -> float:
+    """Credits one segment's output costs at a stage, by the stage's provider (or ``choice``)."""
+    choice = choice or job.choice(stage)
+    provider = registry.get(choice.provider)
+    if not isinstance(provider, RemoteProvider):
         return 0.0
     if stage == "images":
-        return estimate_credits("image", job.image_model, resolution=job.ratio)
-    return estimate_credits("video", job.video_model, duration_s=segment.duration_s)
+        return provider.estimate(image_request(job, segment, choice))
+    return provider.estimate(clip_request(job, segment, _UNKNOWN_IMAGE, choice))
 
 
-def stage_estimates(job: JobSpec, segments: list[VideoSegment]) -> dict[Stage, float]:
+def stage_estimates(job: JobSettings, segments: list[VideoSegment]) -> dict[Stage, float]:
     return {stage: sum(segment_estimate(job, s, stage) for s in segments) for stage in ("images", "clips")}
 
 
-def check_affordable(job: JobSpec, segments: list[VideoSegment]) -> None:
+def check_affordable(job: JobSettings, segments: list[VideoSegment]) -> None:
     """Refuse a job whose estimate exceeds its budget before anything is spent."""
     if job.budget_credits is None:
         return

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from video_pipeline.layout import CacheKind, JobLayout, cache_key, content_hash
-from video_pipeline.models import JobSettings, SegmentStatus, VideoSegment
+from video_pipeline.models import JobSettings, ProviderChoice, SegmentStatus, VideoSegment
 from video_pipeline.outputs import verify_output
 from video_pipeline.providers.base import ClipRequest, ImageRequest, LocalProvider
 from video_pipeline.storage import Storage
@@ -64,18 +64,24 @@ class Planned:
         return replace(self, request=self.request.model_copy(update={"seed": seed}))
 
 
-def image_request(job: JobSettings, segment: VideoSegment) -> ImageRequest:
+def image_request(job: JobSettings, segment: VideoSegment, choice: ProviderChoice) -> ImageRequest:
     return ImageRequest(
-        prompt=segment.prompt, seed=segment.seed, ratio=job.ratio, model=job.image_model, index=segment.index
+        prompt=segment.prompt,
+        seed=segment.seed,
+        ratio=job.ratio,
+        model=str(choice.model),
+        index=segment.index,
     )
 
 
-def clip_request(job: JobSettings, segment: VideoSegment, image_sha256: str) -> ClipRequest:
+def clip_request(
+    job: JobSettings, segment: VideoSegment, image_sha256: str, choice: ProviderChoice
+) -> ClipRequest:
     return ClipRequest(
         prompt=segment.motion_prompt or segment.prompt,
         seed=segment.seed,
         ratio=job.ratio,
-        model=job.video_model,
+        model=str(choice.model),
         duration_s=segment.duration_s,
         index=segment.index,
         image_sha256=image_sha256,
@@ -95,32 +101,36 @@ def _planned(kind: CacheKind, request: ImageRequest | ClipRequest, provider: str
     return Planned(kind, request, provider, content_hash(fields), cache_key(kind, fields), target)
 
 
-def plan_image(job: JobSettings, segment: VideoSegment, provider: str) -> Planned:
-    return _planned(
-        "images", image_request(job, segment), provider, JobLayout(job.job_id).image(segment.index)
-    )
+def plan_image(job: JobSettings, segment: VideoSegment, choice: ProviderChoice | None = None) -> Planned:
+    """The segment's image, by the stage's provider and model (or ``choice``: its fallback)."""
+    choice = choice or job.choice("images")
+    request = image_request(job, segment, choice)
+    return _planned("images", request, choice.provider, JobLayout(job.job_id).image(segment.index))
 
 
-def plan_clip(storage: Storage, job: JobSettings, segment: VideoSegment, provider: str) -> Planned:
+def plan_clip(
+    storage: Storage, job: JobSettings, segment: VideoSegment, choice: ProviderChoice | None = None
+) -> Planned:
     """Fails clearly if the approved image is missing: animating nothing would waste a paid call."""
     if not segment.image_key or not storage.exists(segment.image_key):
         raise FileNotFoundError(
             f"{segment.label}: image object {segment.image_key!r} is missing from {storage.url}; "
             "regenerate the image before animating it"
         )
-    request = clip_request(job, segment, sha256_of(storage, segment.image_key))
-    return _planned("clips", request, provider, JobLayout(job.job_id).clip(segment.index))
+    choice = choice or job.choice("clips")
+    request = clip_request(job, segment, sha256_of(storage, segment.image_key), choice)
+    return _planned("clips", request, choice.provider, JobLayout(job.job_id).clip(segment.index))
 
 
 def _done(planned: Planned, segment: VideoSegment, *, hit: bool, task_id: str | None) -> VideoSegment:
-    if planned.kind == "images":
-        update = {"image_key": planned.target, "image_cache_hit": hit, "status": SegmentStatus.IMAGE_READY}
-        if task_id:
-            update["image_task_id"] = task_id
-    else:
-        update = {"clip_key": planned.target, "clip_cache_hit": hit, "status": SegmentStatus.VIDEO_READY}
-        if task_id:
-            update["clip_task_id"] = task_id
+    made_by = {"provider": planned.provider, "model": planned.request.model}
+    prefix = "image" if planned.kind == "images" else "clip"
+    update: dict[str, Any] = {f"{prefix}_{field}": value for field, value in made_by.items()}
+    update[f"{prefix}_key"] = planned.target
+    update[f"{prefix}_cache_hit"] = hit
+    update["status"] = SegmentStatus.IMAGE_READY if planned.kind == "images" else SegmentStatus.VIDEO_READY
+    if task_id:
+        update[f"{prefix}_task_id"] = task_id
     return segment.model_copy(update=update)
 
 
@@ -158,7 +168,7 @@ def generate_image(
     storage: Storage, job: JobSettings, segment: VideoSegment, provider: LocalProvider
 ) -> VideoSegment:
     """Render (or reuse) the segment's image and store it at ``jobs/<id>/images/NNN.png``."""
-    planned = plan_image(job, segment, provider.name)
+    planned = plan_image(job, segment)
     if (hit := reuse(storage, planned, segment)) is not None:
         return hit
     assert isinstance(planned.request, ImageRequest)
@@ -171,7 +181,7 @@ def animate_segment(
     storage: Storage, job: JobSettings, segment: VideoSegment, provider: LocalProvider
 ) -> VideoSegment:
     """Turn the segment's approved image into a clip at ``jobs/<id>/clips/NNN.mp4``."""
-    planned = plan_clip(storage, job, segment, provider.name)
+    planned = plan_clip(storage, job, segment)
     if (hit := reuse(storage, planned, segment)) is not None:
         return hit
     assert isinstance(planned.request, ClipRequest) and segment.image_key

@@ -41,7 +41,9 @@ RATIOS: dict[str, tuple[int, int]] = {
     "1584:672": (1584, 672),
 }
 Ratio = Literal["1280:720", "720:1280", "960:960", "1104:832", "832:1104", "1584:672"]
-ProviderName = Literal["storyboard", "runway"]
+#: Provider and model names: checked against the registry (``video_pipeline.providers.registry``).
+ProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+ModelName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")]
 ApprovalMode = Literal["both", "images", "clips", "none"]
 Stage = Literal["images", "clips"]
 
@@ -202,6 +204,23 @@ class Finishing(BaseModel):
 CONTENT_FIELDS = frozenset({"script", "segments"})
 
 
+class ProviderChoice(BaseModel):
+    """A provider and one of its models (``None``: the provider's default for the stage)."""
+
+    model_config = SPEC_CONFIG
+
+    provider: ProviderName
+    model: ModelName | None = None
+
+
+class StageChoice(ProviderChoice):
+    """What makes a stage's outputs, and what takes over when it is unavailable or out of quota."""
+
+    fallback: ProviderChoice | None = Field(
+        default=None, description="Used when the provider reports unavailability or exhausted quota."
+    )
+
+
 class JobSettings(BaseModel):
     """How a job is made: everything in a job spec but its content (script or segments).
 
@@ -222,9 +241,22 @@ class JobSettings(BaseModel):
         default=5, description="Target clip length when splitting a script (2–10 s)."
     )
     ratio: Ratio = Field(default="1280:720", description="Output frame, width:height.")
-    provider: ProviderName = Field(default="storyboard", description="storyboard (offline) or runway.")
-    image_model: Literal["gen4_image"] = "gen4_image"
-    video_model: Literal["gen4_turbo", "gen4.5"] = "gen4_turbo"
+    provider: ProviderName = Field(
+        default="storyboard",
+        description="The provider of both stages unless a stage names its own (README: Providers).",
+    )
+    image_model: ModelName | None = Field(
+        default=None, description="Image model; the provider's default if unset."
+    )
+    video_model: ModelName | None = Field(
+        default=None, description="Clip model; the provider's default if unset."
+    )
+    images: StageChoice | None = Field(
+        default=None, description="The image stage's provider and model (and fallback), instead of the above."
+    )
+    clips: StageChoice | None = Field(
+        default=None, description="The clip stage's provider and model (and fallback), instead of the above."
+    )
     seed: int = Field(default=0, ge=0, le=4_294_967_295, description="Base seed; segment n uses seed + n.")
     budget_credits: int | None = Field(default=None, ge=0, description="Refuse to spend more than this.")
     approval: ApprovalMode = Field(default="both", description="Which stages wait for a reviewer.")
@@ -244,6 +276,83 @@ class JobSettings(BaseModel):
     def of(cls, data: Mapping[str, Any]) -> JobSettings:
         """The settings of a job spec, or of settings alone (a spec's content is left out)."""
         return cls.model_validate({k: v for k, v in data.items() if k not in CONTENT_FIELDS})
+
+    @model_validator(mode="after")
+    def _choices_exist(self) -> JobSettings:
+        """Every provider and model the job names exists and makes the job's ratio (the clip lengths are checked
+        per segment: ``clip_length``). Before any spend; the error names the field."""
+        from video_pipeline.providers import registry  # the registry imports this module
+
+        for stage in ("images", "clips"):
+            own = self._stage_field(stage)
+            shorthand = ProviderChoice.model_construct(provider=self.provider, model=self._model_field(stage))
+            options: list[tuple[str, ProviderChoice | None]] = [("", own or shorthand)]
+            options.append((".fallback", own.fallback if own else None))
+            for suffix, option in options:
+                if option is None:
+                    continue
+                provider, model = option.provider, option.model
+                field = f"{stage}{suffix}" if own else "provider"
+                if provider not in registry.names():
+                    raise ValueError(
+                        f"{field}: no provider {provider!r}; known: {', '.join(registry.names())}"
+                    )
+                if not own:
+                    field = "image_model" if stage == "images" else "video_model"
+                try:
+                    registry.model_spec(provider, stage, model).check_ratio(self.ratio)
+                except ValueError as exc:
+                    raise ValueError(f"{field}: {exc}") from None
+        return self
+
+    def _model_field(self, stage: Stage) -> str | None:
+        return self.image_model if stage == "images" else self.video_model
+
+    def _stage_field(self, stage: Stage) -> StageChoice | None:
+        return self.images if stage == "images" else self.clips
+
+    def choice(self, stage: Stage) -> StageChoice:
+        """The provider and model (resolved: never ``None``) a stage uses, and its fallback if any."""
+        from video_pipeline.providers.registry import model_spec
+
+        chosen = self._stage_field(stage) or StageChoice(
+            provider=self.provider, model=self.image_model if stage == "images" else self.video_model
+        )
+        resolved = chosen.model_copy(update={"model": model_spec(chosen.provider, stage, chosen.model).name})
+        if chosen.fallback is not None:
+            fallback = chosen.fallback
+            fallback = fallback.model_copy(
+                update={"model": model_spec(fallback.provider, stage, fallback.model).name}
+            )
+            resolved = resolved.model_copy(update={"fallback": fallback})
+        return resolved
+
+    def clip_durations(self) -> tuple[int, ...]:
+        """Clip lengths (s) every model of the clip stage (and its fallback) can make; empty: any 2–10 s."""
+        from video_pipeline.providers.registry import model_spec
+
+        choice = self.choice("clips")
+        allowed = set(range(MIN_DURATION_S, MAX_DURATION_S + 1))
+        for option in (choice, choice.fallback):
+            if option is not None and (
+                durations := model_spec(option.provider, "clips", option.model).durations
+            ):
+                allowed &= set(durations)
+        return tuple(sorted(allowed))
+
+    def clip_length(self, wanted: int) -> int:
+        """The clip length a segment of ``wanted`` seconds gets: the shortest one at least as long that every
+        clip model of the job makes (``ValueError`` naming them when none does)."""
+        allowed = self.clip_durations()
+        longer = [d for d in allowed if d >= wanted]
+        if not longer:
+            choice = self.choice("clips")
+            models = " and ".join(
+                f"{o.provider} {o.model}" for o in (choice, choice.fallback) if o is not None
+            )
+            can = f"{', '.join(map(str, allowed))} s" if allowed else "no common length"
+            raise ValueError(f"a {wanted}-s segment: {models} make clips of {can}")
+        return longer[0]
 
     @property
     def resolution(self) -> tuple[int, int]:
@@ -319,6 +428,10 @@ class VideoSegment(BaseModel):
     clip_key: str | None = None
     image_task_id: str | None = None
     clip_task_id: str | None = None
+    image_provider: str | None = Field(default=None, description="The provider that made the image.")
+    image_model: str | None = None
+    clip_provider: str | None = Field(default=None, description="The provider that made the clip.")
+    clip_model: str | None = None
     image_cache_hit: bool = False
     clip_cache_hit: bool = False
     credits: float = 0.0

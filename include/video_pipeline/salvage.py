@@ -29,14 +29,14 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 from video_pipeline.claims import RunIsActive, current_claim
 from video_pipeline.generation import Planned, store
 from video_pipeline.manifest import load_manifest, mark_run_ended, save_manifest
 from video_pipeline.models import SpendEventKind, VideoSegment, utcnow
 from video_pipeline.outputs import OutputRejected
-from video_pipeline.providers.runway import RunwayNotFound, RunwayOutputExpired, TaskStatus
+from video_pipeline.providers.port import Action, ProviderError, RemoteClient, TaskState
 from video_pipeline.storage import Storage
 from video_pipeline.submissions import (
     Submission,
@@ -52,24 +52,15 @@ from video_pipeline.submissions import (
 log = logging.getLogger(__name__)
 
 Outcome = Literal["salvaged", "cancelled", "cleared", "lost", "left"]
-ACTIVE_STATES = frozenset({"PENDING", "THROTTLED", "RUNNING"})
+ACTIVE_STATES = frozenset({TaskState.QUEUED, TaskState.RUNNING})
 #: A record of an active run submitted longer ago than this whose task succeeded is overdue: its run should
 #: have fetched the output within minutes; the sweep fetches it before the URL (24–48 h) expires.
 OVERDUE_AFTER_S = 30 * 60.0
 
 
-class ProviderTasks(Protocol):
-    """What settling needs from a remote provider's client (``RunwayClient`` has it)."""
-
-    def get_task(self, task_id: str) -> TaskStatus: ...
-
-    def cancel_task(self, task_id: str) -> bool: ...
-
-    def download(self, url: str, dest_path: Path) -> Path: ...
-
-
-#: Opens a provider client (a context manager), e.g. ``lambda: RunwayHook().get_client()``.
-ClientFactory = Callable[[], AbstractContextManager[ProviderTasks]]
+#: Opens a client of the named remote provider (a context manager), e.g. the Airflow hook's
+#: ``lambda name: ProviderHook(name).get_client()``.
+ClientFactory = Callable[[str], AbstractContextManager[RemoteClient]]
 
 
 @dataclass(frozen=True)
@@ -88,7 +79,7 @@ class Settled:
 def settle(
     storage: Storage,
     record: Submission,
-    client: ProviderTasks,
+    client: RemoteClient,
     *,
     fetch: bool = True,
     finished_only: bool = False,
@@ -100,48 +91,51 @@ def settle(
     if record.state != "submitted" or not task_id:
         return Settled(record, "left", f"record is {record.state}")
     try:
-        status = client.get_task(task_id)
-    except RunwayNotFound:
+        status = client.status(task_id)
+    except ProviderError as exc:
+        if not exc.unknown_task:
+            raise
         if finished_only:
             return Settled(record, "left", "unknown to the provider; its run handles that")
         return _finish(storage, record, "lost", "lost", "the provider no longer knows the task")
-    if finished_only and status.status != "SUCCEEDED":
-        return Settled(record, "left", f"{status.status}; its run is active")
-    if status.status in ACTIVE_STATES:
-        client.cancel_task(task_id)
+    if finished_only and status.state != TaskState.SUCCEEDED:
+        return Settled(record, "left", f"{status.detail or status.state}; its run is active")
+    if status.state in ACTIVE_STATES:
+        client.cancel(task_id)
         return _finish(
             storage,
             record,
             "cancelled",
             "cancelled",
-            f"was {status.status}; refund unknown",
+            f"was {status.detail or status.state}; refund unknown",
             refund="unknown",
         )
-    if status.status == "FAILED":
-        return _finish(
-            storage, record, "cleared", "failed", status.failure_code or "failed", refund="unknown"
-        )
-    if status.status == "CANCELLED":
+    if status.state == TaskState.FAILED:
+        return _finish(storage, record, "cleared", "failed", status.code or "failed", refund="unknown")
+    if status.state == TaskState.CANCELLED:
         return _finish(storage, record, "cleared", "cancelled", "cancelled at the provider", refund="unknown")
     if not fetch:
         return Settled(record, "left", "succeeded; its output waits for the salvage sweep")
-    if not status.output:
-        return _finish(storage, record, "lost", "lost", "succeeded without an output URL")
     try:
-        _store_output(storage, record, client, status.output[0])
-    except RunwayOutputExpired:
+        outputs = client.outputs(task_id)
+        if not outputs:
+            return _finish(storage, record, "lost", "lost", "succeeded without an output URL")
+        _store_output(storage, record, client, outputs[0])
+    except ProviderError as exc:
+        if exc.action != Action.RESUBMIT:
+            raise
         return _finish(storage, record, "lost", "lost", "the output URL expired before it was fetched")
     except OutputRejected as exc:  # not an image or clip (or out of bounds): never cached, never retried
         return _finish(storage, record, "lost", "lost", f"the output was refused: {exc}")
     return _finish(storage, record, "salvaged", "salvaged", "output stored in the cache")
 
 
-def _store_output(storage: Storage, record: Submission, client: ProviderTasks, url: str) -> None:
+def _store_output(storage: Storage, record: Submission, client: RemoteClient, url: str) -> None:
     planned = Planned.from_dict(record.plan)
     segment = VideoSegment.model_validate(record.segment)
     with tempfile.TemporaryDirectory(prefix="vp-salvage-") as tmp:
         suffix = ".png" if planned.kind == "images" else ".mp4"
-        path = client.download(url, Path(tmp) / f"output{suffix}")
+        path = client.download(url, Path(tmp) / f"output{suffix}", kind=planned.kind)
         store(storage, planned, segment, path, task_id=record.provider_task_id)
 
 
@@ -171,10 +165,12 @@ def _settle_all(
 ) -> list[Settled]:
     results = [Settled(r, "left", f"record is {r.state}") for r in records if r.state != "submitted"]
     submitted = [r for r in records if r.state == "submitted"]
-    if submitted:
-        with client_factory() as client:
+    for provider in sorted({r.provider for r in submitted}):
+        with client_factory(provider) as client:
             results += [
-                settle(storage, r, client, fetch=fetch, finished_only=finished_only) for r in submitted
+                settle(storage, r, client, fetch=fetch, finished_only=finished_only)
+                for r in submitted
+                if r.provider == provider
             ]
     return results
 

@@ -239,7 +239,7 @@ def segments_for(job: JobSpec) -> list[VideoSegment]:
             prompt=spec.prompt,
             motion_prompt=spec.motion_prompt,
             narration=spec.narration,
-            duration_s=spec.duration_s,
+            duration_s=job.clip_length(spec.duration_s),  # what the clip models make (README: Providers)
             seed=job.seed + n,
         )
         for n, spec in enumerate(specs, start=1)

@@ -1,8 +1,12 @@
-"""Provider pools sized from the Runway account's concurrency limits (``GET /v1/organization``).
+"""Stage pools sized from the providers' concurrency limits.
 
-A pool of exactly the provider's concurrency loses a hand-off at every wave; a queue depth of 2 keeps the
-provider's own queue non-empty (measured 1.00–1.02× the provider bound vs 1.12–1.58×; notes/airflow-3.3.md).
-Without a reachable Runway account the pools get ``DEFAULT_POOL_SLOTS``.
+A pool of exactly a provider's concurrency loses a hand-off at every wave; a queue depth of 2 keeps the
+provider's own queue non-empty (measured 1.00–1.02× the provider bound vs 1.12–1.58×; docs/notes). Each
+remote provider with a configured connection counts: its account's own limits when its API states them (a
+client with ``account_limits()``, e.g. Runway's tier), else its documented default (``concurrency``). Pools
+are per stage (a mapped task's pool is fixed when the DAG is parsed, the provider only when a run starts), so
+each stage's pool is sized for the largest of them. Without any configured provider the pools get
+``DEFAULT_POOL_SLOTS``.
 
     python -m video_pipeline_airflow.pools      # create/resize the pools (compose's airflow-init runs this)
 """
@@ -11,36 +15,53 @@ from __future__ import annotations
 
 import logging
 import subprocess
-from typing import Any
+from collections.abc import Mapping
 
-from video_pipeline_airflow.hooks.runway import RunwayHook
+from video_pipeline.providers import registry
+from video_pipeline.providers.port import RemoteProvider, Stage
+from video_pipeline_airflow.hooks.provider import ProviderHook
 from video_pipeline_airflow.settings import CLIP_POOL, DEFAULT_POOL_SLOTS, IMAGE_POOL
 
 log = logging.getLogger(__name__)
 QUEUE_DEPTH = 2
+POOLS: dict[Stage, str] = {"images": IMAGE_POOL, "clips": CLIP_POOL}
 
 
-def slots_for(organization: dict[str, Any] | None, model: str) -> int:
+def slots_for(limit: int | None) -> int:
+    return DEFAULT_POOL_SLOTS if not limit or limit < 1 else limit * QUEUE_DEPTH
+
+
+def provider_limits(provider: RemoteProvider) -> Mapping[Stage, int] | None:
+    """Tasks in flight per stage the provider takes from this deployment's account; ``None`` when it has no
+    connection configured (this deployment does not use it)."""
+    hook = ProviderHook(provider.name)
     try:
-        limit = int(organization["tier"]["models"][model]["maxConcurrentGenerations"])  # type: ignore[index]
-    except (KeyError, TypeError, ValueError):
-        return DEFAULT_POOL_SLOTS
-    return max(1, limit * QUEUE_DEPTH)
-
-
-def planned_pools(image_model: str = "gen4_image", video_model: str = "gen4_turbo") -> dict[str, int]:
-    """Pool sizes from the account's limits when Runway answers, else the defaults."""
-    organization: dict[str, Any] | None = None
+        client = hook.get_client()
+    except Exception:  # no connection or key: not used here
+        return None
+    limits = dict(provider.concurrency)
+    read = getattr(client, "account_limits", None)
     try:
-        with RunwayHook().get_client() as client:
-            organization = client.organization()
-    except Exception as exc:  # no connection or key configured, or Runway unreachable
-        log.info(
-            "Runway organization limits unavailable (%s); using %d slots",
-            type(exc).__name__,
-            DEFAULT_POOL_SLOTS,
-        )
-    return {IMAGE_POOL: slots_for(organization, image_model), CLIP_POOL: slots_for(organization, video_model)}
+        with client:
+            by_model = read() if read is not None else {}
+    except Exception as exc:  # the API unreachable: its documented defaults
+        log.info("%s account limits unavailable (%s); using its defaults", provider.name, type(exc).__name__)
+        by_model = {}
+    for stage in limits:
+        model = provider.default_models[stage]
+        if model in by_model:
+            limits[stage] = by_model[model]
+    return limits
+
+
+def planned_pools() -> dict[str, int]:
+    """Pool sizes: per stage, the largest limit among configured remote providers × the queue depth."""
+    sizes = {pool: 0 for pool in POOLS.values()}
+    for name in registry.remote_names():
+        limits = provider_limits(registry.remote(name))
+        for stage, limit in (limits or {}).items():
+            sizes[POOLS[stage]] = max(sizes[POOLS[stage]], slots_for(limit))
+    return {pool: size or DEFAULT_POOL_SLOTS for pool, size in sizes.items()}
 
 
 def main() -> None:

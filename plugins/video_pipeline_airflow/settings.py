@@ -13,10 +13,10 @@ from airflow.sdk import BaseHook, Variable
 
 from video_pipeline.policy import SETTINGS as POLICY_VARIABLES
 from video_pipeline.policy import Policy, parse_policy
+from video_pipeline.providers.port import RemoteProvider
 
 STORAGE_URL_VARIABLE = "video_pipeline_storage_url"
 AWS_CONN_ID = "aws_default"
-RUNWAY_CONN_ID = "runway_default"
 NOTIFY_CONN_ID = "video_pipeline_notify"
 #: Provider pools, created with ``--include-deferred`` so tasks waiting on the provider count against them.
 #: Size = the provider's concurrency × a queue depth (2), so the provider always has queued work.
@@ -41,57 +41,56 @@ def gate_poll_seconds() -> float:
     return float(Variable.get(GATE_POLL_VARIABLE, default="10"))
 
 
-RUNWAY_POLL_VARIABLE = "video_pipeline_runway_poll_seconds"
-RUNWAY_POLL_DEFAULT_S = 5.0
-#: Runway asks clients to poll a task no more often than every 5 s.
-RUNWAY_POLL_MIN_S = 5.0
-#: Longer only delays the download of an output whose URL expires (24–48 h); it saves nothing.
-RUNWAY_POLL_MAX_S = 300.0
-#: The floor for a Runway API on this machine's loopback (the fake server of the tests and demos): it is not
-#: Runway's service, so Runway's minimum does not apply, but a poll loop must never spin.
+POLL_VARIABLE = "video_pipeline_poll_seconds"
+POLL_DEFAULT_S = 5.0
+#: Longer only delays the download of an output whose URL expires (hours); it saves nothing.
+POLL_MAX_S = 300.0
+#: The floor for a provider API on this machine's loopback (the fake servers of the tests and demos): it is
+#: not the provider's service, so its minimum does not apply, but a poll loop must never spin.
 LOOPBACK_POLL_MIN_S = 0.05
 
 
-def runway_poll_seconds(runway_conn_id: str = RUNWAY_CONN_ID) -> float:
-    """How often the triggerer polls a Runway task: the Variable (default 5 s), clamped to
-    [``RUNWAY_POLL_MIN_S``, ``RUNWAY_POLL_MAX_S``] with a warning naming the value that was clamped. A value that
-    is not a number (or NaN) gives the default, with a warning. Only when the connection's API host is a loopback
-    address (a fake Runway on this machine) is the floor ``LOOPBACK_POLL_MIN_S`` instead of Runway's 5 s."""
-    raw = Variable.get(RUNWAY_POLL_VARIABLE, default=None)
+def poll_seconds(provider: RemoteProvider, conn_id: str | None = None) -> float:
+    """How often the triggerer polls a provider task: the Variable (default 5 s), clamped to [the provider's
+    minimum (``min_poll_s``), ``POLL_MAX_S``] with a warning naming the value that was clamped. A value that is
+    not a number (or NaN) gives the default, with a warning. Only when the provider's connection points at this
+    machine's loopback (a fake server) is the floor ``LOOPBACK_POLL_MIN_S`` instead of the provider's minimum."""
+    raw = Variable.get(POLL_VARIABLE, default=None)
+    floor = LOOPBACK_POLL_MIN_S if _on_loopback(conn_id or provider.conn_id) else provider.min_poll_s
     if raw is None or not str(raw).strip():
-        return RUNWAY_POLL_DEFAULT_S
+        return max(POLL_DEFAULT_S, floor)
     try:
         value = float(str(raw).strip())
     except ValueError:
         value = math.nan
     if math.isnan(value):
         log.warning(
-            "%s=%r is not a number of seconds; polling every %g s",
-            RUNWAY_POLL_VARIABLE,
-            raw,
-            RUNWAY_POLL_DEFAULT_S,
+            "%s=%r is not a number of seconds; polling every %g s", POLL_VARIABLE, raw, POLL_DEFAULT_S
         )
-        return RUNWAY_POLL_DEFAULT_S
-    floor = LOOPBACK_POLL_MIN_S if _runway_on_loopback(runway_conn_id) else RUNWAY_POLL_MIN_S
-    clamped = min(max(value, floor), RUNWAY_POLL_MAX_S)
+        return max(POLL_DEFAULT_S, floor)
+    clamped = min(max(value, floor), POLL_MAX_S)
     if clamped != value:
-        why = "Runway asks for at least 5 s" if clamped == RUNWAY_POLL_MIN_S else "outside the sane range"
+        why = (
+            f"{provider.name} asks for at least {provider.min_poll_s:g} s"
+            if clamped == floor
+            else "outside the sane range"
+        )
         log.warning(
             "%s=%r is outside [%g, %g] s (%s); polling every %g s",
-            RUNWAY_POLL_VARIABLE,
+            POLL_VARIABLE,
             raw,
             floor,
-            RUNWAY_POLL_MAX_S,
+            POLL_MAX_S,
             why,
             clamped,
         )
     return clamped
 
 
-def _runway_on_loopback(runway_conn_id: str) -> bool:
-    """Whether the Runway connection points at this machine's loopback (127.0.0.0/8, ::1, ``localhost``)."""
+def _on_loopback(conn_id: str) -> bool:
+    """Whether the connection points at this machine's loopback (127.0.0.0/8, ::1, ``localhost``)."""
     try:
-        host = BaseHook.get_connection(runway_conn_id).host or ""
+        host = BaseHook.get_connection(conn_id).host or ""
     except Exception:  # no such connection: the submission will say so; here the strict floor applies
         return False
     name = urlsplit(host if "://" in host else f"//{host}").hostname or ""
@@ -103,13 +102,14 @@ def _runway_on_loopback(runway_conn_id: str) -> bool:
         return False
 
 
-RUNWAY_IMAGE_SOURCE_VARIABLE = "video_pipeline_runway_image_source"
+IMAGE_SOURCE_VARIABLE = "video_pipeline_image_source"
 
 
-def runway_image_source() -> str:
-    """How an image reaches image_to_video: ``upload`` (data URI, or Runway's uploads endpoint when larger
-    than 5 MB; works everywhere) or ``presigned`` (an https presigned S3 URL; S3 must be reachable by Runway)."""
-    return str(Variable.get(RUNWAY_IMAGE_SOURCE_VARIABLE, default="upload"))
+def image_source() -> str:
+    """How an approved image reaches a remote clip model: ``upload`` (the provider's own way to receive a file:
+    a data URI or its uploads endpoint; works everywhere) or ``presigned`` (an https presigned S3 URL; the S3
+    storage must be reachable by the provider)."""
+    return str(Variable.get(IMAGE_SOURCE_VARIABLE, default="upload"))
 
 
 def job_policy() -> Policy:

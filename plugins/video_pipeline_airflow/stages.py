@@ -32,12 +32,13 @@ from video_pipeline.models import (
 )
 from video_pipeline.policy import check_policy, is_nightly
 from video_pipeline.progress import rebuild_progress
-from video_pipeline.providers.runway import RunwayClient
+from video_pipeline.providers import registry
+from video_pipeline.providers.port import RemoteClient
 from video_pipeline.salvage import Settled, cancel_in_flight, salvage_all, salvage_job, settle
 from video_pipeline.segmentation import segments_for
 from video_pipeline.storage import Storage
 from video_pipeline.submissions import run_submissions
-from video_pipeline_airflow.hooks.runway import RunwayHook
+from video_pipeline_airflow.hooks.provider import ProviderHook
 from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.notify import notify
 from video_pipeline_airflow.runs import run_checker
@@ -102,15 +103,20 @@ def validate_job(context: Context) -> list[dict[str, Any]]:
 
 
 def check_provider_ready(job: JobSpec) -> None:
-    """A Runway job needs a key before anything runs (no point generating images that cannot be animated)."""
-    if job.provider != "runway":
-        return
-    try:
-        RunwayHook().get_client().close()
-    except Exception as exc:
-        raise ValueError(
-            f"provider: runway is not configured ({exc}); set the runway_default connection"
-        ) from None
+    """Every remote provider the job may use has a key before anything runs (no point generating images that
+    cannot be animated). A fallback counts: it is used exactly when the first choice cannot take the work."""
+    for stage in ("images", "clips"):
+        choice = job.choice(stage)
+        for option in (choice, choice.fallback):
+            if option is None or not registry.is_remote(option.provider):
+                continue
+            hook = ProviderHook(option.provider)
+            try:
+                hook.endpoint()
+            except Exception as exc:
+                raise ValueError(
+                    f"provider: {option.provider} is not configured ({exc}); set the {hook.conn_id} connection"
+                ) from None
 
 
 def claim_for_run(
@@ -132,7 +138,7 @@ def salvage_before_run(storage: Storage, job_id: str, is_active: RunIsActive) ->
     cache, so this run reuses them for free). A failure here does not stop the run: its tasks resume any
     record left over instead of paying again, and the salvage sweep tries again."""
     try:
-        settled = salvage_job(storage, job_id, is_active, runway_client)
+        settled = salvage_job(storage, job_id, is_active, provider_client)
     except Exception:
         log.exception("Salvage of job %s before the run failed; the salvage sweep will try again", job_id)
         return
@@ -140,8 +146,9 @@ def salvage_before_run(storage: Storage, job_id: str, is_active: RunIsActive) ->
         log.warning("Salvage before the run: %s", result.describe())
 
 
-def runway_client() -> RunwayClient:
-    return RunwayHook().get_client()
+def provider_client(provider: str) -> RemoteClient:
+    """A client of the named remote provider, with its connection's key (the salvage's client factory)."""
+    return ProviderHook(provider).get_client()
 
 
 def assemble(job: dict[str, Any], segments: list[dict[str, Any]]) -> dict[str, Any]:
@@ -220,7 +227,7 @@ def end_run(job_id: str, run_id: str, status: RunStatus, reason: str) -> list[Se
     provider tasks are cancelled (each recorded in the ledger), and — if it holds the job — its end goes into
     the manifest and the job is released for the next run. Finished outputs are left for the salvage sweep."""
     storage = get_storage()
-    settled = cancel_in_flight(storage, job_id, run_id, runway_client, reason)
+    settled = cancel_in_flight(storage, job_id, run_id, provider_client, reason)
     for result in settled:
         log.warning("Run %s ended (%s): %s", run_id, status, result.describe())
     holder = current_claim(storage, job_id)
@@ -267,8 +274,10 @@ def on_task_stopped(
     ]
     if not records:
         return []
-    with runway_client() as client:
-        settled = [settle(storage, r, client, fetch=False) for r in records]
+    settled = []
+    for record in records:
+        with provider_client(record.provider) as client:
+            settled.append(settle(storage, record, client, fetch=False))
     for result in settled:
         log.warning("Task %s[%s] stopped (%s): %s", task_id, map_index, reason, result.describe())
     return settled
@@ -276,7 +285,7 @@ def on_task_stopped(
 
 def salvage_sweep(context: Context) -> dict[str, list[str]]:
     """The salvage DAG's task: settle every recorded provider task whose run is no longer active."""
-    report = salvage_all(get_storage(), run_checker(context), runway_client)
+    report = salvage_all(get_storage(), run_checker(context), provider_client)
     summary = {job_id: [r.describe() for r in results] for job_id, results in report.items()}
     for job_id, lines in summary.items():
         for line in lines:

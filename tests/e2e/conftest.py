@@ -69,7 +69,7 @@ def airflow(
     env = {
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
         "AIRFLOW_CONN_RUNWAY_DEFAULT": json.dumps(runway),
-        "AIRFLOW_VAR_VIDEO_PIPELINE_RUNWAY_POLL_SECONDS": "0.5",
+        "AIRFLOW_VAR_VIDEO_PIPELINE_POLL_SECONDS": "0.5",
         "VIDEO_PIPELINE_NIGHTLY_POKE_SECONDS": "3",
         # A worker that dies with its task is noticed after this long without a heartbeat (default 300 s).
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",

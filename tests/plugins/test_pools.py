@@ -10,10 +10,9 @@ from video_pipeline_airflow.settings import DEFAULT_POOL_SLOTS
 
 
 def test_slots_are_concurrency_times_queue_depth() -> None:
-    org = {"tier": {"models": {"gen4_turbo": {"maxConcurrentGenerations": 3}}}}
-    assert slots_for(org, "gen4_turbo") == 6
-    assert slots_for(org, "gen4_image") == DEFAULT_POOL_SLOTS
-    assert slots_for(None, "gen4_turbo") == DEFAULT_POOL_SLOTS
+    assert slots_for(3) == 6
+    assert slots_for(0) == DEFAULT_POOL_SLOTS
+    assert slots_for(None) == DEFAULT_POOL_SLOTS
 
 
 def test_pools_from_the_account(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""video_pipeline_runway_poll_seconds: read through Airflow's Variable and connection lookup (env-backed), clamped."""
+"""video_pipeline_poll_seconds (here for Runway, whose floor is 5 s): read through Airflow's Variable and connection lookup (env-backed), clamped."""
 
 from __future__ import annotations
 
@@ -8,15 +8,19 @@ from collections.abc import Callable
 
 import pytest
 
-from video_pipeline_airflow.settings import (
-    LOOPBACK_POLL_MIN_S,
-    RUNWAY_POLL_DEFAULT_S,
-    RUNWAY_POLL_MAX_S,
-    RUNWAY_POLL_MIN_S,
-    runway_poll_seconds,
-)
+from video_pipeline.providers.runway import PROVIDER as RUNWAY
+from video_pipeline_airflow.settings import LOOPBACK_POLL_MIN_S, POLL_DEFAULT_S, POLL_MAX_S, poll_seconds
 
-VARIABLE_ENV = "AIRFLOW_VAR_VIDEO_PIPELINE_RUNWAY_POLL_SECONDS"
+RUNWAY_POLL_DEFAULT_S = POLL_DEFAULT_S
+RUNWAY_POLL_MAX_S = POLL_MAX_S
+RUNWAY_POLL_MIN_S = RUNWAY.min_poll_s
+
+
+def runway_poll_seconds() -> float:
+    return poll_seconds(RUNWAY)
+
+
+VARIABLE_ENV = "AIRFLOW_VAR_VIDEO_PIPELINE_POLL_SECONDS"
 PointRunway = Callable[[str | None], None]
 
 
@@ -64,7 +68,7 @@ def test_poll_seconds_against_runway_are_clamped(
         monkeypatch.setenv(VARIABLE_ENV, value)
     caplog.set_level(logging.WARNING, logger="video_pipeline_airflow.settings")
     assert runway_poll_seconds() == expected
-    assert ("video_pipeline_runway_poll_seconds" in caplog.text) is warned
+    assert ("video_pipeline_poll_seconds" in caplog.text) is warned
 
 
 @pytest.mark.parametrize(

@@ -1147,4 +1147,4 @@ def point_pipeline_at(
     )
     monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_STORAGE_URL", root.as_uri())
     if poll_seconds is not None:
-        monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_RUNWAY_POLL_SECONDS", str(poll_seconds))
+        monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_POLL_SECONDS", str(poll_seconds))

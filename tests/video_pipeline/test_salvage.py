@@ -14,7 +14,8 @@ from video_pipeline.generation import Planned, plan_image, reuse
 from video_pipeline.manifest import begin_run, load_manifest
 from video_pipeline.models import JobSpec, VideoSegment
 from video_pipeline.providers.base import ImageRequest
-from video_pipeline.providers.runway import RunwayClient
+from video_pipeline.providers.port import Endpoint, RemoteClient
+from video_pipeline.providers.runway import PROVIDER, RunwayClient
 from video_pipeline.salvage import cancel_in_flight, salvage_all, salvage_job
 from video_pipeline.segmentation import segments_for
 from video_pipeline.storage import LocalStorage
@@ -45,8 +46,18 @@ def storage(fake: FakeRunway, tmp_path: Path) -> LocalStorage:
     return LocalStorage(tmp_path)
 
 
-def client_factory(fake: FakeRunway) -> Callable[[], RunwayClient]:
-    return lambda: RunwayClient(fake.base_url, KEY, max_retries=1, backoff_base=0.01)
+def runway_client(fake: FakeRunway) -> RunwayClient:
+    return RunwayClient(fake.base_url, KEY, max_retries=1, backoff_base=0.01)
+
+
+def client_factory(fake: FakeRunway) -> Callable[[str], RemoteClient]:
+    """The salvage's client factory: the named provider's client (only Runway's exists in these tests)."""
+
+    def open_client(provider: str) -> RemoteClient:
+        assert provider == "runway"
+        return PROVIDER.client(Endpoint(fake.base_url, KEY, {"max_retries": 1, "backoff_base": 0.01}))
+
+    return open_client
 
 
 def in_flight(fake: FakeRunway) -> int:
@@ -64,7 +75,7 @@ def submit(
     storage: LocalStorage, fake: FakeRunway, spec: JobSpec, segment: VideoSegment, run_id: str
 ) -> Submission:
     """What the image operator does: plan, record exclusively, reserve, POST, record the task id."""
-    planned = plan_image(spec.settings(), segment, "runway")
+    planned = plan_image(spec.settings(), segment)
     record = Submission(
         kind="images",
         provider="runway",
@@ -80,7 +91,7 @@ def submit(
     )
     assert create_submission(storage, record)
     reserve_credits(storage, spec.job_id, None, record)
-    with client_factory(fake)() as client:
+    with runway_client(fake) as client:
         assert isinstance(planned.request, ImageRequest)
         task_id = client.text_to_image(planned.request)
     submitted = record.model_copy(update={"state": "submitted", "provider_task_id": task_id})
@@ -90,7 +101,7 @@ def submit(
 
 def wait_for(fake: FakeRunway, task_id: str, status: str) -> None:
     deadline = time.monotonic() + 10
-    with client_factory(fake)() as client:
+    with runway_client(fake) as client:
         while client.get_task(task_id).status != status:
             assert time.monotonic() < deadline, f"task {task_id} never reached {status}"
             time.sleep(0.05)

@@ -7,6 +7,7 @@ The Airflow adapters persist the task id before the first poll and defer while w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -55,9 +56,21 @@ class ClipRequest(ImageRequest):
 
 
 class LocalProvider(Protocol):
-    """Renders outputs on this machine; no provider task ids, no credits."""
+    """Renders outputs on this machine; no provider task ids, no credits.
 
-    name: str
+    :param name: the registry name a job spec uses (``provider``).
+    :param models: every model it offers, by name (``video_pipeline.providers.port.ModelSpec``).
+    :param default_models: the model a stage uses when the spec names none.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def models(self) -> Mapping[str, Any]: ...
+
+    @property
+    def default_models(self) -> Mapping[Any, str]: ...
 
     def render_image(self, request: ImageRequest, dest: Path) -> Path: ...
 

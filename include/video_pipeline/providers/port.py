@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -67,7 +67,8 @@ class ProviderError(Exception):
     :param task_id: the provider task concerned, when there is one.
     """
 
-    action: ClassVar[Action] = Action.RETRY
+    #: A class's default; an instance may refine it (a transient error on a creating POST is ``UNAVAILABLE``).
+    action: Action = Action.RETRY
 
     def __init__(
         self,
@@ -81,11 +82,16 @@ class ProviderError(Exception):
     ) -> None:
         super().__init__(message)
         if action is not None:
-            self.action = action  # type: ignore[misc]  # an instance may refine its class's action
+            self.action = action
         self.provider = provider
         self.status_code = status_code
         self.code = code
         self.task_id = task_id
+
+    @property
+    def unknown_task(self) -> bool:
+        """The provider does not know the task (any more): 404 or 410 on a task's own URL."""
+        return self.status_code in (404, 410)
 
 
 # ------------------------------------------------------------------------------------------------- status
@@ -269,13 +275,27 @@ class RemoteProvider(Protocol):
     :param min_poll_s: the shortest poll interval the provider asks for.
     """
 
-    name: str
-    conn_id: str
-    default_base_url: str
-    models: Mapping[str, ModelSpec]
-    default_models: Mapping[Stage, str]
-    concurrency: Mapping[Stage, int]
-    min_poll_s: float
+    # Read-only properties, so a frozen dataclass or plain class attributes satisfy the protocol.
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def conn_id(self) -> str: ...
+
+    @property
+    def default_base_url(self) -> str: ...
+
+    @property
+    def models(self) -> Mapping[str, ModelSpec]: ...
+
+    @property
+    def default_models(self) -> Mapping[Stage, str]: ...
+
+    @property
+    def concurrency(self) -> Mapping[Stage, int]: ...
+
+    @property
+    def min_poll_s(self) -> float: ...
 
     def estimate(self, request: ImageRequest | ClipRequest) -> float:
         """Credits (1 credit = US$0.01) the request will cost; ``ValueError`` for an unknown model."""

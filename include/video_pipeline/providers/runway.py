@@ -54,9 +54,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from video_pipeline.layout import CacheKind
 from video_pipeline.outputs import MAX_OUTPUT_BYTES, OutputRejected, kind_for
 from video_pipeline.providers.base import ClipRequest, ImageRequest
+from video_pipeline.providers.port import (
+    Action,
+    Endpoint,
+    ModelSpec,
+    ProviderError,
+    RemoteStatus,
+    SourceImage,
+    Stage,
+)
+from video_pipeline.providers.port import TaskState as TaskState_
 
 log = logging.getLogger(__name__)
 
+#: The provider's name in the registry and in job specs.
+NAME = "runway"
 DEFAULT_BASE_URL = "https://api.dev.runwayml.com"
 API_VERSION = "2024-11-06"
 DEFAULT_IMAGE_MODEL = "gen4_image"
@@ -99,8 +111,13 @@ TERMINAL_STATES: frozenset[str] = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"}
 # --------------------------------------------------------------------------------------------------- errors
 
 
-class RunwayError(Exception):
-    """Base of every error this module raises. Messages never contain the API key or request headers."""
+class RunwayError(ProviderError):
+    """Base of every error this module raises. Messages never contain the API key or request headers.
+
+    Each class carries the port's :class:`~video_pipeline.providers.port.Action`: what the pipeline does about it.
+    """
+
+    action = Action.RETRY
 
     def __init__(
         self,
@@ -111,15 +128,15 @@ class RunwayError(Exception):
         task_id: str | None = None,
         issues: Sequence[Any] = (),
     ) -> None:
-        super().__init__(message)
-        self.status_code = status_code
+        super().__init__(message, provider=NAME, status_code=status_code, code=failure_code, task_id=task_id)
         self.failure_code = failure_code
-        self.task_id = task_id
         self.issues = list(issues)
 
 
 class RunwayPermanentError(RunwayError):
     """Repeating the same request fails the same way: never retry unchanged."""
+
+    action = Action.FAIL
 
 
 class RunwayValidationError(RunwayPermanentError):
@@ -128,6 +145,8 @@ class RunwayValidationError(RunwayPermanentError):
 
 class RunwayCreditsExhausted(RunwayPermanentError):
     """HTTP 400 "You do not have enough credits to run this task." — top up before trying again."""
+
+    action = Action.STOP_JOB
 
 
 class RunwayAuthError(RunwayPermanentError):
@@ -141,6 +160,8 @@ class RunwayNotFound(RunwayPermanentError):
 class RunwayOutputExpired(RunwayPermanentError):
     """An output URL answered 403/404/410: its presigned link expired; the output cannot be fetched again."""
 
+    action = Action.RESUBMIT
+
 
 class RunwayTaskCancelled(RunwayPermanentError):
     """The task was cancelled (by us or in Runway's dashboard): resubmitting would override that decision."""
@@ -149,6 +170,8 @@ class RunwayTaskCancelled(RunwayPermanentError):
 class RunwayRetryableTaskFailure(RunwayError):
     """The task failed on Runway's side (``THIRD_PARTY.UNAVAILABLE``, ``INTERNAL``, no code): resubmit."""
 
+    action = Action.RESUBMIT
+
 
 class RunwayBadOutput(RunwayError):
     """``INTERNAL.BAD_OUTPUT.*``: the model produced an unusable output; resubmit with a new seed.
@@ -156,6 +179,8 @@ class RunwayBadOutput(RunwayError):
     A sibling of :class:`RunwayRetryableTaskFailure`, not a subclass: a handler for "resubmit unchanged" must
     not catch it by accident, since the same seed tends to reproduce the same bad output.
     """
+
+    action = Action.RESEED
 
 
 class RunwayTransientError(RunwayError):
@@ -177,6 +202,8 @@ class RunwayAmbiguousSubmit(RunwayError):
     write error: the request never fully arrived, so it could not be parsed), 429, and 503 with
     ``Retry-After`` (see ``_Core.nothing_created``).
     """
+
+    action = Action.AMBIGUOUS
 
 
 class RunwayOutputRejected(RunwayError, OutputRejected):
@@ -1129,3 +1156,160 @@ class AsyncRunwayClient(_ClientBase):
         finally:
             part.unlink(missing_ok=True)
         return dest
+
+
+# ------------------------------------------------------------------------------------------------- the port
+
+_STATES: dict[str, TaskState_] = {
+    "PENDING": TaskState_.QUEUED,
+    "THROTTLED": TaskState_.QUEUED,
+    "RUNNING": TaskState_.RUNNING,
+    "SUCCEEDED": TaskState_.SUCCEEDED,
+    "FAILED": TaskState_.FAILED,
+    "CANCELLED": TaskState_.CANCELLED,
+}
+
+
+def remote_status(status: TaskStatus) -> RemoteStatus:
+    """Runway's task status in the port's terms (without the output URLs)."""
+    error = status.error()
+    return RemoteStatus(
+        provider=NAME,
+        task_id=status.id,
+        state=_STATES[status.status],
+        detail=status.status,
+        progress=status.progress,
+        error=status.failure,
+        code=status.failure_code,
+        action=error.action if error is not None and status.status == "FAILED" else None,
+    )
+
+
+def _unavailable_if_nothing_created(exc: RunwayTransientError) -> RunwayTransientError:
+    """A creating POST that kept answering 429/503 through every retry created nothing, and says Runway cannot
+    take work now: the stage's fallback (if any) is used."""
+    exc.action = Action.UNAVAILABLE
+    return exc
+
+
+class RunwayRemote:
+    """:class:`RunwayClient` as the port's :class:`~video_pipeline.providers.port.RemoteClient`."""
+
+    def __init__(self, client: RunwayClient) -> None:
+        self._client = client
+
+    def __enter__(self) -> RunwayRemote:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._client.close()
+
+    def __repr__(self) -> str:
+        return f"RunwayRemote({self._client!r})"
+
+    def submit_image(self, request: ImageRequest) -> str:
+        try:
+            return self._client.text_to_image(request)
+        except RunwayTransientError as exc:
+            raise _unavailable_if_nothing_created(exc) from None
+
+    def submit_clip(self, request: ClipRequest, image: SourceImage) -> str:
+        uri = image.url or self._client.prompt_image_uri(image.path)
+        try:
+            return self._client.image_to_video(request, uri)
+        except RunwayTransientError as exc:
+            raise _unavailable_if_nothing_created(exc) from None
+
+    def status(self, task_id: str) -> RemoteStatus:
+        return remote_status(self._client.get_task(task_id))
+
+    def outputs(self, task_id: str) -> list[str]:
+        return list(self._client.get_task(task_id).output)
+
+    def download(self, url: str, dest: Path, *, kind: CacheKind) -> Path:
+        return self._client.download(url, dest, kind=kind)
+
+    def cancel(self, task_id: str) -> bool:
+        return self._client.cancel_task(task_id)
+
+    def account_limits(self) -> dict[str, int]:
+        """Concurrent generations the account's tier allows, per model (``GET /v1/organization``)."""
+        organization = self._client.organization()
+        limits: dict[str, int] = {}
+        for model, spec in ((organization.get("tier") or {}).get("models") or {}).items():
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                limits[str(model)] = int(spec["maxConcurrentGenerations"])
+        return limits
+
+
+class AsyncRunwayRemote:
+    """:class:`AsyncRunwayClient` as the port's :class:`~video_pipeline.providers.port.AsyncRemoteClient`."""
+
+    def __init__(self, client: AsyncRunwayClient) -> None:
+        self._client = client
+
+    async def __aenter__(self) -> AsyncRunwayRemote:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._client.aclose()
+
+    async def status(self, task_id: str) -> RemoteStatus:
+        return remote_status(await self._client.get_task(task_id))
+
+    async def cancel(self, task_id: str) -> bool:
+        return await self._client.cancel_task(task_id)
+
+
+#: Every job ratio (Runway's image_to_video ratios are the job ratios).
+_DURATIONS = tuple(range(2, 11))
+
+
+@dataclass(frozen=True)
+class RunwayProvider:
+    """Runway in the registry. Prices are :data:`PRICING`; concurrency defaults to tier 1's (1 task per model),
+    and the account's own limits are read when a pool is sized (:meth:`RunwayRemote.account_limits`)."""
+
+    name: str = NAME
+    conn_id: str = "runway_default"
+    default_base_url: str = DEFAULT_BASE_URL
+    models: Mapping[str, ModelSpec] = field(
+        default_factory=lambda: {
+            "gen4_image": ModelSpec(
+                "gen4_image", "images", notes="5 credits at 720p, 8 at 1080p (ratio mapped: image_ratio_for)"
+            ),
+            "gen4_turbo": ModelSpec("gen4_turbo", "clips", durations=_DURATIONS, notes="5 credits/s"),
+            "gen4.5": ModelSpec("gen4.5", "clips", durations=_DURATIONS, notes="12 credits/s"),
+        }
+    )
+    default_models: Mapping[Stage, str] = field(
+        default_factory=lambda: {"images": DEFAULT_IMAGE_MODEL, "clips": DEFAULT_VIDEO_MODEL}
+    )
+    concurrency: Mapping[Stage, int] = field(default_factory=lambda: {"images": 1, "clips": 1})
+    #: Runway asks clients to poll a task no more often than every 5 s.
+    min_poll_s: float = 5.0
+
+    def estimate(self, request: ImageRequest | ClipRequest) -> float:
+        if isinstance(request, ClipRequest):
+            return estimate_clip_credits(request)
+        return estimate_image_credits(request)
+
+    def client(self, endpoint: Endpoint) -> RunwayRemote:
+        return RunwayRemote(
+            RunwayClient(endpoint.base_url or DEFAULT_BASE_URL, endpoint.api_key, **_tuning(endpoint))
+        )
+
+    def async_client(self, endpoint: Endpoint) -> AsyncRunwayRemote:
+        return AsyncRunwayRemote(
+            AsyncRunwayClient(endpoint.base_url or DEFAULT_BASE_URL, endpoint.api_key, **_tuning(endpoint))
+        )
+
+
+def _tuning(endpoint: Endpoint) -> dict[str, Any]:
+    """Client settings a connection's extra may set (``timeout``, ``max_retries``, ``backoff_base``,
+    ``backoff_cap``): tests and slow networks tune them; unknown keys are ignored."""
+    kinds = {"timeout": float, "max_retries": int, "backoff_base": float, "backoff_cap": float}
+    return {k: kind(endpoint.extra[k]) for k, kind in kinds.items() if k in endpoint.extra}
+
+
+PROVIDER = RunwayProvider()

@@ -13,12 +13,14 @@ import random
 import tempfile
 import textwrap
 from pathlib import Path
+from typing import ClassVar
 
 from PIL import Image, ImageDraw, ImageFont
 
 from video_pipeline.ffmpeg import run_ffmpeg
 from video_pipeline.models import RATIOS
 from video_pipeline.providers.base import ClipRequest, ImageRequest
+from video_pipeline.providers.port import ModelSpec, Stage
 
 FPS = 24
 TIMESCALE = 12288
@@ -84,7 +86,16 @@ def camera_move(request: ClipRequest) -> tuple[bool, float, float]:
 
 
 class StoryboardProvider:
+    """Offline and free: one card model for images, one camera move for clips, every ratio, 2–10 s clips."""
+
     name = "storyboard"
+    models: ClassVar[dict[str, ModelSpec]] = {
+        "card": ModelSpec("card", "images", notes="a drawn card: gradient, shapes, the prompt; free"),
+        "ken-burns": ModelSpec(
+            "ken-burns", "clips", durations=tuple(range(2, 11)), notes="a slow push-in over the image; free"
+        ),
+    }
+    default_models: ClassVar[dict[Stage, str]] = {"images": "card", "clips": "ken-burns"}
 
     def render_image(self, request: ImageRequest, dest: Path) -> Path:
         width, height = RATIOS[request.ratio]
@@ -141,3 +152,6 @@ class StoryboardProvider:
                     timeout=300,
                 ),
             )
+
+
+PROVIDER = StoryboardProvider()

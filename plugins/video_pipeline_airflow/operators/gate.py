@@ -18,6 +18,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import SkipMixin
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Context, Param, Variable
+from airflow.sdk.exceptions import TaskDeferred
 from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail, upsert_hitl_detail
 
 from video_pipeline.approval import (
@@ -34,17 +35,22 @@ from video_pipeline.approval import (
     parse_form_answer,
     variable_key,
 )
-from video_pipeline.costs import stage_estimates
+from video_pipeline.costs import segment_estimate, stage_estimates
 from video_pipeline.generation import animate_segment, generate_image
 from video_pipeline.manifest import decisions_for, load_manifest, merge_segments, save_manifest
 from video_pipeline.models import Decision, JobSpec, Manifest, SegmentStatus, Stage, VideoSegment, utcnow
 from video_pipeline.progress import record_completion
-from video_pipeline.providers.registry import local_provider
+from video_pipeline.providers import registry
 from video_pipeline.review import build_preview, gate_body, gate_subject
 from video_pipeline.storage import Storage
 from video_pipeline.submissions import credits_spent
 from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.notify import notify
+from video_pipeline_airflow.operators.segment import (
+    AnimateSegmentOperator,
+    GenerateImageOperator,
+    SegmentOperator,
+)
 from video_pipeline_airflow.previews import preview_url
 from video_pipeline_airflow.settings import gate_poll_seconds
 from video_pipeline_airflow.stages import end_run
@@ -164,6 +170,8 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             changed=changed,
             note=note,
         )
+        if price := self.redo_price(storage, job, segments):
+            self.body = f"{self.body}\n\n{price}"
         manifest.status = "awaiting_images" if self.stage == "images" else "awaiting_clips"
         manifest.gates_opened_at[self.stage] = utcnow()
         save_manifest(storage, manifest)
@@ -184,7 +192,8 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         )
         notify(
             self.subject,
-            f"Review: {self._form_link(context)} — or set the Variable {key}",
+            f"Review: {self._form_link(context)} — or set the Variable {key}"
+            + (f". {price}" if price else ""),
         )
         self._wait(context, job, manifest.gates_opened_at[self.stage])
 
@@ -285,36 +294,171 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             self.log.error("max_redo_rounds (%d) reached; approve or reject", job.max_redo_rounds)
             manifest.decisions.pop()
             return self._open(context, storage, job, manifest, changed=[])
-        if job.provider != "storyboard":
-            self.log.error(
-                "Redo is available for the storyboard provider only; approve, reject, or re-run the job"
-            )
-            manifest.decisions.pop()
-            return self._open(context, storage, job, manifest, changed=[])
-        provider = local_provider(job)
-        step = generate_image if self.stage == "images" else animate_segment
         # A replacement prompt replaces what this stage generates from: the image's prompt at the images
         # gate, the clip's motion prompt at the clips gate (the image, and the prompt it was made from, stay).
         prompt_field = "prompt" if self.stage == "images" else "motion_prompt"
-        redone = []
+        wanted = []
         for index in request.segments:
             segment = next(s for s in manifest.segments if s.index == index)
             prompt = request.prompts.get(index)
             update = {prompt_field: prompt} if prompt else {"seed": segment.seed + round_ * REDO_SEED_STEP}
-            redone.append(step(storage, job, segment.model_copy(update=update), provider))
+            wanted.append(segment.model_copy(update=update))
+        choice = job.choice(self.stage)
+        if registry.is_remote(choice.provider):
+            return self._redo_remote(context, storage, job, manifest, request, round_, wanted)
+        provider = registry.local(choice.provider)
+        step = generate_image if self.stage == "images" else animate_segment
+        redone = []
+        for segment in wanted:
+            redone.append(step(storage, job, segment, provider))
             self.log.info("Regenerated %s", redone[-1].label)
-            for event in record_completion(
-                storage,
-                job.job_id,
-                self.stage,
-                index,
-                len(request.segments),
-                run_id=context["run_id"],
-                round_=round_ + 1,  # the gate round that shows these segments
-            ):
-                self.log.info("Progress: %s", event.message)
+            self._progress(context, job, redone[-1].index, len(wanted), round_)
         merge_segments(manifest, redone)
         return self._open(context, storage, job, manifest, changed=request.segments, note=request.note)
+
+    def _progress(self, context: Context, job: JobSpec, index: int, total: int, round_: int) -> None:
+        for event in record_completion(
+            get_storage(),
+            job.job_id,
+            self.stage,
+            index,
+            total,
+            run_id=context["run_id"],
+            round_=round_ + 1,  # the gate round that shows these segments
+        ):
+            self.log.info("Progress: %s", event.message)
+
+    # -- redo on a paid provider -------------------------------------------------------------------------
+
+    def redo_price(self, storage: Storage, job: JobSpec, segments: list[VideoSegment]) -> str | None:
+        """What a redo costs, shown with the form and in the notification before anyone asks for one (``None``
+        for a free provider)."""
+        prices = {s.index: segment_estimate(job, s, self.stage) for s in segments}
+        if not any(prices.values()):
+            return None
+        low, high = min(prices.values()), max(prices.values())
+        each = f"~{low:g}" if low == high else f"~{low:g}–{high:g}"
+        left = (
+            f"; the budget has {job.budget_credits - credits_spent(storage, job.job_id):g} of "
+            f"{job.budget_credits} credits left"
+            if job.budget_credits is not None
+            else ""
+        )
+        return (
+            f"**Redo cost:** {each} credits per segment, checked against the budget before it is spent{left}."
+        )
+
+    def redo_cost(self, job: JobSpec, segments: list[VideoSegment]) -> float:
+        """Credits regenerating ``segments`` at this gate costs on the stage's provider (a cache hit: less)."""
+        return sum(segment_estimate(job, s, self.stage) for s in segments)
+
+    def _generator(self, job: JobSpec, segment: VideoSegment, total: int) -> SegmentOperator:
+        """The stage's segment operator as the redo's engine: the same records, reservations, stop checks and
+        resume rules as the mapped tasks, so a redo is never paid twice either."""
+        cls = GenerateImageOperator if self.stage == "images" else AnimateSegmentOperator
+        return cls(
+            task_id=self.task_id,
+            job=job.settings().model_dump(mode="json"),
+            segment=segment.model_dump(mode="json"),
+            total=total,
+        )
+
+    def _redo_remote(
+        self,
+        context: Context,
+        storage: Storage,
+        job: JobSpec,
+        manifest: Manifest,
+        request: DecisionRequest,
+        round_: int,
+        wanted: list[VideoSegment],
+    ) -> None:
+        """Submit the listed segments (after checking their cost against what the budget has left), then wait
+        for each provider task in turn (deferred), and re-open the gate with the results."""
+        cost = self.redo_cost(job, wanted)
+        spent = credits_spent(storage, job.job_id)
+        if job.budget_credits is not None and spent + cost > job.budget_credits:
+            manifest.decisions.pop()
+            note = (
+                f"Redo refused: regenerating segments {request.segments} costs ~{cost:g} credits and the budget "
+                f"has {job.budget_credits - spent:g} left; approve, reject, or redo fewer segments."
+            )
+            self.log.error(note)
+            return self._open(context, storage, job, manifest, changed=[], note=note)
+        choice = job.choice(self.stage)
+        self.log.info(
+            "Redo of segments %s: ~%g credits on %s %s", request.segments, cost, choice.provider, choice.model
+        )
+        save_manifest(storage, manifest)  # the decision, before anything is paid for
+        done: list[dict[str, Any]] = []
+        pending: list[dict[str, Any]] = []
+        failed: list[str] = []
+        for segment in wanted:
+            try:  # a cache hit returns at once; a submission defers
+                done.append(self._generator(job, segment, len(wanted)).execute(context))
+            except TaskDeferred:
+                pending.append({"segment": segment.model_dump(mode="json")})
+            except Exception as exc:  # refused, over budget, stopped: the segment keeps its output
+                failed.append(f"{segment.label}: redo not submitted: {exc}")
+                self.log.error("Redo of %s not submitted: %s", segment.label, exc)
+        state = {
+            "round": round_,
+            "changed": request.segments,
+            "note": request.note,
+            "done": done,
+            "failed": failed,
+        }
+        return self._await_redo(context, job, pending, state)
+
+    def _await_redo(
+        self, context: Context, job: JobSpec, pending: list[dict[str, Any]], state: dict[str, Any]
+    ) -> None:
+        storage = get_storage()
+        if not pending:
+            manifest = self._manifest(storage, job)
+            merge_segments(manifest, [VideoSegment.model_validate(s) for s in state["done"]])
+            note = "\n".join(filter(None, [state["note"], *state["failed"]])) or None
+            return self._open(context, storage, job, manifest, changed=state["changed"], note=note)
+        head = pending[0]
+        segment = VideoSegment.model_validate(head["segment"])
+        try:
+            # Resumes the recorded provider task (never a second submission), or finds the output made
+            # meanwhile (a cache hit: e.g. the salvage sweep fetched it).
+            made = self._generator(job, segment, len(state["changed"])).execute(context)
+        except TaskDeferred as deferred:
+            self.defer(
+                trigger=deferred.trigger,
+                method_name="execute_redo_complete",
+                kwargs={"pending": pending, "state": state, "deferral": deferred.kwargs},
+            )
+        except Exception as exc:
+            state["failed"].append(f"{segment.label}: redo failed: {exc}")
+        else:
+            state["done"].append(made)
+        return self._await_redo(context, job, pending[1:], state)
+
+    def execute_redo_complete(
+        self,
+        context: Context,
+        event: dict[str, Any],
+        pending: list[dict[str, Any]],
+        state: dict[str, Any],
+        deferral: dict[str, Any],
+    ) -> None:
+        """One redone segment's provider task ended: store its output (or note its failure), then wait for the
+        next one, or re-open the gate when all are back."""
+        job = JobSpec.model_validate(self.job)
+        segment = VideoSegment.model_validate(pending[0]["segment"])
+        generator = self._generator(job, segment, len(state["changed"]))
+        try:
+            result = generator.execute_complete(context, event, **deferral)
+        except Exception as exc:  # failed at the provider: the segment keeps its earlier output
+            state["failed"].append(f"{segment.label}: redo failed: {exc}")
+            self.log.error("Redo of %s failed: %s", segment.label, exc)
+        else:
+            state["done"].append(result)
+            self.log.info("Regenerated %s", segment.label)
+        return self._await_redo(context, job, pending[1:], state)
 
     @staticmethod
     def _answers_this_opening(context: Context, event: dict[str, Any]) -> bool:

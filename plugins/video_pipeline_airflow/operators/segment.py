@@ -1,15 +1,20 @@
-"""Mapped per-segment operators: one image or one clip per task instance.
+"""Mapped per-segment operators: one image or one clip per task instance, on any provider.
 
-Local providers (storyboard) render inline. Runway is remote and paid. Before anything is paid for, the task
-creates the output's provider-task record exclusively (``submitting``), reserves the credits in the job's
-spend ledger against ``budget_credits``, and checks that neither the job nor the run was stopped; then it
-POSTs, records the provider task id (``submitted``) and defers to :class:`RunwayTaskTrigger` (no worker slot
-while the provider works). Two attempts racing on one output make one POST: the loser resumes the winner's
-task. A retry, a clear or a restarted worker finds the record and resumes the same provider task; a cache hit
-costs no call at all. ``execute_complete`` stores the output under the plan made at submission (carried
-through the deferral), never a re-plan of inputs that may have changed meanwhile. Provider failures follow the
-notes' policy: permanent ones (validation, auth, safety, invalid asset, no credits) fail the segment without a
-retry; transient ones retry; a task past its deadline is cancelled and fails the segment.
+Each stage's provider and model come from the job spec (``JobSettings.choice``); the provider registry says
+whether it renders locally (inline) or is remote and paid. Before anything is paid for, the task creates the
+output's provider-task record exclusively (``submitting``), reserves the credits in the job's spend ledger
+against ``budget_credits``, and checks that neither the job nor the run was stopped; then it submits through the
+provider port, records the provider task id (``submitted``) and defers to :class:`ProviderTaskTrigger` (no
+worker slot while the provider works). Two attempts racing on one output make one submission: the loser resumes
+the winner's task. A retry, a clear or a restarted worker finds the record and resumes the same provider task;
+a cache hit costs no call at all. ``execute_complete`` stores the output under the plan made at submission
+(carried through the deferral), never a re-plan of inputs that may have changed meanwhile.
+
+Provider errors arrive classified (``video_pipeline.providers.port.Action``): ``fail`` fails the segment
+without a retry; ``retry`` lets Airflow retry; ``resubmit``/``reseed`` submit anew (with a new seed); ``stop_job``
+stops the whole job; ``ambiguous`` fails for a person to look at (never paid twice blindly). ``unavailable`` and
+``stop_job`` at submission switch to the stage's fallback provider when the spec gives one; the segment records
+which provider made it. A task past its deadline is cancelled and fails the segment.
 """
 
 from __future__ import annotations
@@ -36,21 +41,19 @@ from video_pipeline.generation import (
     reuse,
     store,
 )
-from video_pipeline.models import JobSettings, SpendEventKind, Stage, VideoSegment, utcnow
+from video_pipeline.models import JobSettings, ProviderChoice, SpendEventKind, Stage, VideoSegment, utcnow
 from video_pipeline.outputs import OutputRejected
 from video_pipeline.progress import record_completion
+from video_pipeline.providers import registry
 from video_pipeline.providers.base import ClipRequest, ImageRequest, LocalProvider
-from video_pipeline.providers.registry import local_provider
-from video_pipeline.providers.runway import (
-    RunwayAmbiguousSubmit,
-    RunwayBadOutput,
-    RunwayClient,
-    RunwayCreditsExhausted,
-    RunwayOutputExpired,
-    RunwayPermanentError,
-    TaskStatus,
-    estimate_clip_credits,
-    estimate_image_credits,
+from video_pipeline.providers.port import (
+    FALLBACK_ACTIONS,
+    Action,
+    ProviderError,
+    RemoteClient,
+    RemoteStatus,
+    SourceImage,
+    TaskState,
 )
 from video_pipeline.storage import S3Storage, Storage
 from video_pipeline.submissions import (
@@ -70,18 +73,17 @@ from video_pipeline.submissions import (
     stop_job,
     update_submission,
 )
-from video_pipeline_airflow.hooks.runway import RunwayHook
+from video_pipeline_airflow.hooks.provider import ProviderHook
 from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.notify import notify
 from video_pipeline_airflow.runs import run_checker
 from video_pipeline_airflow.settings import (
     PROVIDER_TIMEOUT_VARIABLE,
-    RUNWAY_CONN_ID,
+    image_source,
+    poll_seconds,
     provider_timeout_seconds,
-    runway_image_source,
-    runway_poll_seconds,
 )
-from video_pipeline_airflow.triggers.runway import RunwayTaskTrigger
+from video_pipeline_airflow.triggers.provider import ProviderTaskTrigger
 from video_pipeline_airflow.triggers.settle import settle_deadline
 
 #: Shows each mapped task as ``seg 007 – "a red fox at dawn"`` in the grid.
@@ -141,13 +143,21 @@ class Attempt:
         )
 
 
+class UseFallback(Exception):
+    """The stage's provider cannot take the work now (unavailable, or out of quota): its fallback takes over."""
+
+    def __init__(self, error: ProviderError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class SegmentOperator(BaseOperator):
     """One segment's image or clip: from the cache, rendered locally, or made by a paid remote provider.
 
     :param job: the job's settings (``JobSettings`` as JSON; templated).
     :param segment: the segment (``VideoSegment`` as JSON; templated, mapped over).
     :param total: the number of segments (progress milestones; templated).
-    :param runway_conn_id: the Runway connection (API base URL and key).
+    :param conn_ids: connection id per provider name, where not the provider's own (``<provider>_default``).
     """
 
     template_fields: Sequence[str] = ("job", "segment", "total")
@@ -156,13 +166,13 @@ class SegmentOperator(BaseOperator):
     finished_field: ClassVar[str]
 
     def __init__(
-        self, *, job: Any, segment: Any, total: Any, runway_conn_id: str = RUNWAY_CONN_ID, **kwargs: Any
+        self, *, job: Any, segment: Any, total: Any, conn_ids: dict[str, str] | None = None, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self.job = job
         self.segment = segment
         self.total = total
-        self.runway_conn_id = runway_conn_id
+        self.conn_ids = dict(conn_ids or {})
         self._inflight: Submission | None = None
 
     # -- what differs between images and clips ----------------------------------------------------------
@@ -170,35 +180,70 @@ class SegmentOperator(BaseOperator):
     def local_step(self) -> Step:
         raise NotImplementedError
 
-    def plan(self, storage: Storage, job: JobSettings, segment: VideoSegment) -> Planned:
+    def plan(
+        self, storage: Storage, job: JobSettings, segment: VideoSegment, choice: ProviderChoice | None = None
+    ) -> Planned:
         raise NotImplementedError
 
-    def submit(self, client: RunwayClient, storage: Storage, planned: Planned, segment: VideoSegment) -> str:
+    def submit(self, client: RemoteClient, storage: Storage, planned: Planned, segment: VideoSegment) -> str:
         raise NotImplementedError
 
     # -- the flow -----------------------------------------------------------------------------------------
+
+    def hook(self, provider: str) -> ProviderHook:
+        return ProviderHook(provider, self.conn_ids.get(provider))
 
     def execute(self, context: Context) -> dict[str, Any]:
         job = JobSettings.of(self.job)
         segment = VideoSegment.model_validate(self.segment)
         storage = get_storage()
         started = utcnow()
-        if job.provider != "runway":
-            result = self.local_step()(storage, job, segment, local_provider(job))
+        choice = job.choice(self.stage)
+        if not registry.is_remote(choice.provider):
+            result = self.local_step()(storage, job, segment, registry.local(choice.provider))
             return self._finish(storage, job, result, started)
 
-        planned = self.plan(storage, job, segment)
-        if (hit := reuse(storage, planned, segment)) is not None:
-            return self._finish(storage, job, hit, started)
-        record = self._resume_or_submit(context, storage, job, segment, planned)
+        options = [choice, *([choice.fallback] if choice.fallback else [])]
+        plans = [self.plan(storage, job, segment, option) for option in options]
+        for planned in plans:  # made already (by either provider), or under way after an earlier try
+            if (hit := reuse(storage, planned, segment)) is not None:
+                return self._finish(storage, job, hit, started)
+        resumable = [p for p in plans if self._submitted(storage, job, p)]
+        for planned in resumable[:1] or plans:
+            try:
+                record = self._resume_or_submit(context, storage, job, segment, planned)
+            except UseFallback as unavailable:
+                if planned is plans[-1]:
+                    raise AssertionError("the last option never falls back") from None
+                fallback = options[plans.index(planned) + 1]
+                self.log.warning(
+                    "%s: %s cannot take it (%s); using the fallback %s %s",
+                    segment.label,
+                    planned.provider,
+                    unavailable.error,
+                    fallback.provider,
+                    fallback.model,
+                )
+                continue
+            self._defer(job, record, planned, started)
+        raise AssertionError("unreachable: every option either defers or raises")
+
+    def _submitted(self, storage: Storage, job: JobSettings, planned: Planned) -> bool:
+        record = load_submission(storage, job.job_id, planned.kind, planned.digest)
+        return record is not None and record.state == "submitted"
+
+    def _defer(self, job: JobSettings, record: Submission, planned: Planned, started: datetime) -> None:
         # The plan made at submission travels with the deferral: completion stores under *its* cache key,
         # even if the inputs changed meanwhile (e.g. the approved image was replaced).
         carried = Planned.from_dict(record.plan) if record.plan else planned
+        provider = registry.remote(record.provider)
+        conn_id = self.conn_ids.get(record.provider)
         self.defer(
-            trigger=RunwayTaskTrigger(
+            trigger=ProviderTaskTrigger(
+                provider=record.provider,
                 provider_task_id=str(record.provider_task_id),
-                runway_conn_id=self.runway_conn_id,
-                poll_interval=runway_poll_seconds(),
+                conn_id=conn_id,
+                poll_interval=poll_seconds(provider, conn_id),
                 settle_until=settle_deadline(),
                 deadline=(record.submitted_at or record.created_at).timestamp() + provider_timeout_seconds(),
                 job_id=job.job_id,
@@ -210,13 +255,12 @@ class SegmentOperator(BaseOperator):
             method_name="execute_complete",
             kwargs={"started": started.isoformat(), "plan": carried.to_dict(), "record_id": record.record_id},
         )
-        raise AssertionError("unreachable: defer() raises")
 
     def _resume_or_submit(
         self, context: Context, storage: Storage, job: JobSettings, segment: VideoSegment, planned: Planned
     ) -> Submission:
         """The provider task for this output: resumed from its record, or submitted under a record this
-        attempt created exclusively (so two attempts racing on one output make one POST)."""
+        attempt created exclusively (so two attempts racing on one output make one submission)."""
         attempt = Attempt.of(context, self.task_id)
         waited_until = time.monotonic() + SUBMITTING_WAIT_S
         while True:
@@ -224,7 +268,7 @@ class SegmentOperator(BaseOperator):
             if current is not None and current.state == "submitted":
                 return self._resume(storage, current, attempt, segment)
             if current is not None and not replaceable(storage, current):
-                # "submitting": another attempt's POST is under way — or its writer died mid-POST.
+                # "submitting": another attempt's submission is under way — or its writer died mid-POST.
                 self._check_submitter_alive(context, storage, current, attempt, segment)
                 if time.monotonic() > waited_until:
                     raise RuntimeError(
@@ -262,7 +306,10 @@ class SegmentOperator(BaseOperator):
             )
             update_submission(storage, record)
         self.log.info(
-            "%s: resuming Runway task %s (no new submission)", segment.label, record.provider_task_id
+            "%s: resuming %s task %s (no new submission)",
+            segment.label,
+            record.provider,
+            record.provider_task_id,
         )
         return record
 
@@ -280,25 +327,19 @@ class SegmentOperator(BaseOperator):
             return
         report_ambiguous(storage, record)
         raise AirflowFailException(
-            f"{segment.label}: {why}, so Runway may have accepted (and billed) that request, or not; not "
-            "resubmitting automatically. Check the Runway dashboard, then clear this task (or re-run the job) "
-            "to submit again."
+            f"{segment.label}: {why}, so {record.provider} may have accepted (and billed) that request, or not; "
+            f"not resubmitting automatically. Check the {record.provider} dashboard, then clear this task (or "
+            "re-run the job) to submit again."
         )
 
     def _draft(
         self, storage: Storage, job: JobSettings, segment: VideoSegment, planned: Planned, attempt: Attempt
     ) -> Submission:
-        request = planned.request
-        credits = (
-            estimate_clip_credits(request)
-            if isinstance(request, ClipRequest)
-            else estimate_image_credits(request)
-        )
         seed = reseed(storage, job.job_id, planned.kind, planned.digest)
         asked = planned.with_seed(seed) if seed is not None else planned
         return Submission(
             kind=planned.kind,
-            provider="runway",
+            provider=planned.provider,
             job_id=job.job_id,
             run_id=attempt.run_id,
             dag_id=attempt.dag_id,
@@ -307,7 +348,7 @@ class SegmentOperator(BaseOperator):
             try_number=attempt.try_number,
             index=segment.index,
             seed=asked.request.seed,
-            credits=credits,
+            credits=registry.remote(planned.provider).estimate(planned.request),
             digest=planned.digest,
             plan=asked.to_dict(),
             segment=segment.model_dump(mode="json"),
@@ -316,7 +357,7 @@ class SegmentOperator(BaseOperator):
     def _submit(
         self, storage: Storage, job: JobSettings, segment: VideoSegment, record: Submission
     ) -> Submission:
-        """Reserve the credits, check for a stop, POST, record the task id — in that order."""
+        """Reserve the credits, check for a stop, submit, record the task id — in that order."""
         try:
             if reason := run_stop_reason(storage, job.job_id, record.run_id):
                 raise AirflowFailException(f"{segment.label}: not submitted, the job was stopped: {reason}")
@@ -331,24 +372,13 @@ class SegmentOperator(BaseOperator):
         if reason := run_stop_reason(storage, job.job_id, record.run_id):  # stopped while reserving
             self._give_back(storage, record, "stopped before submitting")
             raise AirflowFailException(f"{segment.label}: not submitted, the job was stopped: {reason}")
+        provider = record.provider
         try:
-            with RunwayHook(self.runway_conn_id).get_client() as client:
+            with self.hook(provider).get_client() as client:
                 task_id = self.submit(client, storage, Planned.from_dict(record.plan), segment)
-        except RunwayAmbiguousSubmit as exc:
-            update_submission(storage, record.model_copy(update={"state": "ambiguous"}))
-            raise AirflowFailException(
-                f"{segment.label}: the connection broke after the request was sent, so Runway may have "
-                f"accepted (and billed) it; not resubmitting automatically ({exc}). Check the Runway dashboard, "
-                "then clear this task to submit again."
-            ) from None
-        except RunwayCreditsExhausted as exc:
-            self._give_back(storage, record, "Runway has not enough credits")
-            stop_job(storage, job.job_id, f"Runway has not enough credits ({exc})")
-            raise AirflowFailException(f"{segment.label}: {exc}; the whole job stops") from None
-        except RunwayPermanentError as exc:
-            self._give_back(storage, record, "refused by Runway")
-            raise AirflowFailException(f"{segment.label}: Runway refused the request: {exc}") from None
-        except Exception as exc:  # nothing was created: retried 429/5xx/connect errors, or before the POST
+        except ProviderError as exc:
+            self._submission_failed(storage, job, segment, record, exc)
+        except Exception as exc:  # nothing was created: before the request, or a local error
             self._give_back(storage, record, f"not submitted ({type(exc).__name__})")
             raise
         submitted = record.model_copy(
@@ -358,25 +388,57 @@ class SegmentOperator(BaseOperator):
             record_paid_submission(storage, submitted)
         except Exception:
             # Unrecorded, the task would be orphaned and paid again by the retry; stop it instead.
-            with RunwayHook(self.runway_conn_id).get_client() as client:
-                client.cancel_task(task_id)
+            with self.hook(provider).get_client() as client:
+                client.cancel(task_id)
             raise
         self._inflight = submitted
-        self.log.info("%s: submitted Runway task %s (~%g credits)", segment.label, task_id, record.credits)
+        self.log.info(
+            "%s: submitted %s task %s (~%g credits)", segment.label, provider, task_id, record.credits
+        )
         if reason := run_stop_reason(storage, job.job_id, record.run_id):  # stopped during the POST
             self._cancel(storage, submitted, f"the run was stopped while submitting: {reason}")
             raise AirflowFailException(
-                f"{segment.label}: cancelled Runway task {task_id}, the job was stopped"
+                f"{segment.label}: cancelled {provider} task {task_id}, the job was stopped"
             )
         return submitted
+
+    def _submission_failed(
+        self,
+        storage: Storage,
+        job: JobSettings,
+        segment: VideoSegment,
+        record: Submission,
+        exc: ProviderError,
+    ) -> None:
+        """Act on a refused or failed submission (always raises)."""
+        provider = record.provider
+        if exc.action == Action.AMBIGUOUS:
+            update_submission(storage, record.model_copy(update={"state": "ambiguous"}))
+            raise AirflowFailException(
+                f"{segment.label}: the request was sent and what came back does not prove that {provider} "
+                f"created nothing, so it may have accepted (and billed) it; not resubmitting automatically "
+                f"({exc}). Check the {provider} dashboard, then clear this task to submit again."
+            ) from None
+        self._give_back(storage, record, f"not submitted: {exc.action.value} ({provider})")
+        choice = JobSettings.of(self.job).choice(self.stage)
+        if exc.action in FALLBACK_ACTIONS and choice.fallback and provider == choice.provider:
+            raise UseFallback(exc) from None
+        if exc.action == Action.STOP_JOB:
+            stop_job(storage, job.job_id, f"{provider} cannot pay for more work ({exc})")
+            raise AirflowFailException(f"{segment.label}: {exc}; the whole job stops") from None
+        if exc.action == Action.FAIL:
+            raise AirflowFailException(f"{segment.label}: {provider} refused the request: {exc}") from None
+        raise RuntimeError(
+            f"{segment.label}: {provider} did not take the request ({exc}); retrying"
+        ) from None
 
     def _give_back(self, storage: Storage, record: Submission, why: str) -> None:
         release_credits(storage, record, why)
         clear_submission(storage, record)
 
     def _cancel(self, storage: Storage, record: Submission, why: str) -> None:
-        with RunwayHook(self.runway_conn_id).get_client() as client:
-            client.cancel_task(str(record.provider_task_id))
+        with self.hook(record.provider).get_client() as client:
+            client.cancel(str(record.provider_task_id))
         record_spend_event(storage, record, "cancelled", note=f"{why}; refund unknown", refund="unknown")
         clear_submission(storage, record)
         self._inflight = None
@@ -398,14 +460,16 @@ class SegmentOperator(BaseOperator):
         record = load_submission(storage, job.job_id, planned.kind, planned.digest)
         if record is not None and record_id is not None and record.record_id != record_id:
             record = None  # a newer attempt's record: not ours to settle
-        if event.get("status") == "ERROR":  # polling itself failed; the record stays, a retry resumes it
+        kind = event.get("event")
+        if kind == "error":  # polling itself failed; the record stays, a retry resumes it
             raise RuntimeError(
-                f"{segment.label}: could not poll Runway task {event['provider_task_id']}: {event['error']}"
+                f"{segment.label}: could not poll {planned.provider} task {event.get('provider_task_id')}: "
+                f"{event.get('error')}"
             )
-        if event.get("status") == "TIMEOUT":
-            self._timed_out(storage, segment, event, record)
-        status = TaskStatus.model_validate(event)
-        if status.status != "SUCCEEDED":
+        if kind == "timeout":
+            self._timed_out(storage, planned, segment, event, record)
+        status = RemoteStatus.model_validate(event)
+        if status.state != TaskState.SUCCEEDED:
             self._provider_failed(storage, planned, segment, status, record)
         if (salvaged := reuse(storage, planned, segment)) is not None:
             # Already in the cache: the salvage sweep fetched it while this task could not (e.g. its
@@ -413,49 +477,67 @@ class SegmentOperator(BaseOperator):
             if record is not None:
                 clear_submission(storage, record)
             return self._finish(storage, job, salvaged, datetime.fromisoformat(started))
+        result = self._download(storage, planned, segment, status, record)
+        if record is not None:
+            clear_submission(storage, record)
+        return self._finish(storage, job, result, datetime.fromisoformat(started))
+
+    def _download(
+        self,
+        storage: Storage,
+        planned: Planned,
+        segment: VideoSegment,
+        status: RemoteStatus,
+        record: Submission | None,
+    ) -> VideoSegment:
+        """Fetch the succeeded task's output at once (its URL expires), check it, and store it."""
+        label = f"{planned.provider} task {status.task_id}"
         with (
-            tempfile.TemporaryDirectory(prefix="vp-runway-") as tmp,
-            RunwayHook(self.runway_conn_id).get_client() as client,
+            tempfile.TemporaryDirectory(prefix="vp-output-") as tmp,
+            self.hook(planned.provider).get_client() as client,
         ):
             suffix = ".png" if planned.kind == "images" else ".mp4"
             try:
                 # The trigger's event carries no output URL (signed: the triggerer logs events); ask now.
-                outputs = status.output or client.get_task(status.id).output
+                outputs = client.outputs(status.task_id)
                 if not outputs:
-                    raise OutputRejected(f"Runway task {status.id} succeeded without an output")
-                path = client.download(outputs[0], Path(tmp) / f"output{suffix}")
-                result = store(storage, planned, segment, path, task_id=status.id)
-            except RunwayOutputExpired:
-                if record is not None:
-                    record_spend_event(storage, record, "lost", note="output URL expired before download")
-                    clear_submission(storage, record)
-                raise RuntimeError(
-                    f"{segment.label}: Runway's output URL expired before download (recorded as lost "
-                    "spend); resubmitting"
-                ) from None
+                    raise OutputRejected(f"{label} succeeded without an output")
+                path = client.download(outputs[0], Path(tmp) / f"output{suffix}", kind=planned.kind)
+                return store(storage, planned, segment, path, task_id=status.task_id)
             except OutputRejected as exc:  # refused download or failed content check: nothing was cached
                 if record is not None:
                     record_spend_event(storage, record, "lost", note=f"output refused, not cached: {exc}")
                     clear_submission(storage, record)
                 raise RuntimeError(
-                    f"{segment.label}: the output of Runway task {status.id} was refused and not cached ({exc}); "
-                    "the submission record is cleared, so the retry submits again (a new paid generation)"
+                    f"{segment.label}: the output of {label} was refused and not cached ({exc}); the submission "
+                    "record is cleared, so the retry submits again (a new paid generation)"
                 ) from None
-        if record is not None:
-            clear_submission(storage, record)
-        return self._finish(storage, job, result, datetime.fromisoformat(started))
+            except ProviderError as exc:
+                if exc.action != Action.RESUBMIT:
+                    raise
+                if record is not None:
+                    record_spend_event(storage, record, "lost", note="output URL expired before download")
+                    clear_submission(storage, record)
+                raise RuntimeError(
+                    f"{segment.label}: the output URL of {label} expired before download (recorded as lost "
+                    "spend); resubmitting"
+                ) from None
 
     def _timed_out(
-        self, storage: Storage, segment: VideoSegment, event: dict[str, Any], record: Submission | None
+        self,
+        storage: Storage,
+        planned: Planned,
+        segment: VideoSegment,
+        event: dict[str, Any],
+        record: Submission | None,
     ) -> None:
-        task_id = event.get("provider_task_id")
+        task = f"{planned.provider} task {event.get('provider_task_id')}"
         limit = f"{provider_timeout_seconds() / 3600:g} h ({PROVIDER_TIMEOUT_VARIABLE})"
         if not event.get("cancelled"):
-            # Not cancelled (Runway unreachable): the record stays, so the salvage sweep settles it later.
+            # Not cancelled (the provider unreachable): the record stays, so the salvage sweep settles it later.
             raise AirflowFailException(
-                f"{segment.label}: Runway task {task_id} did not finish within {limit} (still "
-                f"{event.get('last_status')}) and could not be cancelled ({event.get('error')}); it stays "
-                "recorded for the salvage sweep"
+                f"{segment.label}: {task} did not finish within {limit} (still {event.get('last_status')}) and "
+                f"could not be cancelled ({event.get('error')}); it stays recorded for the salvage sweep"
             )
         if record is not None:
             record_spend_event(
@@ -467,8 +549,8 @@ class SegmentOperator(BaseOperator):
             )
             clear_submission(storage, record)
         raise AirflowFailException(
-            f"{segment.label}: Runway task {task_id} did not finish within {limit} (still "
-            f"{event.get('last_status')}); it was cancelled (refund unknown). Clear this task to submit again."
+            f"{segment.label}: {task} did not finish within {limit} (still {event.get('last_status')}); it was "
+            "cancelled (refund unknown). Clear this task to submit again."
         )
 
     def _provider_failed(
@@ -476,20 +558,24 @@ class SegmentOperator(BaseOperator):
         storage: Storage,
         planned: Planned,
         segment: VideoSegment,
-        status: TaskStatus,
+        status: RemoteStatus,
         record: Submission | None,
     ) -> None:
-        error = status.error()
+        error = status.failure()
         if record is not None:  # the next attempt submits anew
-            event: SpendEventKind = "cancelled" if status.status == "CANCELLED" else "failed"
-            record_spend_event(storage, record, event, note=str(error or status.status), refund="unknown")
+            event: SpendEventKind = "cancelled" if status.state == TaskState.CANCELLED else "failed"
+            record_spend_event(storage, record, event, note=str(error or status.state), refund="unknown")
             clear_submission(storage, record)
-        if isinstance(error, RunwayBadOutput):
+        if error is None:
+            raise RuntimeError(
+                f"{segment.label}: {planned.provider} task {status.task_id} ended {status.state}"
+            )
+        if error.action == Action.RESEED:
             reseed(storage, JobSettings.of(self.job).job_id, planned.kind, planned.digest, bump=True)
             raise RuntimeError(f"{segment.label}: {error}; retrying with a new seed")
-        if isinstance(error, RunwayPermanentError):
+        if error.action in (Action.FAIL, Action.STOP_JOB):
             raise AirflowFailException(f"{segment.label}: {error} (not retried: it would fail the same way)")
-        raise RuntimeError(f"{segment.label}: {error or status.status}; retrying with a new submission")
+        raise RuntimeError(f"{segment.label}: {error}; retrying with a new submission")
 
     def on_kill(self) -> None:
         """SIGTERM from the task's supervisor: a person marked or cleared the task while it ran, or the worker
@@ -499,7 +585,8 @@ class SegmentOperator(BaseOperator):
         through the api-server's listener, which cancels it (``stop_handlers``)."""
         if self._inflight is not None:
             self.log.warning(
-                "Killed with Runway task %s recorded: a retry or clear resumes it; a stop cancels it",
+                "Killed with %s task %s recorded: a retry or clear resumes it; a stop cancels it",
+                self._inflight.provider,
                 self._inflight.provider_task_id,
             )
 
@@ -525,7 +612,13 @@ class SegmentOperator(BaseOperator):
 
 
 class GenerateImageOperator(SegmentOperator):
-    """Generates (or reuses from the cache) one segment's image."""
+    """Generates (or reuses from the cache) one segment's image.
+
+    :param job: the job's settings (``JobSettings`` as JSON; templated).
+    :param segment: the segment (``VideoSegment`` as JSON; templated, mapped over).
+    :param total: the number of segments (progress milestones; templated).
+    :param conn_ids: connection id per provider name, where not the provider's own.
+    """
 
     stage = "images"
     started_field = "image_started_at"
@@ -535,16 +628,24 @@ class GenerateImageOperator(SegmentOperator):
     def local_step(self) -> Step:
         return generate_image
 
-    def plan(self, storage: Storage, job: JobSettings, segment: VideoSegment) -> Planned:
-        return plan_image(job, segment, job.provider)
+    def plan(
+        self, storage: Storage, job: JobSettings, segment: VideoSegment, choice: ProviderChoice | None = None
+    ) -> Planned:
+        return plan_image(job, segment, choice)
 
-    def submit(self, client: RunwayClient, storage: Storage, planned: Planned, segment: VideoSegment) -> str:
+    def submit(self, client: RemoteClient, storage: Storage, planned: Planned, segment: VideoSegment) -> str:
         assert isinstance(planned.request, ImageRequest)
-        return client.text_to_image(planned.request)
+        return client.submit_image(planned.request)
 
 
 class AnimateSegmentOperator(SegmentOperator):
-    """Turns one approved image into a clip; fails clearly if the image object is missing."""
+    """Turns one approved image into a clip; fails clearly if the image object is missing.
+
+    :param job: the job's settings (``JobSettings`` as JSON; templated).
+    :param segment: the segment (``VideoSegment`` as JSON; templated, mapped over).
+    :param total: the number of segments (progress milestones; templated).
+    :param conn_ids: connection id per provider name, where not the provider's own.
+    """
 
     stage = "clips"
     started_field = "clip_started_at"
@@ -554,14 +655,17 @@ class AnimateSegmentOperator(SegmentOperator):
     def local_step(self) -> Step:
         return animate_segment
 
-    def plan(self, storage: Storage, job: JobSettings, segment: VideoSegment) -> Planned:
-        return plan_clip(storage, job, segment, job.provider)
+    def plan(
+        self, storage: Storage, job: JobSettings, segment: VideoSegment, choice: ProviderChoice | None = None
+    ) -> Planned:
+        return plan_clip(storage, job, segment, choice)
 
-    def submit(self, client: RunwayClient, storage: Storage, planned: Planned, segment: VideoSegment) -> str:
+    def submit(self, client: RemoteClient, storage: Storage, planned: Planned, segment: VideoSegment) -> str:
         assert isinstance(planned.request, ClipRequest) and segment.image_key
-        if runway_image_source() == "presigned" and isinstance(storage, S3Storage):
-            # Storage Runway can reach itself (S3 on the internet): hand it a short-lived https link.
-            return client.image_to_video(planned.request, storage.url_for_preview(segment.image_key, 3600))
-        with tempfile.TemporaryDirectory(prefix="vp-runway-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="vp-source-") as tmp:
             image = storage.download_to(segment.image_key, Path(tmp) / "image.png")
-            return client.image_to_video(planned.request, client.prompt_image_uri(image))
+            url = None
+            if image_source() == "presigned" and isinstance(storage, S3Storage):
+                # Storage the provider can reach itself (S3 on the internet): hand it a short-lived https link.
+                url = storage.url_for_preview(segment.image_key, 3600)
+            return client.submit_clip(planned.request, SourceImage(image, url))

@@ -260,7 +260,7 @@ def test_a_redo_with_a_new_prompt_at_the_clips_gate_regenerates_the_clip_from_it
         assert storage.get_bytes(segment.image_key or "") == old_images[index]
         clip = storage.get_bytes(segment.clip_key or "")
         assert clip != old_clips[index]
-        planned = plan_clip(storage, harness.job, segment, "storyboard")
+        planned = plan_clip(storage, harness.job, segment)
         assert planned.request.prompt == new[index] and storage.get_bytes(planned.cache_key) == clip
         assert not segment.clip_cache_hit
     assert len(harness.requests) == 2  # re-opened for round 2, showing the new motion prompts (escaped)

@@ -27,7 +27,8 @@ from tests.support.moto_s3 import MotoS3
 from video_pipeline.claims import claim_job, current_claim
 from video_pipeline.generation import Planned, plan_clip
 from video_pipeline.models import JobSpec
-from video_pipeline.providers.runway import RunwayClient
+from video_pipeline.providers.port import Endpoint, RemoteClient
+from video_pipeline.providers.runway import PROVIDER, RunwayClient, remote_status
 from video_pipeline.salvage import salvage_all
 from video_pipeline.segmentation import segments_for
 from video_pipeline.storage import LocalStorage, Storage, open_storage
@@ -99,12 +100,12 @@ def deferred_task_id(op: GenerateImageOperator, context: dict[str, Any] | None =
 
 
 def terminal_event(fake: FakeRunway, task_id: str) -> dict[str, Any]:
-    """What the trigger hands back: the task's terminal status."""
+    """What the trigger hands back: the task's terminal status, in the port's terms."""
     deadline = time.monotonic() + 20
     with RunwayClient(fake.base_url, KEY) as client:
         while not (status := client.get_task(task_id)).terminal and time.monotonic() < deadline:
             time.sleep(0.1)
-    return status.model_dump(mode="json", by_alias=True)
+    return {"event": "done", **remote_status(status).model_dump(mode="json")}
 
 
 def complete(
@@ -353,7 +354,7 @@ def test_a_timed_out_task_fails_the_segment_and_is_recorded(storage: LocalStorag
     defer = deferred(operator(job()))
     event = {
         "provider_task_id": defer.trigger.provider_task_id,
-        "status": "TIMEOUT",
+        "event": "timeout",
         "last_status": "THROTTLED",
         "cancelled": True,
         "error": None,
@@ -392,8 +393,8 @@ def test_a_task_whose_output_was_salvaged_meanwhile_finishes_from_the_cache(
     assert [e.event for e in ledger(storage, "op")] == ["reserved", "submitted", "salvaged"]
 
 
-def runway_client_for(fake: FakeRunway) -> Callable[[], RunwayClient]:
-    return lambda: RunwayClient(fake.base_url, KEY)
+def runway_client_for(fake: FakeRunway) -> Callable[[str], RemoteClient]:
+    return lambda provider: PROVIDER.client(Endpoint(fake.base_url, KEY))
 
 
 def png(colour: str) -> bytes:
@@ -414,10 +415,10 @@ def test_completion_stores_under_the_plan_made_at_submission(storage: LocalStora
         segment=segment.model_dump(mode="json"),
         total=1,
     )
-    key_a = plan_clip(storage, spec.settings(), segment, "runway").cache_key
+    key_a = plan_clip(storage, spec.settings(), segment).cache_key
     defer = deferred(op)
     storage.put_bytes("jobs/op/images/001.png", png("blue"))  # replaced while the clip was being made
-    key_b = plan_clip(storage, spec.settings(), segment, "runway").cache_key
+    key_b = plan_clip(storage, spec.settings(), segment).cache_key
     assert key_a != key_b
     complete(op, fake, defer)
     assert storage.exists(key_a) and not storage.exists(key_b)
@@ -433,7 +434,7 @@ def test_presigned_image_source_sends_an_https_link(
         json.dumps({"conn_type": "http", "host": fake.base_url, "password": KEY}),
     )
     monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_STORAGE_URL", "s3://media/p")
-    monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_RUNWAY_IMAGE_SOURCE", "presigned")
+    monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_IMAGE_SOURCE", "presigned")
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket="media")
         storage = open_storage("s3://media/p", s3_client=boto3.client("s3"))

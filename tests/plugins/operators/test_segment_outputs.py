@@ -18,7 +18,7 @@ from airflow.sdk.exceptions import TaskDeferred
 
 from tests.support.fake_runway import FakeRunway, point_pipeline_at
 from video_pipeline.models import JobSpec
-from video_pipeline.providers.runway import RunwayClient
+from video_pipeline.providers.runway import RunwayClient, remote_status
 from video_pipeline.segmentation import segments_for
 from video_pipeline.storage import LocalStorage
 from video_pipeline_airflow.operators.segment import GenerateImageOperator
@@ -63,7 +63,7 @@ def complete(fake: FakeRunway, task_id: str) -> tuple[dict[str, Any], str]:
         deadline = time.monotonic() + 10
         while not (status := client.get_task(task_id)).terminal and time.monotonic() < deadline:
             time.sleep(0.05)
-    event = status.model_dump(mode="json", by_alias=True)
+    event = {"event": "done", **remote_status(status).model_dump(mode="json")}
     return operator().execute_complete({}, event, started="2026-01-01T00:00:00+00:00"), status.output[0]
 
 

@@ -1,4 +1,4 @@
-"""RunwayTaskTrigger against the fake Runway server over real HTTP, credentials from the connection env var:
+"""ProviderTaskTrigger (here polling Runway tasks) against the fake Runway server over real HTTP, credentials from the connection env var:
 polling, the deadline (cancel + TIMEOUT), and what happens when Airflow cancels the trigger."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from video_pipeline.providers.base import ImageRequest
 from video_pipeline.providers.runway import RunwayClient
 from video_pipeline.storage import LocalStorage
 from video_pipeline.submissions import Submission, create_submission, job_submissions, ledger
-from video_pipeline_airflow.triggers.runway import STOP_MODULE, RunwayTaskTrigger, cancel_if_stopped
+from video_pipeline_airflow.triggers.provider import STOP_MODULE, ProviderTaskTrigger, cancel_if_stopped
 
 KEY = "rk_trigger_canary_0b9e"
 
@@ -44,7 +44,11 @@ def submit(fake: FakeRunway, prompt: str) -> str:
         )
 
 
-async def first_event(trigger: RunwayTaskTrigger) -> dict[str, Any]:
+def RunwayTaskTrigger(**kwargs: Any) -> ProviderTaskTrigger:
+    return ProviderTaskTrigger(provider="runway", **kwargs)
+
+
+async def first_event(trigger: ProviderTaskTrigger) -> dict[str, Any]:
     event = await asyncio.wait_for(trigger.run().__anext__(), 20)
     return dict(event.payload)
 
@@ -52,15 +56,15 @@ async def first_event(trigger: RunwayTaskTrigger) -> dict[str, Any]:
 def test_serialize_round_trip_without_the_key() -> None:
     trigger = RunwayTaskTrigger(provider_task_id="abc", poll_interval=0.1)
     path, kwargs = trigger.serialize()
-    assert path == "video_pipeline_airflow.triggers.runway.RunwayTaskTrigger"
-    assert RunwayTaskTrigger(**kwargs).serialize() == (path, kwargs)
+    assert path == "video_pipeline_airflow.triggers.provider.ProviderTaskTrigger"
+    assert ProviderTaskTrigger(**kwargs).serialize() == (path, kwargs)
     assert KEY not in repr(kwargs)
 
 
 async def test_polls_until_succeeded(fake: FakeRunway) -> None:
     task_id = submit(fake, "a lantern")
     event = await first_event(RunwayTaskTrigger(provider_task_id=task_id, poll_interval=0.1))
-    assert event["status"] == "SUCCEEDED"
+    assert event["state"] == "succeeded"
     # No output URL in the event: it is signed, and the triggerer logs every event it fires.
     assert "output" not in event and fake.base_url not in json.dumps(event)
     assert fake.stats()["polls"][task_id] >= 2  # it waited through PENDING/RUNNING
@@ -69,14 +73,14 @@ async def test_polls_until_succeeded(fake: FakeRunway) -> None:
 async def test_failure_is_reported_with_its_code(fake: FakeRunway) -> None:
     task_id = submit(fake, "unsafe [fail:SAFETY.INPUT.TEXT]")
     event = await first_event(RunwayTaskTrigger(provider_task_id=task_id, poll_interval=0.1))
-    assert (event["status"], event["failureCode"]) == ("FAILED", "SAFETY.INPUT.TEXT")
+    assert (event["state"], event["code"], event["action"]) == ("failed", "SAFETY.INPUT.TEXT", "fail")
 
 
 async def test_unknown_task_is_an_error_event(fake: FakeRunway) -> None:
     event = await first_event(
         RunwayTaskTrigger(provider_task_id="00000000-0000-0000-0000-000000000000", poll_interval=0.1)
     )
-    assert event["status"] == "ERROR" and event["error_type"] == "RunwayNotFound"
+    assert event["event"] == "error" and event["error_type"] == "RunwayNotFound"
     assert KEY not in json.dumps(event)
 
 
@@ -86,9 +90,9 @@ async def test_first_poll_waits_for_the_deferral_to_settle(fake: FakeRunway) -> 
     started = time.monotonic()
     trigger = RunwayTaskTrigger(provider_task_id=task_id, poll_interval=0.1, settle_until=time.time() + 0.5)
     event = await first_event(trigger)
-    assert event["status"] == "SUCCEEDED"
+    assert event["state"] == "succeeded"
     assert time.monotonic() - started >= 0.49
-    assert RunwayTaskTrigger(**trigger.serialize()[1]).settle_until == trigger.settle_until
+    assert ProviderTaskTrigger(**trigger.serialize()[1]).settle_until == trigger.settle_until
 
 
 def test_serialize_keeps_the_deadline_and_the_record() -> None:
@@ -102,7 +106,7 @@ def test_serialize_keeps_the_deadline_and_the_record() -> None:
         record_id="r1",
     )
     path, kwargs = trigger.serialize()
-    assert RunwayTaskTrigger(**kwargs).serialize() == (path, kwargs)
+    assert ProviderTaskTrigger(**kwargs).serialize() == (path, kwargs)
     assert kwargs["deadline"] == 1_900_000_000.5 and kwargs["record_id"] == "r1"
 
 
@@ -115,7 +119,7 @@ async def test_a_task_stuck_in_the_queue_is_cancelled_at_its_deadline(fake: Fake
         RunwayTaskTrigger(provider_task_id=queued, poll_interval=0.1, deadline=time.time() + 0.6)
     )
     waited = time.monotonic() - started
-    assert event["status"] == "TIMEOUT" and event["last_status"] == "THROTTLED" and event["cancelled"] is True
+    assert event["event"] == "timeout" and event["last_status"] == "THROTTLED" and event["cancelled"] is True
     assert 0.5 <= waited < 3
     assert fake.stats()["deletes"] == 1
     by_status = fake.tasks_by_status
@@ -130,7 +134,7 @@ async def test_a_task_that_finishes_before_its_deadline_is_not_cancelled(fake: F
     event = await first_event(
         RunwayTaskTrigger(provider_task_id=task_id, poll_interval=0.1, deadline=time.time() + 30)
     )
-    assert event["status"] == "SUCCEEDED" and fake.stats()["deletes"] == 0
+    assert event["state"] == "succeeded" and fake.stats()["deletes"] == 0
 
 
 def record_for(storage: LocalStorage, task_id: str) -> Submission:
@@ -152,7 +156,7 @@ def record_for(storage: LocalStorage, task_id: str) -> Submission:
     return record
 
 
-def trigger_for(record: Submission) -> RunwayTaskTrigger:
+def trigger_for(record: Submission) -> ProviderTaskTrigger:
     return RunwayTaskTrigger(
         provider_task_id=str(record.provider_task_id),
         poll_interval=0.1,

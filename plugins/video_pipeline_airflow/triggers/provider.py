@@ -1,12 +1,12 @@
-"""Polls a Runway task from the triggerer until it ends, holding no worker slot meanwhile.
+"""Polls any remote provider's task from the triggerer until it ends, holding no worker slot meanwhile.
 
-Serialises only the provider task id, the connection id, the poll settings, the deadline and where the task
-is recorded (never the key), so it survives a triggerer restart: the new triggerer re-creates it and resumes
-polling the same provider task, against the same deadline.
+Serialises only the provider's name, its task id, the connection id, the poll settings, the deadline and
+where the task is recorded (never the key), so it survives a triggerer restart: the new triggerer re-creates it
+and resumes polling the same provider task, against the same deadline.
 
 A task that has not ended by ``deadline`` (epoch seconds; the Variable ``video_pipeline_provider_timeout_seconds``
-after its submission) is cancelled at the provider (``DELETE``) and the trigger ends with a ``TIMEOUT`` event:
-a task stuck ``PENDING``/``THROTTLED`` must not hold its pool slot forever.
+after its submission) is cancelled at the provider and the trigger ends with a ``timeout`` event: a task stuck in
+the provider's queue must not hold its pool slot forever.
 
 When a person acts on the task (mark failed/success, clear, delete) Airflow cancels the trigger and calls its
 ``on_kill``: :func:`cancel_if_stopped` reports the stop, and the stop handler cancels the provider task unless
@@ -18,28 +18,43 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from video_pipeline.providers.runway import AsyncRunwayClient, RunwayError, poll_delay
+from video_pipeline.providers.port import AsyncRemoteClient, ProviderError, TaskState
 from video_pipeline_airflow import stop_handlers
-from video_pipeline_airflow.hooks.runway import RunwayHook
+from video_pipeline_airflow.hooks.provider import ProviderHook
 from video_pipeline_airflow.triggers.settle import wait_until_settled
 
 log = logging.getLogger(__name__)
 
+#: Up to this fraction is added to each poll interval, so tasks submitted together do not poll in lockstep.
+POLL_JITTER = 0.25
 
-class RunwayTaskTrigger(BaseTrigger):
-    """Polls one Runway task until it ends or its deadline passes.
 
-    :param provider_task_id: the Runway task to poll.
-    :param runway_conn_id: connection with the API base URL (host) and key (password).
-    :param poll_interval: seconds between polls (≥ 5 s against the real API), with jitter.
+def poll_delay(interval: float, rng: random.Random | None = None) -> float:
+    """Seconds until the next poll: never below ``interval``, plus jitter."""
+    return interval * (1.0 + (rng or random).uniform(0.0, POLL_JITTER))
+
+
+class ProviderTaskTrigger(BaseTrigger):
+    """Polls one remote provider task until it ends or its deadline passes.
+
+    Fires one event: ``{"event": "done", …RemoteStatus}`` when the task ended (succeeded, failed or cancelled;
+    never with output URLs), ``{"event": "error", …}`` when polling itself failed after the client's retries,
+    or ``{"event": "timeout", …}`` at the deadline (with whether the cancel went through).
+
+    :param provider: the provider's registry name.
+    :param provider_task_id: the provider task to poll.
+    :param conn_id: the provider's connection (API base URL and key); default: the provider's own.
+    :param poll_interval: seconds between polls (at least the provider's minimum against its real API), with
+        jitter.
     :param settle_until: epoch seconds before which the first poll must not happen (see ``settle.py``).
-    :param deadline: epoch seconds after which the task is cancelled and a ``TIMEOUT`` event ends the trigger
+    :param deadline: epoch seconds after which the task is cancelled and a ``timeout`` event ends the trigger
         (``None``: no deadline).
     :param job_id: the job whose provider-task record names this task (for recording a stop).
     :param run_id: the run that submitted it.
@@ -51,8 +66,9 @@ class RunwayTaskTrigger(BaseTrigger):
     def __init__(
         self,
         *,
+        provider: str,
         provider_task_id: str,
-        runway_conn_id: str = "runway_default",
+        conn_id: str | None = None,
         poll_interval: float = 5.0,
         settle_until: float | None = None,
         deadline: float | None = None,
@@ -63,8 +79,9 @@ class RunwayTaskTrigger(BaseTrigger):
         record_id: str | None = None,
     ) -> None:
         super().__init__()
+        self.provider = provider
         self.provider_task_id = provider_task_id
-        self.runway_conn_id = runway_conn_id
+        self.conn_id = conn_id
         self.poll_interval = poll_interval
         self.settle_until = settle_until
         self.deadline = deadline
@@ -78,8 +95,9 @@ class RunwayTaskTrigger(BaseTrigger):
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
+                "provider": self.provider,
                 "provider_task_id": self.provider_task_id,
-                "runway_conn_id": self.runway_conn_id,
+                "conn_id": self.conn_id,
                 "poll_interval": self.poll_interval,
                 "settle_until": self.settle_until,
                 "deadline": self.deadline,
@@ -93,13 +111,10 @@ class RunwayTaskTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         await wait_until_settled(self.settle_until)
-        client = await RunwayHook(self.runway_conn_id).aget_client()
-        try:
+        async with await ProviderHook(self.provider, self.conn_id).aget_client() as client:
             async for event in self._poll(client):
                 yield event
                 return
-        finally:
-            await client.aclose()
 
     async def on_kill(self) -> None:
         """Airflow 3.3 calls this (never on a triggerer shutdown or restart) when a person acted on the task
@@ -109,7 +124,7 @@ class RunwayTaskTrigger(BaseTrigger):
     def details(self) -> dict[str, Any]:
         """What a stop handler needs to settle this trigger's provider task (never the key)."""
         return {
-            "provider": "runway",
+            "provider": self.provider,
             "provider_task_id": self.provider_task_id,
             "job_id": self.job_id,
             "run_id": self.run_id,
@@ -118,58 +133,64 @@ class RunwayTaskTrigger(BaseTrigger):
             "record_id": self.record_id,
         }
 
-    async def _poll(self, client: AsyncRunwayClient) -> AsyncIterator[TriggerEvent]:
-        last_status = None
+    def _label(self) -> str:
+        return f"{self.provider} task {self.provider_task_id}"
+
+    async def _poll(self, client: AsyncRemoteClient) -> AsyncIterator[TriggerEvent]:
+        last = None
         while True:
             try:
-                status = await client.get_task(self.provider_task_id)
-            except RunwayError as exc:  # already retried inside the client; the task decides what next
+                status = await client.status(self.provider_task_id)
+            except ProviderError as exc:  # already retried inside the client; the task decides what next
                 yield TriggerEvent(
                     {
+                        "event": "error",
+                        "provider": self.provider,
                         "provider_task_id": self.provider_task_id,
-                        "status": "ERROR",
                         "error": str(exc),
                         "error_type": type(exc).__name__,
                     }
                 )
                 return
-            if status.status != last_status or status.status == "RUNNING":
+            if status.detail != last or status.state == TaskState.RUNNING:
                 self.log.info(
-                    "Runway task %s: %s%s",
-                    self.provider_task_id,
-                    status.status,
+                    "%s: %s%s%s",
+                    self._label(),
+                    status.detail or status.state,
                     f" {status.progress:.0%}" if status.progress is not None else "",
+                    f" (queue position {status.queue_position})" if status.queue_position is not None else "",
                 )
-                last_status = status.status
+                last = status.detail
             if status.terminal:
-                # Without the output URLs: they are signed, and the triggerer logs every event it fires.
-                # The task asks for the URLs again right before it downloads (fresh, too).
-                yield TriggerEvent(status.model_dump(mode="json", by_alias=True, exclude={"output"}))
+                # RemoteStatus holds no output URLs: they are signed, and the triggerer logs every event it
+                # fires. The task asks for them right before it downloads (fresh, too).
+                yield TriggerEvent({"event": "done", **status.model_dump(mode="json")})
                 return
             if self.deadline is not None and time.time() >= self.deadline:
-                yield await self._time_out(client, status.status)
+                yield await self._time_out(client, status.detail or str(status.state))
                 return
             delay = poll_delay(self.poll_interval)
             if self.deadline is not None:
                 delay = max(min(delay, self.deadline - time.time()), 0.0)
             await asyncio.sleep(delay)
 
-    async def _time_out(self, client: AsyncRunwayClient, last_status: str) -> TriggerEvent:
+    async def _time_out(self, client: AsyncRemoteClient, last_status: str) -> TriggerEvent:
         try:
-            cancelled = await client.cancel_task(self.provider_task_id)
+            cancelled = await client.cancel(self.provider_task_id)
             error = None
-        except RunwayError as exc:
+        except ProviderError as exc:
             cancelled, error = False, str(exc)
         self.log.warning(
-            "Runway task %s still %s at its deadline: %s",
-            self.provider_task_id,
+            "%s still %s at its deadline: %s",
+            self._label(),
             last_status,
             "cancelled" if cancelled else f"cancel failed ({error or 'unknown task'})",
         )
         return TriggerEvent(
             {
+                "event": "timeout",
+                "provider": self.provider,
                 "provider_task_id": self.provider_task_id,
-                "status": "TIMEOUT",
                 "last_status": last_status,
                 "cancelled": cancelled,
                 "error": error,
@@ -193,15 +214,16 @@ def stop_module() -> Any | None:
         return None
 
 
-async def cancel_if_stopped(trigger: RunwayTaskTrigger) -> Any | None:
+async def cancel_if_stopped(trigger: ProviderTaskTrigger) -> Any | None:
     """From the trigger's ``on_kill``: if a person stopped the task (not a clear: its next try resumes the
     provider task), the stop handlers cancel the provider task and record it in the job's ledger. Returns the
     stop's reason (``None``: not a stop, or no stop module). Never raises: it runs on the way out."""
     stop = stop_module()
     if stop is None:
         log.warning(
-            "Trigger for Runway task %s killed by a person's action, but %s is not installed: the task is "
+            "Trigger for %s task %s killed by a person's action, but %s is not installed: the task is "
             "left for the run's end or the salvage sweep",
+            trigger.provider,
             trigger.provider_task_id,
             STOP_MODULE,
         )
@@ -210,5 +232,5 @@ async def cancel_if_stopped(trigger: RunwayTaskTrigger) -> Any | None:
         stop_handlers.register()  # the plugin registers it in every process; make sure in this one
         return await stop.report_if_stopped(trigger, details=trigger.details())
     except Exception:
-        log.exception("Could not report the stop of Runway task %s", trigger.provider_task_id)
+        log.exception("Could not report the stop of %s task %s", trigger.provider, trigger.provider_task_id)
         return None

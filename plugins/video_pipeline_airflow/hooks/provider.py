@@ -1,0 +1,52 @@
+"""A remote provider's credentials from its Airflow connection (``<provider>_default``, e.g. set by
+``AIRFLOW_CONN_<PROVIDER>_DEFAULT``), handed to the provider's client.
+
+Connection: host = API base URL (default: the provider's), password = API key, extra = client settings
+(``timeout``, ``max_retries``, ``backoff_base``, ``backoff_cap``). The key is handed to the client and nowhere
+else: it is never logged, put in XCom, a trigger's serialized kwargs or a manifest.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+from video_pipeline.providers import registry
+from video_pipeline.providers.port import AsyncRemoteClient, Endpoint, RemoteClient, RemoteProvider
+
+
+class ProviderHook(BaseHook):
+    """Opens clients of one remote provider with the key of its connection.
+
+    :param provider: the provider's registry name (``video_pipeline.providers.registry``).
+    :param conn_id: the connection to read (default: the provider's own, e.g. ``<provider>_default``).
+    """
+
+    conn_name_attr = "conn_id"
+    conn_type = "http"
+    hook_name = "Video provider"
+
+    def __init__(self, provider: str, conn_id: str | None = None) -> None:
+        super().__init__()
+        self.provider: RemoteProvider = registry.remote(provider)
+        self.conn_id = conn_id or self.provider.conn_id
+
+    def _endpoint(self, conn: Any) -> Endpoint:
+        if not conn.password:
+            raise ValueError(f"connection {self.conn_id!r} has no API key (password)")
+        host = (conn.host or "").rstrip("/")
+        if host and "://" not in host:
+            host = f"{conn.schema or 'https'}://{host}" + (f":{conn.port}" if conn.port else "")
+        extra = conn.extra_dejson if hasattr(conn, "extra_dejson") else json.loads(conn.extra or "{}")
+        return Endpoint(host or self.provider.default_base_url, conn.password, dict(extra or {}))
+
+    def endpoint(self) -> Endpoint:
+        return self._endpoint(self.get_connection(self.conn_id))
+
+    def get_client(self) -> RemoteClient:
+        return self.provider.client(self.endpoint())
+
+    async def aget_client(self) -> AsyncRemoteClient:
+        return self.provider.async_client(self._endpoint(await self.aget_connection(self.conn_id)))
