@@ -1357,10 +1357,12 @@ if __name__ == "__main__":
     main()
 
 
-def point_pipeline_at(fake: FakeFal, key: str, root: Path, monkeypatch: Any) -> None:
+def point_pipeline_at(
+    fake: FakeFal, key: str, root: Path, monkeypatch: Any, *, poll_seconds: float | None = None
+) -> None:
     """Point the pipeline's adapters in this process at ``fake`` (the ``fal_default`` connection, its extras making
-    retries fast) and at local storage under ``root``, as Airflow would through its env vars. ``monkeypatch`` is
-    pytest's fixture, which undoes all of it after the test."""
+    retries fast) and at local storage under ``root``, as Airflow would through its env vars; ``poll_seconds``
+    sets the poll interval Variable. ``monkeypatch`` is pytest's fixture, which undoes all of it after the test."""
     monkeypatch.setenv(
         "AIRFLOW_CONN_FAL_DEFAULT",
         json.dumps(
@@ -1373,3 +1375,5 @@ def point_pipeline_at(fake: FakeFal, key: str, root: Path, monkeypatch: Any) -> 
         ),
     )
     monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_STORAGE_URL", root.as_uri())
+    if poll_seconds is not None:
+        monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_POLL_SECONDS", str(poll_seconds))
