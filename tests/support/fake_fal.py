@@ -861,9 +861,6 @@ class _Api:
         return 200, data
 
     async def status(self, request: Request, app: str, request_id: str) -> Response:
-        with self.state.lock:
-            self.state.polls[request_id] += 1
-            self.state.poll_times[request_id].append(time.monotonic())
         req = self.state.get(app, request_id)
         now = time.monotonic()
         self.state.advance(now)
@@ -872,8 +869,6 @@ class _Api:
         return JSONResponse(body, status_code=code)
 
     async def result(self, request: Request, app: str, request_id: str) -> Response:
-        with self.state.lock:
-            self.state.results[request_id] += 1
         req = self.state.get(app, request_id)
         now = time.monotonic()
         self.state.advance(now)
@@ -930,8 +925,6 @@ class _Api:
         }
 
     async def cancel(self, request: Request, app: str, request_id: str) -> Response:
-        with self.state.lock:
-            self.state.cancels += 1
         try:
             req = self.state.get(app, request_id)
         except _HTTPError:
@@ -1008,10 +1001,19 @@ def build_app(holder: _Holder) -> Any:
         method, path = request.method, request.url.path
         queue = _QUEUE_PATH.fullmatch(path)
         create = method == "POST" and queue is None and path != "/storage/upload/initiate"
-        with state.lock:
+        with state.lock:  # every request received counts, faulted or not
             state.requests += 1
             if method == "POST":
                 state.posts[path] += 1
+            if queue is not None:
+                request_id, op = queue.group("id"), queue.group("op")
+                if method == "GET" and op == "/status":
+                    state.polls[request_id] += 1
+                    state.poll_times[request_id].append(time.monotonic())
+                elif method == "GET" and op is None:
+                    state.results[request_id] += 1
+                elif method == "PUT" and op == "/cancel":
+                    state.cancels += 1
         fault = state.pick_fault(method, path, create=create, api=True)
         then_fail = fault if isinstance(fault, str) and fault.startswith("create-then-") else None
         after = then_fail is not None or (

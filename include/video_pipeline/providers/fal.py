@@ -51,8 +51,10 @@ from video_pipeline.providers.http import (
     NOTHING_SENT,
     DownloadGuard,
     acall_with_retries,
+    acapped_request,
     backoff_delay,
     call_with_retries,
+    capped_request,
     check_api_key,
     image_data_uri,
     part_path,
@@ -87,6 +89,8 @@ DATA_URI_MAX_BYTES = 5_000_000
 #: Answers that mean "try again later" for calls that create nothing billed. Submits are stricter:
 #: :func:`~video_pipeline.providers.http.proves_nothing_created`.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: Bytes of an API answer kept at most (fal's answers are a few KB; more is cut and then does not parse).
+API_BODY_MAX = 1 << 20
 #: First path segments that put an app one level deeper (``workflows/<owner>/<app>``), as fal's client parses them.
 APP_NAMESPACES = ("workflows", "comfy")
 _SUCCESS = frozenset(range(200, 300))
@@ -272,6 +276,9 @@ MODEL_ERRORS_RESUBMIT = frozenset(
 MODEL_ERRORS_RESEED = frozenset({"no_media_generated"})
 #: A cancelled request completes with this error type.
 CANCELLED_ERRORS = frozenset({"client_cancelled"})
+#: Error types of the platform (not of a model): a status that names one of these says all there is to know.
+#: A model's error is read from the result instead, which says where it is (``loc``) and whether it is retryable.
+REQUEST_ERROR_TYPES = REQUEST_ERRORS_RESUBMIT | CANCELLED_ERRORS | {"client_disconnected", "bad_request"}
 #: Request fields a model's input schema names; a content-policy error located at one of them flags our input.
 _INPUT_FIELDS = frozenset({"prompt", "negative_prompt", "image_url", "image_urls", "end_image_url"})
 
@@ -537,7 +544,7 @@ class _Core:
     def json_of(self, response: httpx.Response) -> Any:
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
             return None
 
     def failure_of(self, response: httpx.Response) -> _Failure | None:
@@ -553,7 +560,9 @@ class _Core:
             parts = []
             for item in detail[:3]:
                 if isinstance(item, dict):
-                    where = ".".join(str(p) for p in item.get("loc") or () if isinstance(p, str | int))
+                    located = item.get("loc")
+                    steps = located if isinstance(located, list) else []
+                    where = ".".join(str(p) for p in steps if isinstance(p, str | int))
                     parts.append(f"{where or 'body'}: {item.get('msg', '')} ({item.get('type', '?')})")
             kind = first.get("type") if first is not None else None
             loc = first.get("loc") if first is not None else None
@@ -590,8 +599,8 @@ class _Core:
         return task_id_for(model, request_id)
 
     def parse_status(self, task_id: str, response: httpx.Response) -> RemoteStatus | None:
-        """The state of a request from its status answer; ``None`` when it completed without an error: then its
-        result decides between success and a model error (:meth:`status_from_result`)."""
+        """The state of a request from its status answer; ``None`` when it completed without a platform error:
+        then its result decides between an output and a model's error (:meth:`status_from_result`)."""
         data = self.json_of(response)
         state = data.get("status") if isinstance(data, dict) else None
         if not isinstance(data, dict) or not isinstance(state, str):
@@ -615,9 +624,9 @@ class _Core:
                 f"unknown fal request status {self.scrub(state)[:40]!r}", Action.RETRY, task_id=task_id
             )
         error, error_type = data.get("error"), data.get("error_type")
-        if error is None and error_type is None:
-            return None
         kind = error_type if isinstance(error_type, str) and error_type else None
+        if kind not in REQUEST_ERROR_TYPES:
+            return None
         if kind in CANCELLED_ERRORS:
             return RemoteStatus(
                 provider=NAME, task_id=task_id, state=TaskState.CANCELLED, detail=state, code=kind
@@ -629,7 +638,7 @@ class _Core:
             detail=state,
             error=self.scrub(str(error))[:600] if error is not None else None,
             code=kind,
-            action=classify_failure(kind),
+            action=classify_failure(kind),  # a platform error type: no location to weigh
         )
 
     def outputs_from_result(self, task_id: str, response: httpx.Response) -> list[str]:
@@ -870,7 +879,7 @@ class FalClient(_ClientBase):
         def attempt() -> httpx.Response:
             kwargs = core.request_kwargs(call)
             if sink is None:
-                return self._http.request(**kwargs)
+                return capped_request(self._http, kwargs, API_BODY_MAX)
             return stream_to_file(self._http, kwargs, sink, core.guard(call))
 
         return call_with_retries(
@@ -964,7 +973,7 @@ class AsyncFalClient(_ClientBase):
         core = self._core
 
         async def attempt() -> httpx.Response:
-            return await self._http.request(**core.request_kwargs(call))
+            return await acapped_request(self._http, core.request_kwargs(call), API_BODY_MAX)
 
         return await acall_with_retries(
             attempt,

@@ -303,6 +303,31 @@ def detached(response: httpx.Response, body: bytes) -> httpx.Response:
     return httpx.Response(response.status_code, headers=headers, content=body, request=response.request)
 
 
+def capped_request(http: httpx.Client, request: Mapping[str, Any], max_bytes: int) -> httpx.Response:
+    """Send a request and keep at most ``max_bytes`` of the answer's body: an API answer is a few KB, and a
+    server must not make a worker hold whatever it sends. A longer body is cut (it then no longer parses)."""
+    with http.stream(**request) as response:
+        body = bytearray()
+        for chunk in response.iter_bytes(CHUNK):
+            body += chunk
+            if len(body) > max_bytes:
+                break
+        return detached(response, bytes(body[:max_bytes]))
+
+
+async def acapped_request(
+    http: httpx.AsyncClient, request: Mapping[str, Any], max_bytes: int
+) -> httpx.Response:
+    """:func:`capped_request` for coroutines."""
+    async with http.stream(**request) as response:
+        body = bytearray()
+        async for chunk in response.aiter_bytes(CHUNK):
+            body += chunk
+            if len(body) > max_bytes:
+                break
+        return detached(response, bytes(body[:max_bytes]))
+
+
 # -------------------------------------------------------------------------------------- output downloads
 
 
