@@ -245,7 +245,11 @@ PRICES_SOURCE = "fal.ai model pages: FLUX.1 dev/schnell, Kling 2.1 standard, Hai
 MODELS: dict[str, FakeModel] = {
     "fal-ai/flux/dev": FakeModel("fal-ai/flux/dev", "image", _FLUX_FIELDS, ("prompt",), _flux_price(0.025)),
     "fal-ai/flux/schnell": FakeModel(
-        "fal-ai/flux/schnell", "image", _FLUX_FIELDS, ("prompt",), _flux_price(0.003)
+        "fal-ai/flux/schnell",
+        "image",
+        _FLUX_FIELDS | {"num_inference_steps": _int_in(1, 12)},
+        ("prompt",),
+        _flux_price(0.003),
     ),
     "fal-ai/kling-video/v2.1/standard/image-to-video": FakeModel(
         "fal-ai/kling-video/v2.1/standard/image-to-video",

@@ -322,7 +322,6 @@ def test_a_clip_is_a_real_mp4(client: FalClient, fake: FakeFal, tmp_path: Path) 
 
 
 def test_the_estimate_is_what_the_fake_bills(client: FalClient, fake: FakeFal, tmp_path: Path) -> None:
-    fake.configure(video_latency=0.05, image_latency=0.05, concurrency=16)
     fake.reset(api_key=CANARY_KEY, video_latency=0.05, image_latency=0.05, concurrency=16, video_bytes=b"mp4")
     images = [image_request(ratio=r, model=m) for r in sorted(RATIOS) for m in (FLUX_DEV, FLUX_SCHNELL)]
     clips = [
@@ -793,7 +792,6 @@ async def test_async_status_and_cancel(aclient: AsyncFalClient, fake: FakeFal) -
     assert (status.state, status.action) == (TaskState.FAILED, Action.FAIL)
     with make_client(fake) as c:
         third = c.submit_image(image_request("c", seed=3))
-    fake.configure(rate_queued=0.0)
     assert await aclient.cancel(third) is True
     assert (await aclient.status(third)).state == TaskState.CANCELLED
     assert await aclient.cancel(third) is False
