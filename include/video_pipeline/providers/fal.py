@@ -668,9 +668,13 @@ class _Core:
                 status_code=status,
                 task_id=task_id,
             )
+        if failure.error_type is None:  # an error without a type: the status code is all there is to go by
+            action = Action.RESUBMIT if status >= 500 or failure.retryable else Action.FAIL
+        else:
+            action = classify_failure(failure.error_type, loc=failure.loc, retryable=failure.retryable)
         raise _error(
             f"fal request {task_id} failed ({failure.error_type or f'HTTP {status}'}): {failure.message}",
-            classify_failure(failure.error_type, loc=failure.loc, retryable=failure.retryable),
+            action,
             status_code=status,
             code=failure.error_type,
             task_id=task_id,

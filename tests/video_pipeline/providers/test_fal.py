@@ -576,6 +576,27 @@ def test_classification_table() -> None:
     assert classify_failure("BAD_REQUEST") == Action.FAIL
 
 
+@pytest.mark.parametrize(
+    ("code", "body", "action"),
+    [
+        (422, {"detail": "prompt is too long"}, Action.FAIL),  # a model's 422 whose detail is a plain string
+        (500, {"detail": "boom"}, Action.RESUBMIT),
+        (400, {"detail": "Request is still in progress"}, Action.FAIL),  # never resubmitted on a 4xx
+        (503, {"detail": "down", "error_type": "runner_disconnected"}, Action.RESUBMIT),
+    ],
+)
+def test_untyped_or_platform_errors_on_the_result(code: int, body: dict[str, Any], action: Action) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/status"):
+            return httpx.Response(200, json={"status": "COMPLETED", "request_id": "x"})
+        return httpx.Response(code, json=body)
+
+    task_id = task_id_for(FLUX_DEV, "0f3c5a8e-4444-4000-8000-000000000000")
+    with FalClient("http://fal.test", CANARY_KEY, max_retries=0, transport=httpx.MockTransport(answer)) as c:
+        status = c.status(task_id)
+    assert (status.state, status.action) == (TaskState.FAILED, action)
+
+
 def test_a_result_no_longer_kept_is_resubmitted(client: FalClient, fake: FakeFal) -> None:
     task_id = client.submit_image(image_request())
     wait_done(client, task_id)
