@@ -32,8 +32,9 @@ test: install
 	sh scripts/install-browser.sh
 	$(BIN)/pytest -n 2 --dist worksteal --durations=20
 
+## The tests without Airflow processes or slow media (Chromium, 200-segment joins): the edit-test loop.
 test-fast: install
-	$(BIN)/pytest -n 2 -m "not e2e and not cluster"
+	$(BIN)/pytest -n 2 -m "not e2e and not cluster and not slow"
 
 test-e2e: install
 	sh scripts/install-browser.sh

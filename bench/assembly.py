@@ -29,9 +29,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from video_pipeline.assembly import Clip, join, plan_join
-from video_pipeline.ffmpeg import ffmpeg_exe, probe, run_ffmpeg
-from video_pipeline.finishing import Segment, finish
+from video_pipeline.media.ffmpeg import ffmpeg_exe, run_ffmpeg
+from video_pipeline.media.finish import Segment, finish, join
+from video_pipeline.media.plan import Clip, plan_join
+from video_pipeline.media.probe import probe
 from video_pipeline.models import Finishing
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +58,7 @@ print(time.perf_counter() - started)
 RSS_PROBE = """
 import resource, sys, tempfile, time
 from pathlib import Path
-from video_pipeline.finishing import Segment, finish
+from video_pipeline.media.finish import Segment, finish
 from video_pipeline.models import Finishing
 out, count, paths = Path(sys.argv[1]), int(sys.argv[2]), [Path(p) for p in sys.argv[3:]]
 segments = [Segment(n + 1, paths[n % len(paths)]) for n in range(count)]

@@ -9,7 +9,7 @@ assembly and publish. Then the identical spec (same job id, prompts, seed) is tr
 run = the DAG run's end − start (REST). Provider calls per run come from the fake's counters (reset in between).
 Pools ``video_images`` / ``video_clips`` = 2 × C (the product's rule); poll interval = the Variable
 ``video_pipeline_poll_seconds`` (production default 5 s). The default latencies are Runway's typical ones
-(notes/runway-api.md: ~40 s an image, ~60 s a 5–10 s clip); the ratio depends on them, so the table states them.
+(docs/notes/runway-api.md: ~40 s an image, ~60 s a 5–10 s clip); the ratio depends on them, so the table states them.
 
 Goal: 0 provider POSTs in the second run; second ÷ first wall ≤ 0.2.
 """

@@ -9,7 +9,7 @@ or success, deleted, rejected, or failed — so paid work is neither lost nor le
   the same inputs pays nothing), and recorded as `salvaged`;
 - **still queued or running** → cancelled at the provider (`DELETE`), recorded as `cancelled` (refund unknown);
 - **failed or cancelled** → the record is cleared;
-- **output URL expired** (Runway keeps outputs 24–48 h) → recorded as `lost` spend in the manifest, never
+- **output URL expired** (providers keep outputs hours to days) → recorded as `lost` spend in the manifest, never
   silently paid again.
 
 Everything goes into the job's spend ledger and manifest. The next run of a job does the same for that job

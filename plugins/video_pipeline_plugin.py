@@ -7,8 +7,8 @@ from airflow.plugins_manager import AirflowPlugin
 
 from video_pipeline_airflow import listeners as stop_listeners
 from video_pipeline_airflow import stop_handlers  # noqa: F401  (registers the paid-work stop handler)
-from video_pipeline_airflow.preview_app import app
-from video_pipeline_airflow.previews import URL_PREFIX
+from video_pipeline_airflow.media_route import app
+from video_pipeline_airflow.preview_links import URL_PREFIX
 
 
 class VideoPipelinePlugin(AirflowPlugin):

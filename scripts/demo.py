@@ -15,8 +15,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from video_pipeline.approval import variable_key
-from video_pipeline.ffmpeg import probe
 from video_pipeline.layout import JobLayout
+from video_pipeline.media.probe import probe
 from video_pipeline.models import Manifest
 from video_pipeline_airflow.local import REPO, LocalAirflow
 

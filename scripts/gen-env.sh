@@ -4,7 +4,7 @@
 #   sh scripts/gen-env.sh [path]      # default: .env beside docker-compose.yaml
 #
 # Settings that are not secrets keep the example's value unless the same name is set in the environment, e.g.
-#   MINIO_PUBLIC_URL=https://s3.example.com RUNWAY_API_KEY=... sh scripts/gen-env.sh
+#   MINIO_PUBLIC_URL=https://s3.example.com RUNWAY_API_KEY=... FAL_KEY=... sh scripts/gen-env.sh
 # An existing file is never overwritten: its FERNET_KEY decrypts what Airflow stored and POSTGRES_PASSWORD is
 # baked into the database volume, so a new one would lock the stack out of its own data.
 # Secrets are hex (the Fernet key: url-safe base64), so they are safe inside URLs, JSON and shell words.
@@ -37,7 +37,7 @@ while IFS= read -r line || [ -n "$line" ]; do
     elif [ -z "$value" ]; then
         case "$name" in
             FERNET_KEY) value=$(fernet_key) ;;
-            RUNWAY_API_KEY) value= ;;  # optional: empty runs the storyboard provider only
+            RUNWAY_API_KEY|FAL_KEY) value= ;;  # optional: empty runs the storyboard provider only
             *) value=$(hex 24) ;;
         esac
     fi

@@ -1,4 +1,4 @@
-"""Where things live under a storage root (the storage layout contract in DESIGN.md)."""
+"""Where things live under a storage root (the storage layout contract in docs/DESIGN.md)."""
 
 from __future__ import annotations
 

@@ -29,9 +29,10 @@ from pydantic import (
     model_validator,
 )
 
-from video_pipeline.audio_mix import AUDIO_DEMUXERS, demuxer_for
+from video_pipeline.media.audio_track import AUDIO_DEMUXERS, demuxer_for
 
-#: Job ratios: the ones Runway's image_to_video accepts, so a job never needs re-framing between stages.
+#: Job ratios: ones every image-to-video model of the registry takes (or says it does not, per model:
+#: ``ModelSpec.ratios``), so a job never needs re-framing between stages.
 RATIOS: dict[str, tuple[int, int]] = {
     "1280:720": (1280, 720),
     "720:1280": (720, 1280),
@@ -204,6 +205,12 @@ class Finishing(BaseModel):
 CONTENT_FIELDS = frozenset({"script", "segments"})
 
 
+def _default_provider() -> str:
+    from video_pipeline.providers.registry import DEFAULT_PROVIDER  # the registry imports this module
+
+    return DEFAULT_PROVIDER
+
+
 class ProviderChoice(BaseModel):
     """A provider and one of its models (``None``: the provider's default for the stage)."""
 
@@ -242,7 +249,7 @@ class JobSettings(BaseModel):
     )
     ratio: Ratio = Field(default="1280:720", description="Output frame, width:height.")
     provider: ProviderName = Field(
-        default="storyboard",
+        default_factory=lambda: _default_provider(),
         description="The provider of both stages unless a stage names its own (README: Providers).",
     )
     image_model: ModelName | None = Field(

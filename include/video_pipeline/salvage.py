@@ -6,8 +6,8 @@ tasks may still be recorded (``jobs/<job_id>/provider-tasks/…``). Each is sett
 * still queued or running → cancelled (``DELETE``): nobody will use it, so it should stop costing;
 * succeeded → its output is downloaded, checked and stored in the content-addressed cache (and the job's
   layout), so a later run with the same inputs pays nothing — *never lose paid work*; when the output URL has
-  expired (Runway keeps them 24–48 h) the spend is recorded as *lost*, never silently paid again;
-* failed or cancelled (e.g. from Runway's dashboard) → nothing to keep;
+  expired (providers keep them hours to days) the spend is recorded as *lost*, never silently paid again;
+* failed or cancelled (e.g. from the provider's dashboard) → nothing to keep;
 * unknown to the provider → lost.
 
 Every outcome goes into the spend ledger (and from there the manifest); the record is then removed. Records

@@ -22,7 +22,6 @@ import re
 import secrets
 import shutil
 import stat
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -30,6 +29,8 @@ from typing import IO, Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlparse
 
 from botocore.exceptions import ClientError
+
+from video_pipeline.atomic_write import atomic_write
 
 
 class StorageError(Exception):
@@ -626,14 +627,8 @@ def _error_code(exc: ClientError) -> str | None:
 
 
 def _write_atomically(path: Path, stream: IO[bytes]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            shutil.copyfileobj(stream, out, _CHUNK)
-        os.replace(tmp_name, path)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
+    with atomic_write(path) as tmp, tmp.open("wb") as out:
+        shutil.copyfileobj(stream, out, _CHUNK)
 
 
 def open_storage(url: str, *, s3_client: Any | None = None, presign_client: Any | None = None) -> Storage:

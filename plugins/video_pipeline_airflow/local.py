@@ -2,7 +2,7 @@
 triggerer processes sharing one ``AIRFLOW_HOME``, driven through the public REST API.
 
 Each process starts in its own session so ``stop()`` can kill its whole process group: killing only the pid
-leaves the scheduler's or api-server's children holding the port (notes/airflow-3.3.md).
+leaves the scheduler's or api-server's children holding the port (docs/notes/airflow-3.3.md).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class LocalAirflow:
     executor: str = "LocalExecutor"
     sql_alchemy_conn: str | None = None
     parallelism: int = 8
-    pool_slots: int | None = None  # None: from the Runway account's limits, else the default
+    pool_slots: int | None = None  # None: from the providers' account limits, else the default
     processes: tuple[str, ...] = PROCESSES
     extra_env: dict[str, str] = field(default_factory=dict)
     #: ``(user, password)``: real logins (simple auth manager). None: everyone is admin (demo only).

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-
 from video_pipeline import inbox
+from video_pipeline_airflow import compat
 from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.settings import job_policy
 
@@ -30,7 +29,7 @@ def trigger_kwargs(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def settle(spec: dict[str, Any]) -> str:
-    state = RuntimeTaskInstance.get_dagrun_state(TARGET_DAG, spec["run_id"])
+    state = compat.runtime_task_instance().get_dagrun_state(TARGET_DAG, spec["run_id"])
     if state not in ("success", "failed"):
         raise RuntimeError(f"run {spec['run_id']} is still {state}")
     target = inbox.settle(get_storage(), spec["name"], "done" if state == "success" else "failed")

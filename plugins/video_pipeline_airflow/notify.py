@@ -16,7 +16,11 @@ log = logging.getLogger(__name__)
 
 
 def notify(title: str, body: str) -> bool:
-    """Send one notification; False when no connection is configured (delivery errors are only logged)."""
+    """Send one notification; False when no connection is configured (delivery errors are only logged).
+
+    :param title: the notification's title (also logged).
+    :param body: its text (also logged); never a secret or a signed URL.
+    """
     log.info("Notification: %s — %s", title, body)
     try:
         BaseHook.get_connection(NOTIFY_CONN_ID)

@@ -3,7 +3,7 @@
 A pool of exactly a provider's concurrency loses a hand-off at every wave; a queue depth of 2 keeps the
 provider's own queue non-empty (measured 1.00–1.02× the provider bound vs 1.12–1.58×; docs/notes). Each
 remote provider with a configured connection counts: its account's own limits when its API states them (a
-client with ``account_limits()``, e.g. Runway's tier), else its documented default (``concurrency``). Pools
+client with ``account_limits()``, e.g. a plan's tier), else its documented default (``concurrency``). Pools
 are per stage (a mapped task's pool is fixed when the DAG is parsed, the provider only when a run starts), so
 each stage's pool is sized for the largest of them. Without any configured provider the pools get
 ``DEFAULT_POOL_SLOTS``.

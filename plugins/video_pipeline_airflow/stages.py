@@ -17,11 +17,11 @@ from airflow.sdk import Context, get_current_context
 from airflow.sdk.exceptions import AirflowFailException
 from pydantic import ValidationError
 
-from video_pipeline.audio_mix import check_stored_track
 from video_pipeline.claims import Claim, JobClaimed, RunIsActive, claim_job, current_claim, release_claim
 from video_pipeline.costs import check_affordable, stage_estimates
 from video_pipeline.manifest import begin_run, load_manifest, mark_run_ended, merge_segments, save_manifest
 from video_pipeline.manifest import end_run as manifest_end_run
+from video_pipeline.media.audio_track import check_stored_track
 from video_pipeline.models import (
     FinalVideo,
     JobSpec,
@@ -153,7 +153,7 @@ def provider_client(provider: str) -> RemoteClient:
 
 def assemble(job: dict[str, Any], segments: list[dict[str, Any]]) -> dict[str, Any]:
     # Imported here: PyAV, Pillow and the finishing code cost every task process ~50 ms of DAG parsing.
-    from video_pipeline.final_video import assemble_job
+    from video_pipeline.media.assemble import assemble_job
 
     spec = JobSpec.model_validate(job)
     final = assemble_job(get_storage(), spec, [VideoSegment.model_validate(s) for s in segments])

@@ -1,7 +1,7 @@
 """What a person's stop means for paid work: the handler registered with :mod:`video_pipeline_airflow.stop`.
 
 The stop module turns every way a person stops a run or a segment task (mark failed/success, delete, a run
-timeout; reported by the api-server's and the scheduler's listener, and by a Runway trigger's ``on_kill``) into
+timeout; reported by the api-server's and the scheduler's listener, and by a provider trigger's ``on_kill``) into
 one call per stop. This handler answers it:
 
 - a stopped **run** ends like a rejected or failed one (:func:`stages.end_run`): nothing more is submitted for

@@ -14,6 +14,7 @@ import boto3
 import pytest
 
 from tests.support.cluster import PG, fresh_metadata_db, reachable
+from tests.support.fake_fal import FakeFal
 from tests.support.fake_runway import FakeRunway
 from tests.support.moto_s3 import MotoS3
 from video_pipeline.approval import variable_key
@@ -54,9 +55,20 @@ def fake_runway() -> Iterator[FakeRunway]:
         yield fake
 
 
+FAL_CANARY_KEY = "falkey_canary:7d1e0c9b2a"  # must never appear in logs, XCom or the manifest
+#: Client settings from the connections' extra: short waits, so "unavailable" is decided within seconds.
+FAST_CLIENT = {"max_retries": 3, "backoff_base": 0.05, "backoff_cap": 0.5}
+
+
+@pytest.fixture(scope="session")
+def fake_fal() -> Iterator[FakeFal]:
+    with FakeFal(api_key=FAL_CANARY_KEY, image_latency=1.0, video_latency=2.0, concurrency=4) as fake:
+        yield fake
+
+
 @pytest.fixture(scope="session")
 def airflow(
-    tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str, fake_runway: FakeRunway
+    tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str, fake_runway: FakeRunway, fake_fal: FakeFal
 ) -> Iterator[LocalAirflow]:
     home = tmp_path_factory.mktemp("airflow-home")
     aws = {
@@ -66,9 +78,11 @@ def airflow(
         "extra": {"endpoint_url": moto_endpoint, "region_name": "us-east-1"},
     }
     runway = {"conn_type": "http", "host": fake_runway.base_url, "password": RUNWAY_CANARY_KEY}
+    fal = {"conn_type": "http", "host": fake_fal.base_url, "password": FAL_CANARY_KEY, "extra": FAST_CLIENT}
     env = {
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
         "AIRFLOW_CONN_RUNWAY_DEFAULT": json.dumps(runway),
+        "AIRFLOW_CONN_FAL_DEFAULT": json.dumps(fal),
         "AIRFLOW_VAR_VIDEO_PIPELINE_POLL_SECONDS": "0.5",
         "VIDEO_PIPELINE_NIGHTLY_POKE_SECONDS": "3",
         # A worker that dies with its task is noticed after this long without a heartbeat (default 300 s).

@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e.conftest import BUCKET, DAG_ID, decide_by_variable, manifest_of
 from tests.support.cluster import celery_env, fresh_metadata_db, missing_services
-from video_pipeline.ffmpeg import probe
+from video_pipeline.media.probe import probe
 from video_pipeline.models import SegmentStatus
 from video_pipeline.storage import Storage, open_storage
 from video_pipeline_airflow.local import LocalAirflow

@@ -26,7 +26,7 @@ from tests.e2e.conftest import (
 from tests.support.fake_runway import FakeRunway
 from tests.support.moto_s3 import MotoS3
 from video_pipeline.approval import variable_key
-from video_pipeline.ffmpeg import probe
+from video_pipeline.media.probe import probe
 from video_pipeline.models import SegmentStatus
 from video_pipeline.storage import Storage
 from video_pipeline_airflow.local import LocalAirflow

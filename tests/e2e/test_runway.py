@@ -14,7 +14,7 @@ from tests.e2e.conftest import (
     six_segment_job,
 )
 from tests.support.fake_runway import FakeRunway
-from video_pipeline.ffmpeg import probe
+from video_pipeline.media.probe import probe
 from video_pipeline.storage import Storage
 from video_pipeline_airflow.local import LocalAirflow
 

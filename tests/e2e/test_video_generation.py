@@ -12,7 +12,7 @@ import pytest
 
 from tests.e2e.conftest import DAG_ID, decide_by_variable, manifest_of, mapped_states, six_segment_job
 from video_pipeline.approval import APPROVE
-from video_pipeline.ffmpeg import probe
+from video_pipeline.media.probe import probe
 from video_pipeline.models import SegmentStatus
 from video_pipeline.storage import Storage
 from video_pipeline_airflow.local import LocalAirflow

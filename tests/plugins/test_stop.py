@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,7 +17,9 @@ from typing import Any
 import pytest
 from airflow.sdk import TaskInstanceState
 
-from video_pipeline_airflow import compat, listeners, stop
+from tests.plugins.conditions import until
+from tests.plugins.stop_recorder import Recorder
+from video_pipeline_airflow import compat, stop
 from video_pipeline_airflow.stop import (
     Stop,
     StopReason,
@@ -93,18 +94,6 @@ def test_every_task_state_airflow_has_is_classified_on_purpose() -> None:
 
 
 # -- who is told, how often -------------------------------------------------------------------------------
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.stops: list[Stop] = []
-        self.threads: list[str] = []
-        self.called = threading.Event()
-
-    def __call__(self, stop: Stop) -> None:
-        self.stops.append(stop)
-        self.threads.append(threading.current_thread().name)
-        self.called.set()
 
 
 @pytest.fixture
@@ -217,73 +206,6 @@ def test_handler_modules_from_the_environment_are_imported_once(
         assert "no_such_module_for_stops" in caplog.text  # named, not raised
     finally:
         sys.modules.pop("stop_handlers_probe", None)
-
-
-# -- the listener: never slow, never raising --------------------------------------------------------------
-
-
-def test_listener_hooks_hand_the_work_off(recorder: Recorder) -> None:
-    release = threading.Event()
-    slow_calls: list[Stop] = []
-
-    def slow(stop: Stop) -> None:
-        release.wait(5)
-        slow_calls.append(stop)
-
-    register_stop_handler(slow, dag_id=DAG, task_ids={"pay"})
-    try:
-        run = SimpleNamespace(dag_id=DAG, run_id="r9", conf={"job_id": "j9"})
-        started = time.perf_counter()
-        listeners.on_dag_run_failed(dag_run=run, msg=MANUAL_FAILED)
-        ti = SimpleNamespace(
-            dag_id=DAG,
-            run_id="r9",
-            task_id="pay",
-            map_index=2,
-            dag_run=SimpleNamespace(conf={"job_id": "j9"}),
-        )
-        listeners.on_task_instance_success(previous_state=None, task_instance=ti)
-        elapsed = time.perf_counter() - started
-        assert elapsed < 0.2, f"a hook held Airflow for {elapsed:.2f} s"
-        release.set()
-        deadline = time.monotonic() + 5
-        while len(recorder.stops) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
-    finally:
-        release.set()
-        unregister_stop_handler(slow)
-    assert {(s.task_id, s.reason) for s in recorder.stops} == {
-        (None, StopReason.RUN_MARKED_FAILED),
-        ("pay", StopReason.TASK_MARKED_SUCCESS),
-    }
-    assert all(s.conf == {"job_id": "j9"} for s in recorder.stops)
-    assert all(name.startswith("video-pipeline-stop") for name in recorder.threads)
-
-
-def test_listener_ignores_tasks_that_ended_by_themselves_and_other_dags(recorder: Recorder) -> None:
-    ti = SimpleNamespace(dag_id=DAG, run_id="r1", task_id="pay", map_index=0)
-    listeners.on_task_instance_success(previous_state=TaskInstanceState.RUNNING, task_instance=ti)
-    listeners.on_task_instance_failed(
-        previous_state=TaskInstanceState.RUNNING, task_instance=ti, error="boom"
-    )
-    listeners.on_dag_run_success(dag_run=SimpleNamespace(dag_id=DAG, run_id="r1", conf={}), msg="success")
-    other = SimpleNamespace(dag_id="other_dag", run_id="r1", task_id="pay", map_index=0, conf={})
-    listeners.on_task_instance_failed(previous_state=None, task_instance=other, error="x")
-    listeners.on_dag_run_failed(dag_run=other, msg=MANUAL_FAILED)
-    time.sleep(0.2)
-    assert recorder.stops == []
-
-
-def test_listener_hooks_never_raise(caplog: pytest.LogCaptureFixture) -> None:
-    class Broken:
-        @property
-        def dag_id(self) -> str:
-            raise RuntimeError("detached instance")
-
-    listeners.on_dag_run_failed(dag_run=Broken(), msg=MANUAL_FAILED)
-    listeners.on_task_instance_failed(previous_state=None, task_instance=Broken(), error=None)
-    logged = [r for r in caplog.records if r.exc_info and "detached instance" in str(r.exc_info[1])]
-    assert len(logged) == 2
 
 
 # -- triggers ---------------------------------------------------------------------------------------------
@@ -415,13 +337,11 @@ async def test_report_if_stopped_survives_the_triggerers_repeated_cancels(
     register_stop_handler(received.append, dag_id=DAG, task_ids={"pay"})
     try:
         on_kill = asyncio.ensure_future(report_if_stopped(trigger(), details={"provider_task_id": "t-1"}))
-        await asyncio.sleep(0.05)
+        await until(lambda: supervisor.calls > 0, what="the first question to the api-server")
         on_kill.cancel("__airflow_user_action__")
         with pytest.raises(asyncio.CancelledError):
             await on_kill
-        deadline = time.monotonic() + 5
-        while not received and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await until(lambda: bool(received), what="the stop report")
     finally:
         unregister_stop_handler(received.append)
     assert [(s.task_id, s.reason) for s in received] == [("pay", StopReason.TASK_MARKED_FAILED)]
@@ -440,39 +360,3 @@ async def test_report_if_stopped_reports_nothing_for_a_restart(supervisor: FakeS
         unregister_stop_handler(received.append)
     assert [s.reason for s in received] == [StopReason.TASK_CLEARED]
     assert supervisor.calls == 4  # two questions per on_kill, none for the shutdown
-
-
-# -- the DAGs still load with the listener, and the watched tasks are the paid ones ------------------------
-
-
-@pytest.fixture(scope="module")
-def dagbag_with_listener() -> Iterator[Any]:
-    from airflow.dag_processing.dagbag import DagBag
-    from airflow.listeners.listener import get_listener_manager
-
-    manager = get_listener_manager()
-    was_registered = manager.pm.is_registered(listeners)
-    manager.add_listener(listeners)
-    try:
-        yield DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags"), bundle_name="tests")
-    finally:
-        if not was_registered:
-            manager.pm.unregister(listeners)
-
-
-def test_dags_load_with_the_listener_registered(dagbag_with_listener: Any) -> None:
-    """The dag-processor refuses a DAG with an ``end_from_trigger`` task once any plugin listener exists."""
-    assert dagbag_with_listener.import_errors == {}
-    assert stop.VIDEO_DAG_ID in dagbag_with_listener.dags
-    for dag in dagbag_with_listener.dags.values():
-        assert not [t.task_id for t in dag.tasks if getattr(t, "end_from_trigger", False)], dag.dag_id
-
-
-def test_the_watched_tasks_are_the_dags_paid_segment_tasks(dagbag_with_listener: Any) -> None:
-    from video_pipeline_airflow.operators.segment import SegmentOperator
-
-    dag = dagbag_with_listener.dags[stop.VIDEO_DAG_ID]
-    paid = {
-        t.task_id for t in dag.tasks if issubclass(getattr(t, "operator_class", type(t)), SegmentOperator)
-    }
-    assert paid == stop.SEGMENT_TASK_IDS

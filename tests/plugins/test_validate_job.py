@@ -13,7 +13,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG
 from airflow.sdk.definitions.param import process_params
 
-from video_pipeline.ffmpeg import run_ffmpeg
+from video_pipeline.media.ffmpeg import run_ffmpeg
 from video_pipeline.models import JobSpec
 from video_pipeline.storage import LocalStorage
 from video_pipeline_airflow import stages

@@ -19,6 +19,7 @@ from video_pipeline.models import (
     describe_validation_error,
     has_visible_text,
 )
+from video_pipeline.segmentation import segments_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "jobs"
 
@@ -240,3 +241,64 @@ def test_optional_texts_that_show_nothing_are_no_text() -> None:
     assert segment.motion_prompt is None and segment.narration is None
     kept = SegmentSpec.model_validate({"prompt": "a", "motion_prompt": " pan left ", "narration": "Dawn."})
     assert (kept.motion_prompt, kept.narration) == ("pan left", "Dawn.")
+
+
+# -- provider and model per stage --------------------------------------------------------------------------
+
+
+def staged(**overrides: Any) -> JobSpec:
+    return JobSpec.model_validate(
+        {"job_id": "staged", "title": "t", "segments": [{"prompt": "p", "duration_s": 3}], **overrides}
+    )
+
+
+def test_the_shorthand_gives_both_stages_one_provider_and_its_default_models() -> None:
+    spec = staged(provider="runway", video_model="gen4.5")
+    assert (spec.choice("images").provider, spec.choice("images").model) == ("runway", "gen4_image")
+    assert (spec.choice("clips").provider, spec.choice("clips").model) == ("runway", "gen4.5")
+    default = staged()
+    assert default.provider == "storyboard" and default.choice("clips").fallback is None
+
+
+def test_each_stage_may_name_its_provider_model_and_fallback() -> None:
+    spec = staged(
+        images={"provider": "runway"},
+        clips={"provider": "storyboard", "fallback": {"provider": "runway", "model": "gen4_turbo"}},
+    )
+    assert spec.choice("images").provider == "runway"
+    clips = spec.choice("clips")
+    assert (clips.provider, clips.model) == ("storyboard", "ken-burns")
+    assert clips.fallback is not None and (clips.fallback.provider, clips.fallback.model) == (
+        "runway",
+        "gen4_turbo",
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"provider": "pixie"}, "provider", "no provider 'pixie'"),
+        ({"provider": "runway", "video_model": "gen4_image"}, "video_model", "no clips model 'gen4_image'"),
+        ({"images": {"provider": "runway", "model": "gen4_turbo"}}, "images", "no images model"),
+        (
+            {"clips": {"provider": "runway", "fallback": {"provider": "nope"}}},
+            "clips.fallback",
+            "no provider",
+        ),
+        ({"images": {"provider": "runway", "extra": 1}}, "images.extra", "Extra inputs"),
+        ({"images": {"provider": "Runway!"}}, "images.provider", "pattern"),
+    ],
+)
+def test_unknown_providers_and_models_are_refused_naming_the_field(
+    overrides: dict[str, Any], field: str, message: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        staged(**overrides)
+    described = describe_validation_error(caught.value)
+    assert field in described and message in described
+
+
+def test_segment_lengths_map_to_what_every_clip_model_of_the_job_makes() -> None:
+    spec = staged(provider="runway")
+    assert spec.clip_length(3) == 3  # Runway makes 2–10 s
+    assert [s.duration_s for s in segments_for(spec)] == [3]

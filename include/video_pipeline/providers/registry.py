@@ -16,6 +16,8 @@ from video_pipeline import providers as _package
 from video_pipeline.providers.base import LocalProvider
 from video_pipeline.providers.port import ModelSpec, RemoteProvider, Stage
 
+#: A spec that names no provider gets the offline one: it never spends.
+DEFAULT_PROVIDER = "storyboard"
 #: Modules of this package that are the port's own, not providers.
 _INFRASTRUCTURE = frozenset({"base", "http", "port", "registry"})
 

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from PIL import Image, ImageDraw, ImageFont
 
-from video_pipeline.ffmpeg import run_ffmpeg
+from video_pipeline.media.ffmpeg import run_ffmpeg
 from video_pipeline.models import RATIOS
 from video_pipeline.providers.base import ClipRequest, ImageRequest
 from video_pipeline.providers.port import ModelSpec, Stage

@@ -1,6 +1,6 @@
 """Opens the job storage for Airflow tasks: S3 through the amazon provider's S3Hook, local otherwise.
 
-Presigned URLs (gate previews, the final video, Runway's ``presigned`` image source) are opened by someone
+Presigned URLs (gate previews, the final video, the ``presigned`` image source of remote clip models) are opened by someone
 outside the Airflow network. When S3 is reached by another name from outside (compose: Airflow talks to
 ``http://minio:9000``, a reviewer's browser to ``http://localhost:9000``), set the Variable
 ``video_pipeline_s3_public_endpoint_url`` to the outside address: URLs are then signed for it. Rewriting the
@@ -36,6 +36,11 @@ def s3_public_endpoint_url() -> str | None:
 
 
 def get_storage(url: str | None = None) -> Storage:
+    """The job storage: S3 through the S3Hook of the ``aws_default`` connection (URLs for browsers signed for
+    the public endpoint when one is set), or a local folder.
+
+    :param url: ``s3://bucket/prefix`` or ``file:///path``; by default the configured storage URL.
+    """
     url = url or storage_url()
     if url.startswith("s3://"):
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -50,7 +55,12 @@ def get_storage(url: str | None = None) -> Storage:
 
 def _presign_client(hook: Any, client: Any, public_endpoint: str) -> Any:
     """A client that only signs: the connection's credentials and region, the public endpoint, SigV4 and
-    path-style addressing (``host/bucket/key``: MinIO serves no per-bucket host names unless configured to)."""
+    path-style addressing (``host/bucket/key``: MinIO serves no per-bucket host names unless configured to).
+
+    :param hook: the S3Hook whose connection gives the credentials, configuration and TLS verification.
+    :param client: the hook's client (its region is reused).
+    :param public_endpoint: the base URL browsers reach S3 by.
+    """
     from botocore.config import Config
 
     config = hook.config.merge(Config(signature_version="s3v4", s3={"addressing_style": "path"}))

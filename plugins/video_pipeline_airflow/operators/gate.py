@@ -19,7 +19,6 @@ from airflow.providers.common.compat.sdk import SkipMixin
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Context, Param, Variable
 from airflow.sdk.exceptions import TaskDeferred
-from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail, upsert_hitl_detail
 
 from video_pipeline.approval import (
     APPROVE,
@@ -36,14 +35,15 @@ from video_pipeline.approval import (
     variable_key,
 )
 from video_pipeline.costs import segment_estimate, stage_estimates
+from video_pipeline.gate_form import build_preview, gate_body, gate_subject, inert
 from video_pipeline.generation import animate_segment, generate_image
 from video_pipeline.manifest import decisions_for, load_manifest, merge_segments, save_manifest
 from video_pipeline.models import Decision, JobSpec, Manifest, SegmentStatus, Stage, VideoSegment, utcnow
 from video_pipeline.progress import record_completion
 from video_pipeline.providers import registry
-from video_pipeline.review import build_preview, gate_body, gate_subject
 from video_pipeline.storage import Storage
 from video_pipeline.submissions import credits_spent
+from video_pipeline_airflow.compat import get_hitl_detail_content_detail, upsert_hitl_detail
 from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.notify import notify
 from video_pipeline_airflow.operators.segment import (
@@ -51,7 +51,7 @@ from video_pipeline_airflow.operators.segment import (
     GenerateImageOperator,
     SegmentOperator,
 )
-from video_pipeline_airflow.previews import preview_url
+from video_pipeline_airflow.preview_links import preview_url
 from video_pipeline_airflow.settings import gate_poll_seconds
 from video_pipeline_airflow.stages import end_run
 from video_pipeline_airflow.triggers.gate import ApprovalGateTrigger
@@ -96,6 +96,24 @@ def form_params() -> dict[str, Param]:
 
 
 class ApprovalGateOperator(HITLOperator, SkipMixin):
+    """One approval gate of a job: opens a review request (the Required Action form), waits deferred on
+    :class:`~video_pipeline_airflow.triggers.gate.ApprovalGateTrigger` for the form, REST or the decision
+    Variable, and acts on the answer: approve returns the segments, reject skips everything downstream, redo
+    regenerates the listed segments and opens the gate again.
+
+    It replaces both ``execute`` and ``execute_complete`` of ``HITLOperator``: on Airflow 3.3 the parent's
+    ``execute`` waits in ``awaiting_input`` with no trigger (nothing would poll the Variable) and writes the
+    task's Params, which Airflow fills from the run's conf, into the form; the parent's ``execute_complete``
+    raises on an unusable answer, where the gate refuses it and re-opens. It keeps the parent's form (subject,
+    options, Param fields) and its link to the form.
+
+    :param stage: which gate, ``"images"`` or ``"clips"``: the segments it shows and the status it approves.
+    :param job: the job spec as a dict (templated: the validated spec from ``validate_job``).
+    :param segments: the segments to review, as dicts (templated: the mapped stage's output).
+    :param kwargs: passed to ``HITLOperator``/``BaseOperator`` (``task_id`` and the like); ``params`` is
+        dropped: the DAG's trigger params are not the form's fields.
+    """
+
     template_fields: Sequence[str] = ("job", "segments")
     inherits_from_skipmixin = True
     ui_color = "#fff4cc"
@@ -152,7 +170,10 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         manifest: Manifest,
         changed: list[int],
         note: str | None = None,
+        notice: str | None = None,
     ) -> None:
+        """Open (or re-open) the gate's request. ``note`` is the reviewer's (shown with the changes);
+        ``notice`` is the pipeline's own word to the reviewer (a refused or failed redo)."""
         round_ = len(decisions_for(manifest, context["run_id"], self.stage)) + 1
         segments = manifest.segments
         preview = build_preview(storage, job, self.stage, segments, round_)
@@ -172,6 +193,8 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         )
         if price := self.redo_price(storage, job, segments):
             self.body = f"{self.body}\n\n{price}"
+        if notice:
+            self.body = f"{self.body}\n\n**Notice:** {inert(notice)}"
         manifest.status = "awaiting_images" if self.stage == "images" else "awaiting_clips"
         manifest.gates_opened_at[self.stage] = utcnow()
         save_manifest(storage, manifest)
@@ -352,16 +375,18 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         """Credits regenerating ``segments`` at this gate costs on the stage's provider (a cache hit: less)."""
         return sum(segment_estimate(job, s, self.stage) for s in segments)
 
-    def _generator(self, job: JobSpec, segment: VideoSegment, total: int) -> SegmentOperator:
+    def _generator(self, job: JobSpec, segment: VideoSegment, total: int, round_: int) -> SegmentOperator:
         """The stage's segment operator as the redo's engine: the same records, reservations, stop checks and
         resume rules as the mapped tasks, so a redo is never paid twice either."""
         cls = GenerateImageOperator if self.stage == "images" else AnimateSegmentOperator
-        return cls(
+        generator = cls(
             task_id=self.task_id,
             job=job.settings().model_dump(mode="json"),
             segment=segment.model_dump(mode="json"),
             total=total,
         )
+        generator.progress_round = round_ + 1  # the gate round that shows these segments
+        return generator
 
     def _redo_remote(
         self,
@@ -384,7 +409,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
                 f"has {job.budget_credits - spent:g} left; approve, reject, or redo fewer segments."
             )
             self.log.error(note)
-            return self._open(context, storage, job, manifest, changed=[], note=note)
+            return self._open(context, storage, job, manifest, changed=[], notice=note)
         choice = job.choice(self.stage)
         self.log.info(
             "Redo of segments %s: ~%g credits on %s %s", request.segments, cost, choice.provider, choice.model
@@ -395,7 +420,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         failed: list[str] = []
         for segment in wanted:
             try:  # a cache hit returns at once; a submission defers
-                done.append(self._generator(job, segment, len(wanted)).execute(context))
+                done.append(self._generator(job, segment, len(wanted), round_).execute(context))
             except TaskDeferred:
                 pending.append({"segment": segment.model_dump(mode="json")})
             except Exception as exc:  # refused, over budget, stopped: the segment keeps its output
@@ -417,14 +442,16 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         if not pending:
             manifest = self._manifest(storage, job)
             merge_segments(manifest, [VideoSegment.model_validate(s) for s in state["done"]])
-            note = "\n".join(filter(None, [state["note"], *state["failed"]])) or None
-            return self._open(context, storage, job, manifest, changed=state["changed"], note=note)
+            notice = "; ".join(state["failed"]) or None
+            return self._open(
+                context, storage, job, manifest, changed=state["changed"], note=state["note"], notice=notice
+            )
         head = pending[0]
         segment = VideoSegment.model_validate(head["segment"])
         try:
             # Resumes the recorded provider task (never a second submission), or finds the output made
             # meanwhile (a cache hit: e.g. the salvage sweep fetched it).
-            made = self._generator(job, segment, len(state["changed"])).execute(context)
+            made = self._generator(job, segment, len(state["changed"]), state["round"]).execute(context)
         except TaskDeferred as deferred:
             self.defer(
                 trigger=deferred.trigger,
@@ -449,7 +476,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         next one, or re-open the gate when all are back."""
         job = JobSpec.model_validate(self.job)
         segment = VideoSegment.model_validate(pending[0]["segment"])
-        generator = self._generator(job, segment, len(state["changed"]))
+        generator = self._generator(job, segment, len(state["changed"]), state["round"])
         try:
             result = generator.execute_complete(context, event, **deferral)
         except Exception as exc:  # failed at the provider: the segment keeps its earlier output

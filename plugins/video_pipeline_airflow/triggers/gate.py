@@ -10,23 +10,34 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from airflow.sdk import Variable
-from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail, update_hitl_detail_response
-from airflow.sdk.timezone import utcnow
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from asgiref.sync import sync_to_async
 
 from video_pipeline.approval import DECISION_TO_OPTION, REJECT, DecisionError, parse_variable_value
+from video_pipeline_airflow.compat import get_hitl_detail_content_detail, update_hitl_detail_response
 from video_pipeline_airflow.triggers.settle import wait_until_settled
 
 TIMEOUT_NOTE = "gate timed out"
 
 
 class ApprovalGateTrigger(BaseTrigger):
+    """Fires once with the gate's answer (``chosen_options``, ``params_input``, ``responded_at``,
+    ``responded_by_user`` and ``via``: ``ui``, ``variable`` or ``timeout``), from whichever comes first: an
+    answer in the review request, the decision Variable, or the timeout.
+
+    :param ti_id: the gate task instance's id: its review request is keyed by it.
+    :param variable_key: the decision Variable to read (and delete once its answer is recorded).
+    :param timeout_at: when the gate gives up and answers ``timeout_option`` itself; None waits for ever.
+    :param timeout_option: the option recorded at the timeout (reject unless the job says approve).
+    :param poll_interval: seconds between two looks at the request and the Variable.
+    :param settle_until: epoch seconds before which the trigger does not look (see ``settle.py``); None: at once.
+    """
+
     def __init__(
         self,
         *,
@@ -81,7 +92,7 @@ class ApprovalGateTrigger(BaseTrigger):
         return {
             "chosen_options": list(detail.chosen_options),
             "params_input": params,
-            "responded_at": (detail.responded_at or utcnow()).isoformat(),
+            "responded_at": (detail.responded_at or datetime.now(UTC)).isoformat(),
             "responded_by_user": {"id": user.id, "name": user.name} if user else None,
             "via": via,
         }
@@ -117,13 +128,13 @@ class ApprovalGateTrigger(BaseTrigger):
         return {
             "chosen_options": [DECISION_TO_OPTION[request.decision]],
             "params_input": params,
-            "responded_at": utcnow().isoformat(),
+            "responded_at": datetime.now(UTC).isoformat(),
             "responded_by_user": {"id": "variable", "name": request.by or "variable"},
             "via": "variable",
         }
 
     async def _timeout(self) -> dict[str, Any] | None:
-        if self.timeout_at is None or utcnow() < self.timeout_at:
+        if self.timeout_at is None or datetime.now(UTC) < self.timeout_at:
             return None
         await sync_to_async(update_hitl_detail_response)(
             ti_id=UUID(self.ti_id), chosen_options=[self.timeout_option], params_input={"note": TIMEOUT_NOTE}
@@ -131,7 +142,7 @@ class ApprovalGateTrigger(BaseTrigger):
         return {
             "chosen_options": [self.timeout_option],
             "params_input": {"note": TIMEOUT_NOTE},
-            "responded_at": utcnow().isoformat(),
+            "responded_at": datetime.now(UTC).isoformat(),
             "responded_by_user": None,
             "via": "timeout",
         }

@@ -7,7 +7,7 @@ task instance ... finished with state success, but the task instance's state att
 apache/airflow#72716 and #71580, guarded upstream only for the ``scheduled`` state). Measured here: 15 of 200
 fast (5-s) provider tasks failed that way and had to retry. The scheduler takes the report in within a second
 or two of the deferral, so a trigger waits until ``DEFERRAL_SETTLE_S`` after it before its first check.
-Nothing real waits longer because of it: a Runway task takes tens of seconds, a reviewer longer.
+Nothing real waits longer because of it: a provider task takes tens of seconds, a reviewer longer.
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ def settle_deadline() -> float:
 
 async def wait_until_settled(deadline: float | None) -> None:
     """Sleep until ``deadline``; never longer than ``DEFERRAL_SETTLE_S`` (the worker's and the triggerer's
-    clocks may disagree), and not at all for a trigger re-created after a restart that has passed it."""
+    clocks may disagree), and not at all for a trigger re-created after a restart that has passed it.
+
+    :param deadline: epoch seconds from :func:`settle_deadline` at deferral; None does not wait.
+    """
     if deadline is None:
         return
     delay = min(deadline - time.time(), DEFERRAL_SETTLE_S)

@@ -1,4 +1,5 @@
-"""The storage hook over S3: presigned URLs are signed for the address their reader reaches S3 at.
+"""The storage hook: a local folder for a ``file://`` URL; over S3, presigned URLs are signed for the address
+their reader reaches S3 at.
 
 In compose Airflow reaches MinIO as ``minio:9000`` and a reviewer's browser as ``localhost:9000``. Here moto's
 server plays MinIO: the connection names it ``127.0.0.1:<port>`` (the inside name) and the Variable
@@ -12,6 +13,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import boto3
@@ -19,7 +21,7 @@ import httpx
 import pytest
 
 from tests.support.moto_s3 import MotoS3
-from video_pipeline.storage import S3Storage, StorageError
+from video_pipeline.storage import LocalStorage, S3Storage, StorageError
 from video_pipeline_airflow.hooks.storage import get_storage
 
 BUCKET_USER = ("video-pipeline", "bucket-user-secret")
@@ -122,3 +124,11 @@ def test_a_malformed_public_endpoint_is_refused_by_name(monkeypatch: pytest.Monk
     monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_S3_PUBLIC_ENDPOINT_URL", value)
     with pytest.raises(StorageError, match="video_pipeline_s3_public_endpoint_url"):
         get_storage()
+
+
+def test_a_file_url_opens_local_storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_STORAGE_URL", (tmp_path / "configured").as_uri())
+    configured = get_storage()
+    assert isinstance(configured, LocalStorage) and configured.root == tmp_path / "configured"
+    explicit = get_storage((tmp_path / "other").as_uri())  # an explicit URL wins over the Variable
+    assert isinstance(explicit, LocalStorage) and explicit.root == tmp_path / "other"

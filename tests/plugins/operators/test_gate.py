@@ -17,11 +17,11 @@ import pytest
 from airflow.sdk import DAG
 from airflow.sdk.definitions.param import process_params
 
+from video_pipeline.gate_form import GatePreview, inert
 from video_pipeline.generation import animate_segment, generate_image, plan_clip
 from video_pipeline.manifest import load_manifest, save_manifest
 from video_pipeline.models import JobSpec, Manifest, Stage
 from video_pipeline.providers.storyboard import StoryboardProvider
-from video_pipeline.review import GatePreview, inert
 from video_pipeline.segmentation import segments_for
 from video_pipeline.storage import LocalStorage
 from video_pipeline_airflow.operators import gate as gate_module

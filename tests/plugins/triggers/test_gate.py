@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from airflow.sdk.timezone import utcnow
 
+from tests.plugins.conditions import until
 from video_pipeline.approval import parse_form_answer
 from video_pipeline_airflow.triggers import gate as gate_module
 from video_pipeline_airflow.triggers.gate import ApprovalGateTrigger
@@ -27,10 +28,13 @@ class FakeAirflow:
         self.variables: dict[str, str] = {}
         self.answer: dict[str, Any] | None = None
         self.refuse_update = False
+        self.refused = 0
         self.deleted: list[str] = []
+        self.first_look: float | None = None  # when the trigger first read the request (epoch seconds)
 
     def get_detail(self, ti_id: uuid.UUID) -> SimpleNamespace:
         assert str(ti_id) == TI_ID
+        self.first_look = self.first_look or time.time()
         if self.answer is None:
             return SimpleNamespace(response_received=False, chosen_options=None)
         user = self.answer.get("user")
@@ -44,6 +48,7 @@ class FakeAirflow:
 
     def update(self, ti_id: uuid.UUID, chosen_options: list[str], params_input: dict[str, Any]) -> None:
         if self.refuse_update or self.answer is not None:
+            self.refused += 1
             raise RuntimeError("409: already answered")
         self.answer = {"options": chosen_options, "params": params_input}
 
@@ -92,11 +97,9 @@ def test_serialize_round_trip() -> None:
 
 async def test_an_early_answer_waits_for_the_deferral_to_settle(fake: FakeAirflow) -> None:
     fake.variables[KEY] = "approve"  # answered before the gate's deferral has settled
-    t = trigger(settle_until=time.time() + 0.5)
-    running = asyncio.ensure_future(first_event(t))
-    await asyncio.sleep(0.3)
-    assert KEY in fake.variables and not running.done()  # not consumed yet
-    assert (await running)["chosen_options"] == ["Approve"]
+    settled = time.time() + 0.5
+    assert (await first_event(trigger(settle_until=settled)))["chosen_options"] == ["Approve"]
+    assert fake.first_look is not None and fake.first_look >= settled - 0.01  # nothing was read before
     assert KEY not in fake.variables
 
 
@@ -135,9 +138,8 @@ async def test_variable_prompts_are_recorded_as_the_form_would_send_them(fake: F
 async def test_invalid_variable_is_dropped_and_the_gate_keeps_waiting(fake: FakeAirflow) -> None:
     fake.variables[KEY] = "maybe"
     run = asyncio.ensure_future(first_event(trigger()))
-    await asyncio.sleep(0.1)
+    await until(lambda: fake.deleted == [KEY], what="dropping the Variable")
     assert not run.done()
-    assert fake.deleted == [KEY]
     fake.variables[KEY] = "approve"
     assert (await run)["chosen_options"] == ["Approve"]
 
@@ -162,9 +164,9 @@ async def test_hostile_variable_values_are_dropped_and_the_gate_keeps_waiting(
 ) -> None:
     fake.variables[KEY] = value
     run = asyncio.ensure_future(first_event(trigger()))
-    await asyncio.sleep(0.1)
+    await until(lambda: fake.deleted == [KEY], what="dropping the Variable")
     assert not run.done()  # the trigger did not raise: it is still waiting
-    assert fake.deleted == [KEY] and fake.answer is None  # dropped, nothing recorded
+    assert fake.answer is None  # dropped, nothing recorded
     logged = [line for line in capsys.readouterr().out.splitlines() if "Ignoring Variable" in line]
     assert len(logged) == 1 and len(logged[0]) < 2000  # the reason, without echoing the value
     fake.variables[KEY] = "approve"
@@ -175,7 +177,7 @@ async def test_form_wins_a_race_with_the_variable(fake: FakeAirflow) -> None:
     fake.variables[KEY] = "reject"
     fake.refuse_update = True  # the form answered between our read and our write
     run = asyncio.ensure_future(first_event(trigger()))
-    await asyncio.sleep(0.05)
+    await until(lambda: fake.refused > 0, what="the refused write")
     fake.refuse_update = False
     fake.answer = {"options": ["Approve"], "user": "ana"}
     event = await run

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from video_pipeline.ffmpeg import probe
 from video_pipeline.generation import generate_image
 from video_pipeline.layout import cache_key
+from video_pipeline.media.probe import probe
 from video_pipeline.models import RATIOS, JobSpec
 from video_pipeline.providers.base import ClipRequest, ImageRequest
 from video_pipeline.providers.storyboard import FPS, StoryboardProvider, camera_move

@@ -1,0 +1,106 @@
+"""Captions from the segments' narration: cue times, an SRT file (muxed as a soft ``mov_text`` track) and
+caption images for burning in.
+
+Burned captions are rendered with Pillow (its bundled font) into a transparent frame-sized PNG and laid over
+the segment's clip with ffmpeg's ``overlay``. The bundled ffmpeg also has libass (``subtitles`` filter) and
+``drawtext``, but both depend on the fonts fontconfig finds on the machine; a Pillow image looks the same on
+every worker and container. Captions follow segments, so only segments with narration are re-encoded.
+
+Each narrated segment is exactly one cue whatever its narration holds. SRT is line-based: a blank line ends a
+cue, a line like ``00:00:01,000 --> 09:00:00,000`` starts one (ffmpeg's reader takes it anywhere in a cue), and
+a NUL ends the text for C readers. So a caption is the narration on one line (line breaks, control and
+separator characters become spaces, runs of spaces one) with ``-->`` written as an arrow.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from video_pipeline.atomic_write import atomic_write
+from video_pipeline.media.plan import Span
+
+
+@dataclass(frozen=True)
+class Cue:
+    index: int
+    start_s: float
+    end_s: float
+    text: str
+
+
+#: Characters that end a line somewhere (controls, line/paragraph separators) or draw nothing useful in a
+#: caption: all become spaces.
+_BREAKING_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+_CUE_ARROW = re.compile(r"-{2,}>")
+
+
+def caption_text(narration: str) -> str:
+    """The narration as a caption: one line, no control characters, no ``-->``; "" when nothing is left."""
+    spaced = "".join(" " if unicodedata.category(c) in _BREAKING_CATEGORIES else c for c in narration)
+    return _CUE_ARROW.sub("→", " ".join(spaced.split()))
+
+
+def cues_for(spans: list[Span], narration: dict[int, str], transition_s: float = 0.0) -> list[Cue]:
+    """One cue per narrated segment, over its span; where segments crossfade, the caption changes half-way
+    through the fade, so cues never overlap."""
+    half = transition_s / 2
+    out = []
+    for position, span in enumerate(spans):
+        text = caption_text(narration.get(span.index) or "")
+        if not text:
+            continue
+        start = span.start_s + (half if position > 0 else 0.0)
+        end = span.end_s - (half if position < len(spans) - 1 else 0.0)
+        out.append(Cue(span.index, round(start, 3), round(end, 3), text))
+    return out
+
+
+def _timestamp(seconds: float) -> str:
+    millis = round(seconds * 1000)
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d},{millis:03d}"
+
+
+def write_srt(cues: list[Cue], dest: Path) -> Path:
+    """The cues as SRT, one block each (cue text goes through ``caption_text`` again: whoever built the cues,
+    a block can never split)."""
+    blocks = [
+        f"{number}\n{_timestamp(cue.start_s)} --> {_timestamp(cue.end_s)}\n{caption_text(cue.text) or '…'}\n"
+        for number, cue in enumerate(cues, start=1)
+    ]
+    dest.write_text("\n".join(blocks), encoding="utf-8")
+    return dest
+
+
+def caption_image(text: str, size: tuple[int, int], dest: Path) -> Path:
+    """A transparent frame with the caption at the bottom: white text on a dark translucent band."""
+    width, height = size
+    unit = min(width, height)
+    font_size = max(12, unit // 18)
+    font = ImageFont.load_default(size=font_size)
+    image = Image.new("RGBA", size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    margin = unit // 20
+    average = max(1.0, draw.textlength("abcdefghijklmnopqrstuvwxyz", font=font) / 26)
+    lines = textwrap.wrap(text, width=max(10, int((width - 2 * margin) / average)))[:4]
+    line_height = int(font_size * 1.3)
+    pad = line_height // 3
+    block = line_height * len(lines)
+    top = height - margin - block
+    widest = max(draw.textlength(line, font=font) for line in lines)
+    left = (width - widest) / 2
+    draw.rectangle((left - pad, top - pad, left + widest + pad, top + block + pad), fill=(0, 0, 0, 150))
+    for number, line in enumerate(lines):
+        x = (width - draw.textlength(line, font=font)) / 2
+        draw.text((x, top + number * line_height), line, font=font, fill=(255, 255, 255, 255))
+    with atomic_write(dest) as tmp:
+        image.save(tmp, format="PNG")
+    return dest

@@ -1,0 +1,105 @@
+"""From approved clips to the finished MP4, on local files: captions, the join, the audio track, checks.
+
+Each step is called from here in turn, and hands back what it made: captions rendered for burning
+(``captions``), the join planned (``plan``), clip lengths checked, the soft-subtitle cues and SRT written, the
+video written into a temp file (``write``: by the join itself, or one ffmpeg pass that adds captions and
+audio), probed and checked against the plan (``check``). The temp file replaces ``dest`` only if every
+check passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from video_pipeline.media.captions import Cue, caption_image, caption_text, cues_for, write_srt
+from video_pipeline.media.check import check_clip_lengths, check_finished, check_joined, probe_written
+from video_pipeline.media.plan import Clip, JoinPlan, plan_join
+from video_pipeline.media.probe import VideoProbe
+from video_pipeline.media.write import output_for, write_finished, write_join, write_video
+from video_pipeline.models import Finishing
+
+
+@dataclass(frozen=True)
+class Segment:
+    index: int
+    clip: Path
+    narration: str | None = None
+    planned_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Finished:
+    probe: VideoProbe
+    plan: JoinPlan
+    cues: list[Cue]
+    srt: Path | None
+    streams: dict[str, int]
+
+
+def finish(
+    segments: list[Segment],
+    dest: Path,
+    *,
+    options: Finishing,
+    resolution: tuple[int, int],
+    workdir: Path,
+    audio_track: Path | None = None,
+) -> Finished:
+    """Assemble ``segments`` (in order) into ``dest`` with the finishing ``options``."""
+    narration = {s.index: text for s in segments if (text := caption_text(s.narration or ""))}
+    clips = _clips(segments, narration if options.subtitles == "burned" else {}, resolution, workdir)
+    plan = plan_join(clips, resolution=resolution, workdir=workdir, transition_s=options.transition_s)
+    check_clip_lengths(plan, [s.planned_s for s in segments])
+    cues = cues_for(plan.spans, narration, plan.transition_s) if options.subtitles == "soft" else []
+    srt = write_srt(cues, workdir / "final.srt") if cues else None
+    streams = {
+        "video": 1,
+        "audio": int(audio_track is not None or plan.has_audio),
+        "subtitle": int(srt is not None),
+    }
+    with output_for(plan, dest, "finish the video") as tmp:
+        if streams["audio"] or (srt is not None and plan.tables is None):
+            write_finished(
+                plan,
+                tmp,
+                workdir=workdir,
+                srt=srt,
+                track=audio_track,
+                loudness_lufs=options.loudness_lufs,
+                cue_count=len(cues),
+            )
+        else:
+            write_video(plan, tmp, captions=[(c.start_s, c.end_s, c.text) for c in cues])
+        result = probe_written(plan, tmp)
+        check_finished(result, tmp, plan, streams, cues)
+    result = replace(result, size_bytes=dest.stat().st_size)
+    return Finished(probe=result, plan=plan, cues=cues, srt=srt, streams=streams)
+
+
+def _clips(
+    segments: list[Segment], burned: dict[int, str], resolution: tuple[int, int], workdir: Path
+) -> list[Clip]:
+    """The segments as the join takes them, each with its ``burned`` caption rendered as an overlay image."""
+    captions = workdir / "captions"
+    if burned:
+        captions.mkdir(parents=True, exist_ok=True)
+    return [
+        Clip(
+            s.index,
+            s.clip,
+            caption_image(burned[s.index], resolution, captions / f"{s.index:05d}.png")
+            if s.index in burned
+            else None,
+        )
+        for s in segments
+    ]
+
+
+def join(plan: JoinPlan, dest: Path) -> VideoProbe:
+    """The plain join of a plan, without captions or a track: written atomically, probed and checked."""
+    with output_for(plan, dest, "join the clips") as tmp:
+        write_join(plan, tmp)
+        result = probe_written(plan, tmp)
+        check_joined(result, plan)
+    return replace(result, size_bytes=dest.stat().st_size)
