@@ -226,7 +226,8 @@ class SegmentOperator(BaseOperator):
                     fallback.provider,
                     fallback.model,
                 )
-                if not registry.is_remote(fallback.provider):  # a local fallback: e.g. free camera moves for an animatic
+                # A local fallback (e.g. free camera moves for an animatic) renders here and now.
+                if not registry.is_remote(fallback.provider):
                     result = self.local_step()(storage, job, segment, registry.local(fallback.provider))
                     return self._finish(storage, job, result, started)
                 continue
