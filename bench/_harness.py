@@ -1,8 +1,8 @@
 """Shared parts of the Airflow benchmarks (bench/fanout.py, bench/scale.py, bench/rerun.py).
 
-Everything here drives *real* parts: the embedded Airflow of ``video_pipeline_airflow.local`` (api-server,
+Everything here drives *real* parts: the embedded Airflow of ``video_pipeline_dev.local`` (api-server,
 scheduler, dag-processor, triggerer; SQLite + LocalExecutor), the fake Runway server as its own process
-(``python -m tests.support.fake_runway``), and the public REST API. Run the benches from the repository root
+(``python -m video_pipeline_dev.fake_runway``), and the public REST API. Run the benches from the repository root
 as modules, e.g. ``.venv/bin/python -m bench.fanout``, so ``tests.support`` and ``bench`` import.
 """
 
@@ -32,8 +32,8 @@ import httpx
 import psutil
 import sqlalchemy
 
-from tests.support.cluster import celery_env, fresh_metadata_db, missing_services
-from video_pipeline_airflow.local import REPO, TERMINAL_RUN_STATES, LocalAirflow
+from video_pipeline_dev.cluster import celery_env, fresh_metadata_db, missing_services
+from video_pipeline_dev.local import REPO, TERMINAL_RUN_STATES, LocalAirflow
 
 RESULTS = REPO / "bench" / "RESULTS.md"
 RESULTS_INTRO = (
@@ -121,7 +121,7 @@ def fmt_s(seconds: float | None) -> str:
 
 
 class FakeRunwayProcess:
-    """``python -m tests.support.fake_runway`` as a child process (its own interpreter: the triggerer's
+    """``python -m video_pipeline_dev.fake_runway`` as a child process (its own interpreter: the triggerer's
     polls do not compete with the bench's samplers for one GIL). Control and counters over HTTP."""
 
     def __init__(self, *, api_key: str, concurrency: int, image_latency: float, video_latency: float) -> None:
@@ -144,7 +144,7 @@ class FakeRunwayProcess:
 
     def __enter__(self) -> FakeRunwayProcess:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.fake_runway", "--port", "0", *self.args],
+            [sys.executable, "-m", "video_pipeline_dev.fake_runway", "--port", "0", *self.args],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -62,14 +62,14 @@ from bench._harness import (
     wait_for_run,
     write_section,
 )
-from tests.support.cluster import missing_services
 from video_pipeline.approval import variable_key
 from video_pipeline.providers.base import ImageRequest
 from video_pipeline.providers.runway import RunwayClient
-from video_pipeline_airflow.local import LocalAirflow
 from video_pipeline_airflow.pools import QUEUE_DEPTH
 from video_pipeline_airflow.settings import IMAGE_POOL, POLL_VARIABLE
 from video_pipeline_airflow.triggers.provider import poll_delay
+from video_pipeline_dev.cluster import missing_services
+from video_pipeline_dev.local import LocalAirflow
 
 HEADING = "## Fan-out"
 GOAL_RATIO = 1.05

@@ -44,9 +44,9 @@ from bench._harness import (
     write_section,
 )
 from video_pipeline.models import Manifest
-from video_pipeline_airflow.local import LocalAirflow
 from video_pipeline_airflow.pools import QUEUE_DEPTH
 from video_pipeline_airflow.settings import CLIP_POOL, IMAGE_POOL, POLL_VARIABLE
+from video_pipeline_dev.local import LocalAirflow
 
 HEADING = "## Re-run"
 GOAL_RATIO = 0.2

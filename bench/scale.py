@@ -67,8 +67,8 @@ from video_pipeline.models import MAX_SEGMENTS_ENV, JobSpec, Manifest
 from video_pipeline.providers.storyboard import StoryboardProvider
 from video_pipeline.segmentation import segments_for
 from video_pipeline.storage import LocalStorage
-from video_pipeline_airflow.local import LocalAirflow
 from video_pipeline_airflow.settings import CLIP_POOL, IMAGE_POOL
+from video_pipeline_dev.local import LocalAirflow
 
 HEADING = "## Scale"
 NOOP_DAG = "bench_noop_fanout"

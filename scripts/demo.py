@@ -18,7 +18,7 @@ from video_pipeline.approval import variable_key
 from video_pipeline.layout import JobLayout
 from video_pipeline.media.probe import probe
 from video_pipeline.models import Manifest
-from video_pipeline_airflow.local import REPO, LocalAirflow
+from video_pipeline_dev.local import REPO, LocalAirflow
 
 DAG_ID = "video_generation"
 JOB = REPO / "examples" / "jobs" / "demo.json"

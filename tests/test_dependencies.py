@@ -33,7 +33,7 @@ DEV_TOOLS = {
 }
 #: the code the image runs: the Airflow-free domain, the adapters, the DAG files
 SHIPPED = ("include", "plugins", "dags")
-OUR_PACKAGES = {"video_pipeline", "video_pipeline_airflow", "dags", "tests"}
+OUR_PACKAGES = {"video_pipeline", "video_pipeline_airflow", "video_pipeline_dev", "dags", "tests"}
 
 
 def normalize(name: str) -> str:
@@ -185,3 +185,19 @@ def test_make_install_covers_both_locks() -> None:
     assert lock.index(f"-o {RUNTIME_LOCK}") < lock.index(
         f"-o {DEV_LOCK}"
     )  # the dev lock is constrained by it
+
+
+def test_the_image_has_neither_the_harness_nor_the_fakes() -> None:
+    """The embedded Airflow, the fake provider servers and moto live in the development package (``dev/``), which
+    the image never copies; the product's packages never import it."""
+    copied = {
+        w
+        for keyword, words in dockerfile_instructions()
+        if keyword == "COPY"
+        for w in words[:-1]
+        if "=" not in w
+    }
+    assert not {w for w in copied if w.rstrip("/").split("/")[0] in ("dev", "tests", "bench", "scripts", ".")}
+    shipped_imports = set().union(*(imported_top_level_modules(REPO / part) for part in SHIPPED))
+    assert "video_pipeline_dev" not in shipped_imports and "tests" not in shipped_imports
+    assert not list((REPO / "plugins").rglob("local.py"))

@@ -13,14 +13,14 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.support.cluster import PG, fresh_metadata_db, reachable
-from tests.support.fake_fal import FakeFal
-from tests.support.fake_runway import FakeRunway
-from tests.support.moto_s3 import MotoS3
 from video_pipeline.approval import variable_key
 from video_pipeline.models import Manifest
 from video_pipeline.storage import Storage, open_storage
-from video_pipeline_airflow.local import LocalAirflow
+from video_pipeline_dev.cluster import PG, fresh_metadata_db, reachable
+from video_pipeline_dev.fake_fal import FakeFal
+from video_pipeline_dev.fake_runway import FakeRunway
+from video_pipeline_dev.local import LocalAirflow
+from video_pipeline_dev.moto_s3 import MotoS3
 
 DAG_ID = "video_generation"
 BUCKET = "video-e2e"

@@ -15,11 +15,11 @@ import boto3
 import pytest
 
 from tests.e2e.conftest import BUCKET, DAG_ID, decide_by_variable, manifest_of
-from tests.support.cluster import celery_env, fresh_metadata_db, missing_services
 from video_pipeline.media.probe import probe
 from video_pipeline.models import SegmentStatus
 from video_pipeline.storage import Storage, open_storage
-from video_pipeline_airflow.local import LocalAirflow
+from video_pipeline_dev.cluster import celery_env, fresh_metadata_db, missing_services
+from video_pipeline_dev.local import LocalAirflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(1500)]
 

@@ -23,14 +23,14 @@ from tests.e2e.conftest import (
     manifest_of,
     six_segment_job,
 )
-from tests.support.fake_runway import FakeRunway
-from tests.support.moto_s3 import MotoS3
 from video_pipeline.approval import variable_key
 from video_pipeline.media.probe import probe
 from video_pipeline.models import SegmentStatus
 from video_pipeline.storage import Storage
-from video_pipeline_airflow.local import LocalAirflow
 from video_pipeline_airflow.pools import planned_pools
+from video_pipeline_dev.fake_runway import FakeRunway
+from video_pipeline_dev.local import LocalAirflow
+from video_pipeline_dev.moto_s3 import MotoS3
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.timeout(900)]
 

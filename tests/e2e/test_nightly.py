@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e.conftest import six_segment_job
 from video_pipeline.storage import LocalStorage, Storage
-from video_pipeline_airflow.local import LocalAirflow
+from video_pipeline_dev.local import LocalAirflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 NIGHTLY = "video_generation_nightly"

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from video_pipeline.storage import LocalStorage, Storage
-from video_pipeline_airflow.local import LocalAirflow
+from video_pipeline_dev.local import LocalAirflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 ROUTE = "/video-previews"

@@ -19,12 +19,12 @@ from tests.e2e.conftest import (
     manifest_of,
     six_segment_job,
 )
-from tests.support.fake_fal import FakeFal
-from tests.support.fake_runway import FakeRunway
 from video_pipeline.approval import variable_key
 from video_pipeline.models import Stage
 from video_pipeline.storage import Storage
-from video_pipeline_airflow.local import LocalAirflow
+from video_pipeline_dev.fake_fal import FakeFal
+from video_pipeline_dev.fake_runway import FakeRunway
+from video_pipeline_dev.local import LocalAirflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 

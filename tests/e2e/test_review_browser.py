@@ -26,7 +26,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 from tests.e2e.conftest import DAG_ID, manifest_of, six_segment_job
 from video_pipeline.approval import APPROVE
 from video_pipeline.storage import Storage
-from video_pipeline_airflow.local import LocalAirflow
+from video_pipeline_dev.local import LocalAirflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 

@@ -13,10 +13,10 @@ from tests.e2e.conftest import (
     manifest_of,
     six_segment_job,
 )
-from tests.support.fake_runway import FakeRunway
 from video_pipeline.media.probe import probe
 from video_pipeline.storage import Storage
-from video_pipeline_airflow.local import LocalAirflow
+from video_pipeline_dev.fake_runway import FakeRunway
+from video_pipeline_dev.local import LocalAirflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 

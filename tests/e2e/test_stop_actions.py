@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from tests.e2e.stop_probe.record import LOG_ENV, read
-from video_pipeline_airflow.local import LocalAirflow
 from video_pipeline_airflow.stop import HANDLER_MODULES_ENV, StopReason
+from video_pipeline_dev.local import LocalAirflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

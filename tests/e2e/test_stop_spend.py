@@ -27,10 +27,10 @@ from tests.e2e.conftest import (
     mapped_states,
     six_segment_job,
 )
-from tests.support.fake_runway import FakeRunway
 from video_pipeline.storage import Storage
 from video_pipeline.submissions import ledger
-from video_pipeline_airflow.local import LocalAirflow
+from video_pipeline_dev.fake_runway import FakeRunway
+from video_pipeline_dev.local import LocalAirflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -16,7 +16,7 @@ import pytest
 from tests.e2e.conftest import DAG_ID, decide_by_variable, manifest_of
 from video_pipeline.models import JobSpec
 from video_pipeline.storage import Storage
-from video_pipeline_airflow.local import LocalAirflow
+from video_pipeline_dev.local import LocalAirflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 

@@ -15,7 +15,7 @@ from video_pipeline.approval import APPROVE
 from video_pipeline.media.probe import probe
 from video_pipeline.models import SegmentStatus
 from video_pipeline.storage import Storage
-from video_pipeline_airflow.local import LocalAirflow
+from video_pipeline_dev.local import LocalAirflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 

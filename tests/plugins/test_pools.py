@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from tests.support.fake_runway import FakeRunway
 from video_pipeline_airflow.pools import planned_pools, slots_for
 from video_pipeline_airflow.settings import DEFAULT_POOL_SLOTS
+from video_pipeline_dev.fake_runway import FakeRunway
 
 
 def test_slots_are_concurrency_times_queue_depth() -> None:

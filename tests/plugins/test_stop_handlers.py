@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
-from tests.support.fake_runway import FakeRunway, point_pipeline_at
 from video_pipeline.claims import claim_job, current_claim
 from video_pipeline.manifest import begin_run, load_manifest
 from video_pipeline.models import JobSpec
@@ -26,6 +25,7 @@ from video_pipeline.storage import LocalStorage
 from video_pipeline.submissions import job_submissions, ledger
 from video_pipeline_airflow import stop_handlers
 from video_pipeline_airflow.operators.segment import GenerateImageOperator
+from video_pipeline_dev.fake_runway import FakeRunway, point_pipeline_at
 
 KEY = "rk_stop_handlers_canary_5d1"
 DAG = "video_generation"

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.fake_runway import FakeRunway
 from video_pipeline.claims import claim_job
 from video_pipeline.generation import Planned, plan_image, reuse
 from video_pipeline.manifest import begin_run, load_manifest
@@ -29,6 +28,7 @@ from video_pipeline.submissions import (
     run_stop_reason,
     update_submission,
 )
+from video_pipeline_dev.fake_runway import FakeRunway
 
 KEY = "rk_salvage_canary_31c"
 DAG = "video_generation"

@@ -28,7 +28,7 @@ from video_pipeline.storage import (
     StorageError,
     open_storage,
 )
-from video_pipeline_airflow.local import free_port
+from video_pipeline_dev.local import free_port
 
 
 @pytest.fixture(params=["local", "s3"])

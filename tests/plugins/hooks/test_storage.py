@@ -20,9 +20,9 @@ import boto3
 import httpx
 import pytest
 
-from tests.support.moto_s3 import MotoS3
 from video_pipeline.storage import LocalStorage, S3Storage, StorageError
 from video_pipeline_airflow.hooks.storage import get_storage
+from video_pipeline_dev.moto_s3 import MotoS3
 
 BUCKET_USER = ("video-pipeline", "bucket-user-secret")
 

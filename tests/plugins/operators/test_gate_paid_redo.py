@@ -15,10 +15,10 @@ import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
 from tests.plugins.operators.test_gate import GateHarness, spec
-from tests.support.fake_runway import FakeRunway, point_pipeline_at
 from video_pipeline.gate_form import inert
 from video_pipeline.providers.runway import RunwayClient, remote_status
 from video_pipeline.submissions import credits_spent, job_submissions, ledger
+from video_pipeline_dev.fake_runway import FakeRunway, point_pipeline_at
 
 KEY = "rk_gate_redo_canary_41"
 

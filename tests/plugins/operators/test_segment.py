@@ -22,8 +22,6 @@ from botocore.exceptions import EndpointConnectionError
 from moto import mock_aws
 from PIL import Image
 
-from tests.support.fake_runway import FakeRunway, point_pipeline_at
-from tests.support.moto_s3 import MotoS3
 from video_pipeline.claims import claim_job, current_claim
 from video_pipeline.generation import Planned, plan_clip
 from video_pipeline.models import JobSpec
@@ -48,6 +46,8 @@ from video_pipeline_airflow.operators.segment import (
     record_paid_submission,
 )
 from video_pipeline_airflow.stages import end_run
+from video_pipeline_dev.fake_runway import FakeRunway, point_pipeline_at
+from video_pipeline_dev.moto_s3 import MotoS3
 
 KEY = "rk_operator_canary_77aa"
 

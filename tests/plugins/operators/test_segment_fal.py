@@ -15,9 +15,6 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
-from tests.support.fake_fal import FakeFal, point_pipeline_at
-from tests.support.fake_runway import FakeRunway
-from tests.support.fake_runway import point_pipeline_at as point_runway_at
 from video_pipeline.models import JobSpec
 from video_pipeline.outputs import verify_output
 from video_pipeline.providers.fal import FLUX_DEV, KLING_21_STANDARD, PROVIDER
@@ -26,6 +23,9 @@ from video_pipeline.segmentation import segments_for
 from video_pipeline.storage import LocalStorage
 from video_pipeline.submissions import credits_spent, job_submissions, ledger
 from video_pipeline_airflow.operators.segment import AnimateSegmentOperator, GenerateImageOperator
+from video_pipeline_dev.fake_fal import FakeFal, point_pipeline_at
+from video_pipeline_dev.fake_runway import FakeRunway
+from video_pipeline_dev.fake_runway import point_pipeline_at as point_runway_at
 
 KEY = "fal-op-canary:9d41c0e7b2"
 

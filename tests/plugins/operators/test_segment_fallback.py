@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from tests.support.fake_runway import FakeRunway, point_pipeline_at
 from video_pipeline.models import JobSpec
 from video_pipeline.segmentation import segments_for
 from video_pipeline.storage import LocalStorage
 from video_pipeline.submissions import credits_spent, job_submissions, ledger, run_stop_reason
 from video_pipeline_airflow.operators.segment import GenerateImageOperator
+from video_pipeline_dev.fake_runway import FakeRunway, point_pipeline_at
 
 KEY = "rk_fallback_canary_93"
 

@@ -16,12 +16,12 @@ import httpx
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
-from tests.support.fake_runway import FakeRunway, point_pipeline_at
 from video_pipeline.models import JobSpec
 from video_pipeline.providers.runway import RunwayClient, remote_status
 from video_pipeline.segmentation import segments_for
 from video_pipeline.storage import LocalStorage
 from video_pipeline_airflow.operators.segment import GenerateImageOperator
+from video_pipeline_dev.fake_runway import FakeRunway, point_pipeline_at
 
 KEY = "rk_outputs_canary_31bc"
 

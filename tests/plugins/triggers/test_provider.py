@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from tests.support.fake_runway import FakeRunway
 from video_pipeline.providers.base import ImageRequest
 from video_pipeline.providers.runway import RunwayClient
 from video_pipeline.storage import LocalStorage
 from video_pipeline.submissions import Submission, create_submission, job_submissions, ledger
 from video_pipeline_airflow.triggers.provider import STOP_MODULE, ProviderTaskTrigger, cancel_if_stopped
+from video_pipeline_dev.fake_runway import FakeRunway
 
 KEY = "rk_trigger_canary_0b9e"
 

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from tests.support.fake_runway import FakeRunway
 from video_pipeline.providers.base import ClipRequest, ImageRequest
 from video_pipeline.providers.runway import AsyncRunwayClient, RunwayClient, TaskStatus
+from video_pipeline_dev.fake_runway import FakeRunway
 
 #: A canary: if this string shows up in any error, repr or log line, the key leaked.
 CANARY_KEY = "rk_CANARY_7f3a9c1e5b2d4f60a8e7c9d1b3f5a7c9"

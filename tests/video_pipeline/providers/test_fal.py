@@ -17,7 +17,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.fake_fal import FakeFal
 from video_pipeline.models import RATIOS
 from video_pipeline.outputs import MAX_OUTPUT_BYTES, OutputRejected, verify_output
 from video_pipeline.providers import registry
@@ -48,6 +47,7 @@ from video_pipeline.providers.port import (
     SourceImage,
     TaskState,
 )
+from video_pipeline_dev.fake_fal import FakeFal
 
 #: A canary in fal's key format (id:secret): if it shows up in any error, repr or log line, the key leaked.
 CANARY_KEY = "c4n4ry-1d:fal_CANARY_5e2b9d7c1a3f4e6b8d0c2a4e6f8b0d2c"

@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.fake_runway import FakeRunway
 from tests.video_pipeline.providers.conftest import (
     CANARY_KEY,
     RecordingTransport,
@@ -68,6 +67,7 @@ from video_pipeline.providers.runway import (
     retry_after,
 )
 from video_pipeline.storage import LocalStorage, Storage
+from video_pipeline_dev.fake_runway import FakeRunway
 
 
 def _png(path: Path, size: int = 64) -> Path:

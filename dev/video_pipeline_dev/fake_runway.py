@@ -15,7 +15,7 @@ In process::
 
 As a process (benchmarks, real-Airflow e2e tests) — prints the base URL on stdout, then serves::
 
-    python -m tests.support.fake_runway --port 0 --image-latency 2 --video-latency 5 --concurrency 2
+    python -m video_pipeline_dev.fake_runway --port 0 --image-latency 2 --video-latency 5 --concurrency 2
 
 Counters are also served at ``GET /_fake/stats``; ``POST /_fake/config`` changes the configuration at run time
 (JSON object of :class:`FakeRunwayConfig` fields, plus ``credit_balance`` and ``fail_next``) and
@@ -63,7 +63,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.support.fake_http import (
+from video_pipeline_dev.fake_http import (
     OUTPUT_BODIES,
     Dropped,
     LoopbackServer,
@@ -1084,7 +1084,7 @@ class FakeRunway(LoopbackServer):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.support.fake_runway",
+        prog="python -m video_pipeline_dev.fake_runway",
         description="A fake Runway API on loopback; prints its base URL.",
     )
     parser.add_argument("--host", default="127.0.0.1")

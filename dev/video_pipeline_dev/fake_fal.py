@@ -28,7 +28,7 @@ In process::
 
 As a process (benchmarks, real-Airflow e2e tests) — prints the base URL on stdout, then serves::
 
-    python -m tests.support.fake_fal --port 0 --image-latency 2 --video-latency 5 --concurrency 2
+    python -m video_pipeline_dev.fake_fal --port 0 --image-latency 2 --video-latency 5 --concurrency 2
 
 Counters are also served at ``GET /_fake/stats``; ``POST /_fake/config`` changes the configuration at run time
 (JSON object of :class:`FakeFalConfig` fields, plus ``credit_balance`` and ``fail_next``) and ``POST /_fake/reset``
@@ -75,7 +75,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.support.fake_http import (
+from video_pipeline_dev.fake_http import (
     OUTPUT_BODIES,
     Dropped,
     LoopbackServer,
@@ -1319,7 +1319,7 @@ class FakeFal(LoopbackServer):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.support.fake_fal",
+        prog="python -m video_pipeline_dev.fake_fal",
         description="A fake fal.ai queue API on loopback; prints its base URL.",
     )
     parser.add_argument("--host", default="127.0.0.1")

@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from video_pipeline_airflow.local import LocalAirflow
 from video_pipeline_airflow.sqlite import BUSY_TIMEOUT_S
+from video_pipeline_dev.local import LocalAirflow
 
 BUSY_TIMEOUT_PROBE = """
 from airflow import settings

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.fake_runway import API_VERSION, NOT_ENOUGH_CREDITS, FakeRunway
+from video_pipeline_dev.fake_runway import API_VERSION, NOT_ENOUGH_CREDITS, FakeRunway
 
 KEY = "fake-test-key"
 REPO = Path(__file__).resolve().parents[2]
@@ -547,7 +547,7 @@ def test_runs_as_a_process() -> None:
         [
             sys.executable,
             "-m",
-            "tests.support.fake_runway",
+            "video_pipeline_dev.fake_runway",
             "--port",
             "0",
             "--api-key",

@@ -169,7 +169,7 @@ class LocalAirflow:
             "--skip-serve-logs",
             command="celery worker",
             env={
-                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "video_pipeline_airflow.local.worker_hostname",
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "video_pipeline_dev.local.worker_hostname",
                 WORKER_NAME_ENV: name,
             },
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from moto.server import ThreadedMotoServer
 
-from video_pipeline_airflow.local import free_port
+from video_pipeline_dev.local import free_port
 
 
 class MotoS3:

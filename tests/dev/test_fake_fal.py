@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.fake_fal import LOCKED, NO_USER, PRICES_SOURCE, FakeFal
 from video_pipeline.outputs import verify_output
+from video_pipeline_dev.fake_fal import LOCKED, NO_USER, PRICES_SOURCE, FakeFal
 
 KEY = "fake-fal-test-key"
 REPO = Path(__file__).resolve().parents[2]
@@ -536,7 +536,7 @@ def test_runs_as_a_process() -> None:
         [
             sys.executable,
             "-m",
-            "tests.support.fake_fal",
+            "video_pipeline_dev.fake_fal",
             "--port",
             "0",
             "--api-key",
