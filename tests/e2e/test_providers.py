@@ -117,10 +117,11 @@ def test_each_provider_family_through_both_gates_with_redos_pays_once_per_round(
     assert faults > 0, "no faults were injected; the test proves nothing"
     # One submission per segment per round: 6 in the first round, 2 in the redo round, at each stage.
     made = Counter(runway["tasks_created"]) + Counter(fal["tasks_created"])
-    assert sum(made.values()) == 2 * (6 + len(REDONE)), made
+    manifest = manifest_of(local_storage, job_id)
+    ledger = [(e.seq, e.event, e.stage, e.index, e.note) for e in manifest.spend]
+    assert sum(made.values()) == 2 * (6 + len(REDONE)), (made, ledger, runway["faults"], fal["faults"])
     assert runway["duplicate_submissions"] == fal["duplicate_submissions"] == 0
 
-    manifest = manifest_of(local_storage, job_id)
     by_stage = {
         "images": {s.image_provider for s in manifest.segments},
         "clips": {s.clip_provider for s in manifest.segments},
