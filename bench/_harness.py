@@ -3,7 +3,7 @@
 Everything here drives *real* parts: the embedded Airflow of ``video_pipeline_dev.local`` (api-server,
 scheduler, dag-processor, triggerer; SQLite + LocalExecutor), the fake Runway server as its own process
 (``python -m video_pipeline_dev.fake_runway``), and the public REST API. Run the benches from the repository root
-as modules, e.g. ``.venv/bin/python -m bench.fanout``, so ``tests.support`` and ``bench`` import.
+as modules, e.g. ``.venv/bin/python -m bench.fanout``, so ``bench`` imports (``video_pipeline_dev`` is installed by ``make install``).
 """
 
 from __future__ import annotations

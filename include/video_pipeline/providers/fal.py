@@ -49,7 +49,9 @@ from video_pipeline.providers.base import ClipRequest, ImageRequest
 from video_pipeline.providers.http import (
     NEVER_RETRY,
     NOTHING_SENT,
+    BlockingClient,
     DownloadGuard,
+    NonBlockingClient,
     acall_with_retries,
     acapped_request,
     backoff_delay,
@@ -59,7 +61,6 @@ from video_pipeline.providers.http import (
     image_data_uri,
     part_path,
     proves_nothing_created,
-    quiet_http_loggers,
     redact_url,
     retry_after,
     stream_to_file,
@@ -819,17 +820,6 @@ class _Core:
 # ------------------------------------------------------------------------------------------------ clients
 
 
-class _ClientBase:
-    _core: _Core
-
-    @property
-    def base_url(self) -> str:
-        return self._core.base_url
-
-    def __repr__(self) -> str:  # the key stays out of reprs (and so out of logs and tracebacks)
-        return f"{type(self).__name__}(base_url={self._core.base_url!r}, api_key='***')"
-
-
 def _core(
     base_url: str,
     api_key: str,
@@ -844,7 +834,7 @@ def _core(
     return _Core(base_url, api_key, rest_url, max_retries, backoff_base, backoff_cap, data_uri_max_bytes)
 
 
-class FalClient(_ClientBase):
+class FalClient(BlockingClient[_Core]):
     """Blocking client (workers submit, fetch outputs, download and cancel with it). A context manager.
 
     :param base_url: the queue's base URL (``https://queue.fal.run``).
@@ -874,17 +864,7 @@ class FalClient(_ClientBase):
         self._core = _core(
             base_url, api_key, rest_url, max_retries, backoff_base, backoff_cap, data_uri_max_bytes
         )
-        quiet_http_loggers()
-        self._http = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
-
-    def __enter__(self) -> FalClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
+        super().__init__(timeout, transport)
 
     def _send(self, call: _Call, sink: Path | None = None) -> httpx.Response:
         core = self._core
@@ -950,7 +930,7 @@ class FalClient(_ClientBase):
         return self._core.parse_cancel(self._send(self._core.cancel_call(task_id)))
 
 
-class AsyncFalClient(_ClientBase):
+class AsyncFalClient(NonBlockingClient[_Core]):
     """Non-blocking client (the triggerer polls with it). An async context manager. Parameters as
     :class:`FalClient`'s, with an ``httpx.AsyncBaseTransport``."""
 
@@ -970,17 +950,7 @@ class AsyncFalClient(_ClientBase):
         self._core = _core(
             base_url, api_key, rest_url, max_retries, backoff_base, backoff_cap, data_uri_max_bytes
         )
-        quiet_http_loggers()
-        self._http = httpx.AsyncClient(timeout=timeout, transport=transport, follow_redirects=False)
-
-    async def __aenter__(self) -> AsyncFalClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+        super().__init__(timeout, transport)
 
     async def _send(self, call: _Call) -> httpx.Response:
         core = self._core

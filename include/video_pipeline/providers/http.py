@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 import httpx
 
@@ -495,3 +495,77 @@ async def astream_to_file(
                     out.write(chunk)
             return response
     raise guard.rejected(f"{guard.what}: more than {MAX_OUTPUT_REDIRECTS} redirects")
+
+
+# ------------------------------------------------------------------------------------------- client shells
+
+
+class _CoreHolder(Protocol):
+    """A client's sans-IO core as far as the shells need it: where it points (never its key)."""
+
+    @property
+    def base_url(self) -> str: ...
+
+
+CoreT = TypeVar("CoreT", bound=_CoreHolder)
+
+
+class BlockingClient(Generic[CoreT]):
+    """What every provider's blocking client shares: one ``httpx.Client`` that follows no redirect (downloads
+    check each hop themselves), httpx's own loggers held quiet, a context manager, and a repr without the key.
+
+    :param timeout: seconds (or an ``httpx.Timeout``) per HTTP request.
+    :param transport: an httpx transport (tests).
+    """
+
+    _core: CoreT
+
+    def __init__(self, timeout: float | httpx.Timeout, transport: httpx.BaseTransport | None) -> None:
+        quiet_http_loggers()
+        self._http = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
+
+    @property
+    def base_url(self) -> str:
+        return self._core.base_url
+
+    def __repr__(self) -> str:  # the key stays out of reprs (and so out of logs and tracebacks)
+        return f"{type(self).__name__}(base_url={self._core.base_url!r}, api_key='***')"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class NonBlockingClient(Generic[CoreT]):
+    """:class:`BlockingClient`'s twin over ``httpx.AsyncClient`` (the triggerer polls with it).
+
+    :param timeout: seconds (or an ``httpx.Timeout``) per HTTP request.
+    :param transport: an httpx async transport (tests).
+    """
+
+    _core: CoreT
+
+    def __init__(self, timeout: float | httpx.Timeout, transport: httpx.AsyncBaseTransport | None) -> None:
+        quiet_http_loggers()
+        self._http = httpx.AsyncClient(timeout=timeout, transport=transport, follow_redirects=False)
+
+    @property
+    def base_url(self) -> str:
+        return self._core.base_url
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self._core.base_url!r}, api_key='***')"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

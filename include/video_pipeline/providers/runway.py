@@ -53,7 +53,7 @@ from video_pipeline.providers.http import MAX_OUTPUT_REDIRECTS as MAX_OUTPUT_RED
 from video_pipeline.providers.http import RETRY_AFTER_MAX_S as RETRY_AFTER_MAX_S
 from video_pipeline.providers.http import data_uri_size as data_uri_size
 from video_pipeline.providers.http import parse_retry_after as parse_retry_after
-from video_pipeline.providers.http import part_path, quiet_http_loggers, retry_after
+from video_pipeline.providers.http import part_path, retry_after
 from video_pipeline.providers.http import redact_url as redact_url
 from video_pipeline.providers.port import (
     Action,
@@ -643,18 +643,7 @@ def _path_id(task_id: str) -> str:
 # ------------------------------------------------------------------------------------------------ clients
 
 
-class _ClientBase:
-    _core: _Core
-
-    @property
-    def base_url(self) -> str:
-        return self._core.base_url
-
-    def __repr__(self) -> str:  # the key stays out of reprs (and so out of logs and tracebacks)
-        return f"{type(self).__name__}(base_url={self._core.base_url!r}, api_key='***')"
-
-
-class RunwayClient(_ClientBase):
+class RunwayClient(http.BlockingClient[_Core]):
     """Blocking client (the worker submits and downloads with it)."""
 
     def __init__(
@@ -669,17 +658,7 @@ class RunwayClient(_ClientBase):
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._core = _Core(base_url, api_key, max_retries, backoff_base, backoff_cap)
-        quiet_http_loggers()
-        self._http = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
-
-    def __enter__(self) -> RunwayClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
+        super().__init__(timeout, transport)
 
     def _send(self, call: _Call, sink: Path | None = None) -> httpx.Response:
         core = self._core
@@ -752,7 +731,7 @@ class RunwayClient(_ClientBase):
         return dest
 
 
-class AsyncRunwayClient(_ClientBase):
+class AsyncRunwayClient(http.NonBlockingClient[_Core]):
     """Non-blocking client (the triggerer polls with it). Same methods as :class:`RunwayClient`, awaited."""
 
     def __init__(
@@ -767,17 +746,7 @@ class AsyncRunwayClient(_ClientBase):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._core = _Core(base_url, api_key, max_retries, backoff_base, backoff_cap)
-        quiet_http_loggers()
-        self._http = httpx.AsyncClient(timeout=timeout, transport=transport, follow_redirects=False)
-
-    async def __aenter__(self) -> AsyncRunwayClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+        super().__init__(timeout, transport)
 
     async def _send(self, call: _Call, sink: Path | None = None) -> httpx.Response:
         core = self._core
