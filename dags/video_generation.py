@@ -70,13 +70,14 @@ def video_generation() -> None:
     def publish(job: dict[str, Any], segments: list[dict[str, Any]], final: dict[str, Any]) -> str:
         return stages.publish(job, segments, final)
 
-    segments = validate_job()
-    # XCom keys of validate_job: the validated spec, its settings (the spec without its N segments: what
-    # each segment's task needs) and the segment count.
-    job, settings, total = segments["job"], segments["settings"], segments["total"]
+    validated = validate_job()
+    # validate_job returns the segments (Airflow maps only over a task's return value) and names its other
+    # parts as XCom keys (stages.VALIDATED_PARTS): the spec, its settings (the spec without its N segments:
+    # what each segment's task needs) and the segment count.
+    job, settings, total = (validated[part] for part in stages.VALIDATED_PARTS)
     images = GenerateImageOperator.partial(
         task_id="generate_image", job=settings, total=total, pool=IMAGE_POOL, **SEGMENT_TASK
-    ).expand(segment=segments)
+    ).expand(segment=validated)
     approved_images = ApprovalGateOperator(
         task_id="images_gate", stage="images", job=job, segments=images.output
     )

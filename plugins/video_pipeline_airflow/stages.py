@@ -47,6 +47,11 @@ from video_pipeline_airflow.settings import job_policy
 log = logging.getLogger(__name__)
 
 
+#: What ``validate_job`` hands on besides the segments it returns, as XCom keys (in this order): the validated
+#: spec, its settings (the spec without its segments) and the segment count.
+VALIDATED_PARTS = ("job", "settings", "total")
+
+
 class InvalidJobSpec(AirflowFailException):
     """The job spec cannot run: fails the run at once (no retry), before any provider is called."""
 
@@ -95,10 +100,13 @@ def validate_job(context: Context) -> list[dict[str, Any]]:
         sum(s.duration_s for s in segments),
         storage.url,
     )
-    ti = context["ti"]
-    ti.xcom_push(key="job", value=job.model_dump(mode="json"))
-    ti.xcom_push(key="settings", value=job.settings().model_dump(mode="json"))
-    ti.xcom_push(key="total", value=len(segments))
+    parts = {
+        "job": job.model_dump(mode="json"),
+        "settings": job.settings().model_dump(mode="json"),
+        "total": len(segments),
+    }
+    for key in VALIDATED_PARTS:
+        context["ti"].xcom_push(key=key, value=parts[key])
     return [s.model_dump(mode="json") for s in segments]
 
 
