@@ -84,6 +84,8 @@ def airflow(
         "AIRFLOW_CONN_RUNWAY_DEFAULT": json.dumps(runway),
         "AIRFLOW_CONN_FAL_DEFAULT": json.dumps(fal),
         "AIRFLOW_VAR_VIDEO_PIPELINE_POLL_SECONDS": "0.5",
+        # Gates read a Variable decision every 2 s (default 10 s): the suite waits on many gates.
+        "AIRFLOW_VAR_VIDEO_PIPELINE_GATE_POLL_SECONDS": "2",
         "VIDEO_PIPELINE_NIGHTLY_POKE_SECONDS": "3",
         # A worker that dies with its task is noticed after this long without a heartbeat (default 300 s).
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
