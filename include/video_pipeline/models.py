@@ -606,6 +606,12 @@ class FinalVideo(BaseModel):
         default_factory=dict, description="Segments re-encoded to join (segment → why); the rest were copied."
     )
     transitions: int = 0
+    spans: dict[int, tuple[float, float]] = Field(
+        default_factory=dict, description="Where each segment is in the video (start s, end s)."
+    )
+    narration: dict[int, tuple[float, float]] = Field(
+        default_factory=dict, description="Where each segment's spoken narration is heard (start s, end s)."
+    )
     joined_by: str | None = Field(
         default=None,
         description=(

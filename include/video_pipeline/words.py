@@ -158,7 +158,7 @@ class Sounding:
 
     def last_sound_before(self, start_s: float, end_s: float) -> float | None:
         """The end of the last sounding frame in [start_s, end_s), or None when all of it is silent."""
-        first, last = int(start_s / FRAME_S), min(len(self.frames), int(round(end_s / FRAME_S)))
+        first, last = int(start_s / FRAME_S), min(len(self.frames), round(end_s / FRAME_S))
         for n in range(last - 1, first - 1, -1):
             if self.frames[n]:
                 return round(min((n + 1) * FRAME_S, self.duration_s), 3)

@@ -23,10 +23,11 @@ def normalise(
     overlay: Path | None = None,
     reencode_video: bool,
     keyframes_at: list[int] | None = None,
+    length: Fraction | None = None,
 ) -> Path:
     """Bring one clip to the target: re-encode its video (fit, pad, fps, pixel format, time base, ``overlay``,
-    forced keyframes at the given frame numbers) or copy it, and give it the target's audio. Errors name
-    ``segment``."""
+    forced keyframes at the given frame numbers, trimmed or its last frame held to ``length`` seconds) or copy
+    it, and give it the target's audio. Errors name ``segment``."""
     inputs = ["-i", str(source)]
     graph = []
     maps: list[str] = []
@@ -36,6 +37,8 @@ def normalise(
             f"[0:v]scale={w}:{h}:force_original_aspect_ratio=decrease:flags=lanczos,"
             f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={target.fps},format={target.pix_fmt}"
         )
+        if length is not None and length > Fraction(clip_probe.video_duration_s).limit_denominator(100_000):
+            chain += f",tpad=stop_mode=clone:stop_duration={seconds_arg(length)}"  # hold the last frame
         if overlay is not None:
             inputs += ["-i", str(overlay)]
             graph.append(f"{chain}[base]")
@@ -62,7 +65,9 @@ def normalise(
             audio_source = "[0:a:0]"
         graph.append(f"{audio_source}{audio_format_filter(target)}[a]")
         maps += ["-map", "[a]", *audio_encoder(target)]
-    duration = seconds_arg(Fraction(clip_probe.video_duration_s).limit_denominator(100_000))
+    duration = seconds_arg(
+        length if length is not None else Fraction(clip_probe.video_duration_s).limit_denominator(100_000)
+    )
     args = [*inputs, "-filter_complex", ";".join(graph), *maps, "-t", duration, str(dest)]
     try:
         run_ffmpeg(args, timeout=900)

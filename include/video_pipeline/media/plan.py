@@ -49,6 +49,8 @@ class Clip:
     index: int
     path: Path
     overlay: Path | None = None
+    #: The segment's exact length when it follows its narration: the clip is trimmed, or its last frame held.
+    length_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -233,6 +235,10 @@ def _prepare(
     video, audio = differences(clip_probe, target)
     if clip.overlay is not None:
         video.append("burned captions")
+    fitted = target.frames(Fraction(clip.length_s).limit_denominator(100_000)) if clip.length_s else None
+    if fitted is not None and fitted != clip_probe.frame_count:
+        how = "trimmed" if fitted < clip_probe.frame_count else "held"
+        video.append(f"{how} to its narration ({fitted} frames)")
     cuts = None
     if fade and not video:
         cuts = find_cuts(clip.path, clip_probe.frame_count, target.fps, fade, head=head, tail=tail)
@@ -240,7 +246,7 @@ def _prepare(
             video.append("no keyframe between its transitions")
     if not (video or audio):
         return _Prepared(clip, clip.path, clip_probe.frame_count, cuts, [])
-    frames = target.frames(Fraction(clip_probe.video_duration_s).limit_denominator(100_000))
+    frames = fitted or target.frames(Fraction(clip_probe.video_duration_s).limit_denominator(100_000))
     path = normalise(
         clip.path,
         clip_probe,
@@ -250,6 +256,7 @@ def _prepare(
         overlay=clip.overlay,
         reencode_video=bool(video),
         keyframes_at=[f for f, wanted in ((fade, head), (frames - fade, tail)) if wanted] if video else None,
+        length=Fraction(fitted) / target.fps if fitted is not None else None,
     )
     done = probe(path)
     if done.stream_signature() != target.stream_signature():
