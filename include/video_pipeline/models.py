@@ -578,6 +578,7 @@ class Decision(BaseModel):
     decision: Literal["approve", "reject", "redo"]
     segments: list[int] = Field(default_factory=list)
     prompts: dict[int, str] = Field(default_factory=dict)
+    narrations: dict[int, str] = Field(default_factory=dict, description="New narration per redone segment.")
     note: str | None = None
     by: str | None = None
     via: Literal["ui", "variable", "timeout", "auto"]
