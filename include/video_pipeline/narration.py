@@ -178,10 +178,16 @@ def reuse(
         timing = read_timing(storage, plan.cache_timing)
     except ObjectNotFound:
         return None
-    layout = JobLayout(job.job_id)
-    storage.copy(plan.cache_audio(timing.audio_suffix), layout.narration(segment.index, timing.audio_suffix))
-    storage.copy(plan.cache_timing, layout.narration_timing(segment.index))
+    _copy_to_layout(storage, job, plan, segment, timing.audio_suffix)
     return _done(job, plan, segment, timing, hit=True)
+
+
+def _copy_to_layout(
+    storage: Storage, job: JobSettings, plan: NarrationPlan, segment: VideoSegment, suffix: str
+) -> None:
+    layout = JobLayout(job.job_id)
+    storage.copy(plan.cache_audio(suffix), layout.narration(segment.index, suffix))
+    storage.copy(plan.cache_timing, layout.narration_timing(segment.index))
 
 
 def verify_speech(speech: Speech) -> None:
@@ -217,7 +223,8 @@ def store(
     )
     storage.put_file(plan.cache_audio(suffix), speech.path, content_type=_content_type(suffix))
     storage.put_bytes(plan.cache_timing, timing.model_dump_json().encode(), "application/json")
-    return reuse(storage, job, plan, segment) or _done(job, plan, segment, timing, hit=False)
+    _copy_to_layout(storage, job, plan, segment, suffix)
+    return _done(job, plan, segment, timing, hit=False)
 
 
 def _content_type(suffix: str) -> str:

@@ -103,7 +103,7 @@ def from_events(
                 current = starts[n]
                 starts[n] = seconds if current is None else min(current, seconds)
                 break
-    filled = _fill(starts, words, speech_start_s, speech_end_s)
+    filled = [max(start, speech_start_s) for start in _fill(starts, words, speech_start_s, speech_end_s)]
     return _timed(words, filled, [None] * len(words), speech_end_s)
 
 

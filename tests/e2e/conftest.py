@@ -16,6 +16,7 @@ import pytest
 from tests.support.cluster import PG, fresh_metadata_db, reachable
 from tests.support.fake_fal import FakeFal
 from tests.support.fake_runway import FakeRunway
+from tests.support.fake_voices import FakeVoice
 from tests.support.moto_s3 import MotoS3
 from video_pipeline.approval import variable_key
 from video_pipeline.models import Manifest
@@ -66,9 +67,26 @@ def fake_fal() -> Iterator[FakeFal]:
         yield fake
 
 
+VOICE_CANARY_KEYS = {"openai": "sk-canary-0e9d8c7b6a5f", "elevenlabs": "xi_canary_4b3a2c1d0e"}
+
+
+@pytest.fixture(scope="session")
+def fake_voices() -> Iterator[dict[str, FakeVoice]]:
+    """The fake paid voices (OpenAI and ElevenLabs), each with its canary key."""
+    with ExitStack() as stack:
+        yield {
+            name: stack.enter_context(FakeVoice(name, api_key=key, latency=0.3))  # type: ignore[arg-type]
+            for name, key in VOICE_CANARY_KEYS.items()
+        }
+
+
 @pytest.fixture(scope="session")
 def airflow(
-    tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str, fake_runway: FakeRunway, fake_fal: FakeFal
+    tmp_path_factory: pytest.TempPathFactory,
+    moto_endpoint: str,
+    fake_runway: FakeRunway,
+    fake_fal: FakeFal,
+    fake_voices: dict[str, FakeVoice],
 ) -> Iterator[LocalAirflow]:
     home = tmp_path_factory.mktemp("airflow-home")
     aws = {
@@ -83,6 +101,17 @@ def airflow(
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
         "AIRFLOW_CONN_RUNWAY_DEFAULT": json.dumps(runway),
         "AIRFLOW_CONN_FAL_DEFAULT": json.dumps(fal),
+        **{
+            f"AIRFLOW_CONN_{name.upper()}_DEFAULT": json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": fake.base_url,
+                    "password": VOICE_CANARY_KEYS[name],
+                    "extra": FAST_CLIENT,
+                }
+            )
+            for name, fake in fake_voices.items()
+        },
         "AIRFLOW_VAR_VIDEO_PIPELINE_POLL_SECONDS": "0.5",
         "VIDEO_PIPELINE_NIGHTLY_POKE_SECONDS": "3",
         # A worker that dies with its task is noticed after this long without a heartbeat (default 300 s).
