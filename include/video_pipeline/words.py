@@ -1,8 +1,8 @@
 """Spoken words and when they are said: a narration's text cut into words, and timings mapped onto them.
 
 A voice reports timings in its own units: the offline engine one event per *spoken* word at a character
-position ("3.5" gives three events, "10:30" two, a Chinese dictionary word one), ElevenLabs one start and end
-per character, OpenAI none at all. Captions need them per *written* word, so every source comes through here:
+position ("3.5" gives three events, "10:30" two, a Chinese dictionary word one), a paid voice one start and end
+per character, or none at all. Captions need them per *written* word, so every source comes through here:
 
 * :func:`text_words` cuts the text into words: runs without spaces, and each CJK character alone (text
   written without spaces is read about one character per syllable).
@@ -110,7 +110,7 @@ def from_events(
 def from_characters(
     text: str, starts_s: Sequence[float], ends_s: Sequence[float], *, speech_end_s: float
 ) -> list[WordTiming]:
-    """Word timings from per-character start and end times (ElevenLabs' alignment); characters past the end
+    """Word timings from per-character start and end times (a voice's alignment); characters past the end
     of the timings (a provider that dropped some) are interpolated."""
     words = text_words(text)
     if not words:
