@@ -333,7 +333,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         # gate, the clip's motion prompt at the clips gate (the image, and the prompt it was made from, stay).
         prompt_field = "prompt" if self.stage == "images" else "motion_prompt"
         clip_lengths = {s.index: s.duration_s for s in manifest.segments}
-        respoken = respeak(context, storage, job, manifest.segments, request.narrations)
+        respoken = respeak(context, storage, job, manifest.segments, request.narrations, self.task_id)
         merge_segments(manifest, respoken.values())
         wanted = []
         for index in request.segments:

@@ -114,6 +114,7 @@ def respeak(
     job: JobSpec,
     segments: list[VideoSegment],
     narrations: dict[int, str],
+    task_id: str,
 ) -> dict[int, VideoSegment]:
     """A redo's new narrations: each listed segment with its new text, spoken (only those segments) and fitted
     to it, by the same rules as the mapped task (a paid voice is never paid twice). Raises ``NotSpoken``."""
@@ -131,7 +132,7 @@ def respeak(
             storage,
             settings,
             changed,
-            attempt=attempt_of(context, str(context["ti"].task_id)),
+            attempt=attempt_of(context, task_id),
             endpoint=endpoint,
         )
     return done

@@ -302,3 +302,25 @@ def test_a_redo_with_a_new_prompt_at_the_images_gate_replaces_the_image_prompt(
     segment = harness.manifest().segments[1]
     assert (segment.prompt, segment.motion_prompt) == ("a calm sea at noon", None)
     assert harness.storage.get_bytes(segment.image_key or "") != old_image
+
+
+def test_a_redo_with_a_new_narration_speaks_only_that_segment_again_and_keeps_its_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    voiced = [
+        {"prompt": "A lighthouse in fog", "narration": "The lamp is lit.", "duration_s": "auto"},
+        {"prompt": "Waves on the rocks", "narration": "The sea is loud.", "duration_s": "auto"},
+    ]
+    harness = GateHarness(tmp_path, monkeypatch, "images", spec("gate-voice", segments=voiced))
+    old_image = harness.storage.get_bytes("jobs/gate-voice/images/002.png")
+    new = "The sea keeps rolling in against the black rocks below the lighthouse, all night long."
+    harness.answer("Redo segments", {"narrations": [f"2: {new}"]})
+    manifest = harness.manifest()
+    first, second = manifest.segments
+    assert manifest.decisions[-1].narrations == {2: new} and manifest.decisions[-1].segments == [2]
+    assert second.narration == new and second.narration_key == "jobs/gate-voice/narration/002.wav"
+    assert second.narration_s and second.fitted_s and second.fitted_s > 4  # refitted to the longer line
+    assert harness.storage.get_bytes(second.image_key or "") == old_image  # a new narration alone
+    assert first.narration_key is None  # not spoken again
+    assert "Regenerated in the last round: #2" in harness.requests[-1]["body"]
+    assert "Narration spoken by" in harness.requests[-1]["body"]
