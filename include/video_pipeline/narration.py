@@ -313,30 +313,33 @@ def _speak_paid(
     if not won:
         raise NotSpoken(f"{label}: another attempt started speaking it first; retrying later", retry=True)
     record = _reserve(storage, job, draft, label)
-    if True:
-        with tempfile.TemporaryDirectory(prefix="vp-narration-") as tmp:
-            try:
-                speech = registry.speech(plan.provider).synthesize(plan.request, Path(tmp), endpoint)
-            except ProviderError as exc:
-                _refused(storage, job, record, exc, label)
-            except Exception as exc:
-                # After the request may have gone out: never spoken again blindly.
-                update_submission(storage, record.model_copy(update={"state": "ambiguous"}))
-                raise NotSpoken(
-                    f"{label}: {type(exc).__name__} while {plan.provider} was speaking it, so it may have been "
-                    "billed; not asking again automatically. Clear the task to speak it again.",
-                    retry=False,
-                ) from exc
-            try:
-                result = store(storage, job, plan, segment, speech)
-            except OutputRejected as exc:
-                record_spend_event(storage, record, "lost", note=f"audio refused, not cached: {exc}")
-                clear_submission(storage, record)
-                raise NotSpoken(
-                    f"{label}: {plan.provider}'s audio was refused and not cached ({exc}); the retry speaks it "
-                    "again (paid again)",
-                    retry=True,
-                ) from None
+    with tempfile.TemporaryDirectory(prefix="vp-narration-") as tmp:
+        try:
+            speech = registry.speech(plan.provider).synthesize(plan.request, Path(tmp), endpoint)
+        except ProviderError as exc:
+            _refused(storage, job, record, exc, label)
+        except ValueError as exc:  # refused before sending (a voice's checks, a key that cannot be sent)
+            _give_back(storage, record, f"not spoken: {exc}")
+            raise NotSpoken(f"{label}: {exc}", retry=False) from None
+        except Exception as exc:
+            # After the request may have gone out: never spoken again blindly.
+            update_submission(storage, record.model_copy(update={"state": "ambiguous"}))
+            raise NotSpoken(
+                f"{label}: {type(exc).__name__} while {plan.provider} was speaking it, so it may have been "
+                "billed; not asking again automatically. Clear the task to speak it again.",
+                retry=False,
+            ) from exc
+        try:
+            result = store(storage, job, plan, segment, speech)
+        except OutputRejected as exc:
+            record_spend_event(storage, record, "lost", note=f"audio refused, not cached: {exc}")
+            clear_submission(storage, record)
+            raise NotSpoken(
+                f"{label}: {plan.provider}'s audio was refused and not cached ({exc}); the retry speaks it "
+                "again (paid again)",
+                retry=True,
+            ) from None
+    # Paid and stored: the ledger says so (its reservation stands), and the record has nothing left to guard.
     record_spend_event(storage, record, "submitted", note=f"spoken by {plan.provider}")
     clear_submission(storage, record)
     log.info("%s: spoken by %s (~%g credits)", label, plan.provider, record.credits)
