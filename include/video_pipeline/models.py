@@ -255,6 +255,8 @@ def _default_voice_provider() -> str:
     return DEFAULT_SPEECH_PROVIDER
 
 
+#: ``voice.provider`` that turns the voice off.
+NO_VOICE = "none"
 MAX_LEAD_S = 2.0
 MAX_TAIL_S = 3.0
 
@@ -374,10 +376,23 @@ class JobSettings(BaseModel):
     voice: Voice | None = Field(
         default_factory=Voice,
         description=(
-            "Who speaks each segment's narration (provider, voice, language, speed); null: no voice, the "
-            "narration is captioned only."
+            'Who speaks each segment\'s narration (provider, voice, language, speed); {"provider": "none"} '
+            "(or null): no voice, the narration is captioned only."
         ),
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _voice_none_is_no_voice(cls, data: Any) -> Any:
+        """``"voice": {"provider": "none"}`` is no voice: what a run's conf can say (Airflow lays a conf's null
+        over the Param's default, so ``"voice": null`` only turns the voice off where a spec is read directly)."""
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("voice"), dict)
+            and data["voice"].get("provider") == NO_VOICE
+        ):
+            return {**data, "voice": None}
+        return data
 
     @classmethod
     def of(cls, data: Mapping[str, Any]) -> JobSettings:

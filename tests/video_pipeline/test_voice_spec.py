@@ -29,6 +29,8 @@ def test_the_voice_is_offline_by_default_and_null_turns_it_off() -> None:
     assert job.voice is not None and job.voice.provider == "espeak" and job.voice.pad_s == 0.75
     assert job.voice.request("hi").language == "en-us"
     assert JobSpec.model_validate(spec(voice=None)).voice is None
+    off = JobSpec.model_validate(spec(voice={"provider": "none"}))
+    assert off.voice is None and JobSpec.model_validate(off.model_dump(mode="json")).voice is None
 
 
 @pytest.mark.parametrize(
