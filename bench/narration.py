@@ -125,8 +125,9 @@ def paid(count: int, latency: float, workdir: Path) -> list[str]:
         rows += [
             f"| (b) {name} (fake, {latency:g} s a request): narration stage per segment | {s * 1000:.0f} ms | "
             f"median of {count}; {first} requests |",
-            f"| (b) {name}: stage ÷ the provider's latency | **{s / latency:.2f}×** | above 1: the POST's own "
-            "time, the fake speaking the text, the audio read back for its speech and word timings |",
+            f"| (b) {name}: stage ÷ the provider's latency | **{s / latency:.2f}×** | above 1: the fake speaking "
+            "the text for real (the offline engine, then an MP3 encode in an ffmpeg process), the audio read back "
+            "for its speech and word timings, storage |",
             f"| (b) {name}: re-run per segment | {statistics.median(rerun) * 1000:.1f} ms | {again} requests "
             "(the cache) |",
         ]
@@ -212,7 +213,9 @@ def assembly(count: int, workdir: Path) -> list[str]:
         "tables, soft subtitles |",
         f"| (c) the same with a voice track | {voiced_s:.2f} s | median of 3: narrations placed (PyAV decode), "
         "mixed and loudness-normalised in the one finishing pass, audio encoded (AAC) |",
-        f"| (c) with a voice track ÷ without | **{voiced_s / plain:.1f}×** | |",
+        f"| (c) with a voice track ÷ without | **{voiced_s / plain:.1f}×** | without a voice the join copies the "
+        "clips' bytes (sample tables); with one, ffmpeg decodes, mixes, loudness-normalises (``loudnorm`` works "
+        "at 192 kHz) and encodes the whole track once: its cost grows with the video's length, not its clips |",
         f"| (c) segments that follow their voice (clips trimmed) | {fitted_s:.2f} s | 1 run: each clip re-encoded "
         f"to its narration's length; ÷ without a voice **{fitted_s / plain:.1f}×** |",
     ]
@@ -243,7 +246,7 @@ def main() -> int:
             f"Machine: {os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python "
             f"{platform.python_version()}; load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at end; {when}.",
             "",
-            "Command: `.venv/bin/python bench/narration.py --write`",
+            f"Command: `.venv/bin/python bench/narration.py {' '.join(sys.argv[1:])}`",
             "",
             "| what | measured | note |",
             "| --- | ---: | --- |",
