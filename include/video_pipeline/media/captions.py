@@ -8,8 +8,8 @@ every worker and container. Captions follow segments, so only segments with narr
 
 A narrated segment whose narration is spoken gets cues timed to its words (``word_cues``): a few words at a
 time, each cue from its first word's start to its last word's end, a new cue at a sentence's end or when the
-line would pass ``MAX_CUE_CHARS``. Any other narrated segment is exactly one cue over its span, whatever its
-narration holds (burned captions too: one image per segment). SRT is line-based: a blank line ends a
+line would pass ``MAX_CUE_CHARS`` (burned in, each cue is an image shown while its words are heard). Any other
+narrated segment is exactly one cue over its span, whatever its narration holds. SRT is line-based: a blank line ends a
 cue, a line like ``00:00:01,000 --> 09:00:00,000`` starts one (ffmpeg's reader takes it anywhere in a cue), and
 a NUL ends the text for C readers. So a caption is the narration on one line (line breaks, control and
 separator characters become spaces, runs of spaces one) with ``-->`` written as an arrow.

@@ -14,7 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from video_pipeline.media.captions import Cue, caption_image, caption_text, cues_for, heard_words, write_srt
+from video_pipeline.media.captions import (
+    Cue,
+    caption_image,
+    caption_text,
+    cues_for,
+    heard_words,
+    word_cues,
+    write_srt,
+)
 from video_pipeline.media.check import check_clip_lengths, check_finished, check_joined, probe_written
 from video_pipeline.media.plan import Clip, JoinPlan, plan_join
 from video_pipeline.media.probe import VideoProbe
@@ -97,21 +105,41 @@ def finish(
 def _clips(
     segments: list[Segment], burned: dict[int, str], resolution: tuple[int, int], workdir: Path
 ) -> list[Clip]:
-    """The segments as the join takes them, each with its ``burned`` caption rendered as an overlay image."""
+    """The segments as the join takes them, each with its ``burned`` caption rendered as overlay images: one per
+    few spoken words, each shown while they are heard, when its narration was spoken; else one for the whole
+    segment."""
     captions = workdir / "captions"
     if burned:
         captions.mkdir(parents=True, exist_ok=True)
-    return [
-        Clip(
-            s.index,
-            s.clip,
-            caption_image(burned[s.index], resolution, captions / f"{s.index:05d}.png")
-            if s.index in burned
-            else None,
-            length_s=s.planned_s if s.fitted else None,
+    clips = []
+    for s in segments:
+        overlay: Path | None = None
+        timed: tuple[tuple[Path, float, float], ...] = ()
+        if s.index in burned and s.spoken is not None and s.words:
+            timed = tuple(
+                (
+                    caption_image(cue.text, resolution, captions / f"{s.index:05d}-{n:03d}.png"),
+                    cue.start_s,
+                    cue.end_s,
+                )
+                for n, cue in enumerate(word_cues(s.index, _in_segment(s)))
+            )
+        elif s.index in burned:
+            overlay = caption_image(burned[s.index], resolution, captions / f"{s.index:05d}.png")
+        clips.append(
+            Clip(s.index, s.clip, overlay, timed_overlays=timed, length_s=s.planned_s if s.fitted else None)
         )
-        for s in segments
-    ]
+    return clips
+
+
+def _in_segment(segment: Segment) -> list[WordTiming]:
+    """A spoken segment's words in the segment's own time: after its lead, cut at its planned length."""
+    assert segment.spoken is not None
+    spoken = segment.spoken
+    length = segment.planned_s or float("inf")
+    heard = min(spoken.speech_end_s, spoken.speech_start_s + max(0.0, length - spoken.lead_s))
+    placed = Placed(spoken, spoken.lead_s, spoken.speech_start_s, heard, cut=heard < spoken.speech_end_s)
+    return heard_words(placed, list(segment.words))
 
 
 def join(plan: JoinPlan, dest: Path) -> VideoProbe:

@@ -49,6 +49,8 @@ class Clip:
     index: int
     path: Path
     overlay: Path | None = None
+    #: Captions burned in turn: (image, from s, to s in the clip's own time), e.g. one per few spoken words.
+    timed_overlays: tuple[tuple[Path, float, float], ...] = ()
     #: The segment's exact length when it follows its narration: the clip is trimmed, or its last frame held.
     length_s: float | None = None
 
@@ -233,7 +235,7 @@ def _prepare(
     ``head`` and out of its ``tail``), find the middle that is copied between them."""
     head, tail = head and fade > 0, tail and fade > 0
     video, audio = differences(clip_probe, target)
-    if clip.overlay is not None:
+    if clip.overlay is not None or clip.timed_overlays:
         video.append("burned captions")
     fitted = target.frames(Fraction(clip.length_s).limit_denominator(100_000)) if clip.length_s else None
     if fitted is not None and fitted != clip_probe.frame_count:
@@ -254,6 +256,7 @@ def _prepare(
         workdir / f"norm-{clip.index:05d}.mp4",
         segment=clip.index,
         overlay=clip.overlay,
+        timed_overlays=clip.timed_overlays,
         reencode_video=bool(video),
         keyframes_at=[f for f, wanted in ((fade, head), (frames - fade, tail)) if wanted] if video else None,
         length=Fraction(fitted) / target.fps if fitted is not None else None,

@@ -144,3 +144,30 @@ def test_music_ducks_under_the_voice_and_fills_the_pads(tmp_path: Path) -> None:
     silent = silences(dest)
     assert silent_within(silent, 0.0, done.probe.duration_s) < 0.1  # the music plays through the pads
     assert check_av_sync(dest) <= 1 / 24
+
+
+def test_burned_captions_follow_the_spoken_words(tmp_path: Path) -> None:
+    """Burned in, a spoken narration's captions change with its words: the frame shows the first words while
+    they are heard and the last ones later, nothing before the speech starts."""
+    from PIL import Image, ImageChops
+
+    from video_pipeline.media.thumbnails import poster_from_clip
+
+    text = "The lighthouse has stood on the cliff for two hundred years. Every night its beam sweeps the water."
+    speech = speak(text, tmp_path / "v")
+    clip = make_clip(tmp_path / "c.mp4", size=SIZE, seconds=10, source="color")
+    fitted = round(0.25 + speech.spoken_s + 0.5, 3)
+    part = Segment(
+        1, clip, narration=text, planned_s=fitted, spoken=spoken(1, speech), words=tuple(speech.words), fitted=True
+    )
+    done = finish(
+        [part], tmp_path / "final.mp4", options=Finishing(subtitles="burned"), resolution=SIZE, workdir=tmp_path / "w"
+    )
+    assert done.srt is None and "burned captions" in done.plan.reencoded[1]
+    frames = {
+        at: Image.open(poster_from_clip(tmp_path / "final.mp4", tmp_path / f"f{at}.jpg", at_s=at)).convert("L")
+        for at in (0.1, 1.0, fitted - 1.0)
+    }
+    before, early, late = frames[0.1], frames[1.0], frames[fitted - 1.0]
+    assert ImageChops.difference(before, early).getbbox() is not None  # a caption appeared with the speech
+    assert ImageChops.difference(early, late).getbbox() is not None  # and changed with the words
