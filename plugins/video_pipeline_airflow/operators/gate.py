@@ -40,6 +40,7 @@ from video_pipeline.gate_form import build_preview, gate_body, gate_subject, ine
 from video_pipeline.generation import animate_segment, generate_image
 from video_pipeline.manifest import decisions_for, load_manifest, merge_segments, save_manifest
 from video_pipeline.models import Decision, JobSpec, Manifest, SegmentStatus, Stage, VideoSegment, utcnow
+from video_pipeline.narration import NotSpoken
 from video_pipeline.progress import record_completion
 from video_pipeline.providers import registry
 from video_pipeline.storage import Storage
@@ -333,7 +334,14 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         # gate, the clip's motion prompt at the clips gate (the image, and the prompt it was made from, stay).
         prompt_field = "prompt" if self.stage == "images" else "motion_prompt"
         clip_lengths = {s.index: s.duration_s for s in manifest.segments}
-        respoken = respeak(context, storage, job, manifest.segments, request.narrations, self.task_id)
+        try:
+            respoken = respeak(context, storage, job, manifest.segments, request.narrations, self.task_id)
+        except (
+            NotSpoken
+        ) as exc:  # e.g. a paid voice refused it, or the budget: the segments keep their narration
+            manifest.decisions.pop()
+            self.log.error("Redo refused: %s", exc)
+            return self._open(context, storage, job, manifest, changed=[], notice=f"Redo refused: {exc}")
         merge_segments(manifest, respoken.values())
         wanted = []
         for index in request.segments:

@@ -324,3 +324,21 @@ def test_a_redo_with_a_new_narration_speaks_only_that_segment_again_and_keeps_it
     assert first.narration_key is None  # not spoken again
     assert "Regenerated in the last round: #2" in harness.requests[-1]["body"]
     assert "Narration spoken by" in harness.requests[-1]["body"]
+
+
+def test_a_new_narration_the_budget_cannot_pay_for_is_refused_and_the_gate_reopens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OPENAI_DEFAULT",
+        json.dumps({"conn_type": "http", "host": "http://127.0.0.1:9", "password": "sk-never-sent"}),
+    )
+    voiced = [{"prompt": "A lighthouse in fog", "narration": "The lamp is lit.", "duration_s": 3}]
+    overrides = {"segments": voiced, "voice": {"provider": "openai"}, "budget_credits": 0}
+    harness = GateHarness(tmp_path, monkeypatch, "images", spec("gate-voice-budget", **overrides))
+    harness.answer("Redo segments", {"narrations": ["1: A much longer line that costs credits to speak."]})
+    manifest = harness.manifest()
+    assert manifest.segments[0].narration == "The lamp is lit."  # unchanged: nothing was spoken
+    assert [d.decision for d in manifest.decisions] == []  # the refused redo is not recorded as taken
+    body = harness.requests[-1]["body"]
+    assert "Redo refused" in body and "budget" in body

@@ -153,19 +153,33 @@ def test_burned_captions_follow_the_spoken_words(tmp_path: Path) -> None:
 
     from video_pipeline.media.thumbnails import poster_from_clip
 
-    text = "The lighthouse has stood on the cliff for two hundred years. Every night its beam sweeps the water."
+    text = (
+        "The lighthouse has stood on the cliff for two hundred years. Every night its beam sweeps the water."
+    )
     speech = speak(text, tmp_path / "v")
     clip = make_clip(tmp_path / "c.mp4", size=SIZE, seconds=10, source="color")
     fitted = round(0.25 + speech.spoken_s + 0.5, 3)
     part = Segment(
-        1, clip, narration=text, planned_s=fitted, spoken=spoken(1, speech), words=tuple(speech.words), fitted=True
+        1,
+        clip,
+        narration=text,
+        planned_s=fitted,
+        spoken=spoken(1, speech),
+        words=tuple(speech.words),
+        fitted=True,
     )
     done = finish(
-        [part], tmp_path / "final.mp4", options=Finishing(subtitles="burned"), resolution=SIZE, workdir=tmp_path / "w"
+        [part],
+        tmp_path / "final.mp4",
+        options=Finishing(subtitles="burned"),
+        resolution=SIZE,
+        workdir=tmp_path / "w",
     )
     assert done.srt is None and "burned captions" in done.plan.reencoded[1]
     frames = {
-        at: Image.open(poster_from_clip(tmp_path / "final.mp4", tmp_path / f"f{at}.jpg", at_s=at)).convert("L")
+        at: Image.open(poster_from_clip(tmp_path / "final.mp4", tmp_path / f"f{at}.jpg", at_s=at)).convert(
+            "L"
+        )
         for at in (0.1, 1.0, fitted - 1.0)
     }
     before, early, late = frames[0.1], frames[1.0], frames[fitted - 1.0]
