@@ -754,8 +754,17 @@ class _Core:
         status = response.status_code
         if status in call.ok or status in call.tolerated:
             return None
-        if call.outcome and status != 429 and self.failure_of(response) is not None:
-            return None  # the request's own error, stored by fal: reading it again returns the same
+        if (
+            call.outcome
+            and status != 429
+            and self.failure_of(response) is not None
+            and (status < 500 or status not in RETRY_STATUSES or attempt >= self.max_retries)
+        ):
+            # The request's own error, stored by fal: reading it again returns the same. A 5xx could also be the
+            # gateway's own trouble (same shape of body): read again first — a stored error is still there, a
+            # passing one is not, and only a GET is spent (seen: one injected 500 on a result read made a
+            # succeeded request look failed, and the segment paid again).
+            return None
         if (
             call.creates_task
             and (status in RETRY_STATUSES or status >= 500)

@@ -597,6 +597,21 @@ def test_untyped_or_platform_errors_on_the_result(code: int, body: dict[str, Any
     assert (status.state, status.action) == (TaskState.FAILED, action)
 
 
+@pytest.mark.parametrize("code", [500, 502, 503, 504])
+def test_a_passing_5xx_on_a_result_read_is_read_again_not_taken_for_the_models_error(
+    client: FalClient, fake: FakeFal, code: int
+) -> None:
+    """Seen on real Airflow with 10 % injected faults: one gateway 500 on the result read (its body shaped like
+    a stored error) made a succeeded request look failed, and the segment paid again. A stored error is still
+    there when read again; a passing one is not."""
+    task_id = client.submit_image(image_request())
+    assert wait_done(client, task_id).state == TaskState.SUCCEEDED
+    reads = fake.stats()["results"][request_id(task_id)]
+    fake.fail_next("GET", f"/fal-ai/flux/requests/{request_id(task_id)}", code)
+    assert client.outputs(task_id)
+    assert fake.stats()["results"][request_id(task_id)] == reads + 2
+
+
 def test_a_result_no_longer_kept_is_resubmitted(client: FalClient, fake: FakeFal) -> None:
     task_id = client.submit_image(image_request())
     wait_done(client, task_id)
