@@ -3,7 +3,8 @@
 
 Turns a job spec into a finished MP4:
 
-`validate_job` → `generate_image` (one mapped task per segment) → **`images_gate`** →
+`validate_job` → `narrate_segment` (one mapped task per segment: its narration spoken, the segment fitted
+to it) → `generate_image` (one mapped task per segment) → **`images_gate`** →
 `animate_segment` (one mapped task per approved image) → **`clips_gate`** → `assemble` → `publish`
 
 Each gate waits (deferred, holding no worker slot) for the first answer from:
@@ -12,7 +13,7 @@ or the Variable `video_approval__<job_id>__<stage>` (`approve`, `reject`, or
 `{"decision": "redo", "segments": [2, 5]}`). Reject skips everything downstream; the manifest says `rejected`.
 `approval: none` runs straight through.
 
-Outputs land under the storage root (`video_pipeline_storage_url`): `jobs/<job_id>/images|clips/NNN.*`,
+Outputs land under the storage root (`video_pipeline_storage_url`): `jobs/<job_id>/narration|images|clips/NNN.*`,
 `final.mp4`, `manifest.json`, `progress.json`.
 """
 
@@ -26,13 +27,14 @@ from airflow.sdk import dag, task
 
 from video_pipeline_airflow import stages
 from video_pipeline_airflow.operators.gate import ApprovalGateOperator
+from video_pipeline_airflow.operators.narration import NarrateSegmentOperator
 from video_pipeline_airflow.operators.segment import (
     SEGMENT_MAP_INDEX_TEMPLATE,
     AnimateSegmentOperator,
     GenerateImageOperator,
 )
 from video_pipeline_airflow.params import job_spec_params
-from video_pipeline_airflow.settings import CLIP_POOL, IMAGE_POOL
+from video_pipeline_airflow.settings import CLIP_POOL, IMAGE_POOL, NARRATION_POOL
 
 # Offered in the trigger form as suggestions, never a default: a run's spec is its conf (params.py).
 EXAMPLE_JOB = Path(__file__).resolve().parents[1] / "examples" / "jobs" / "demo.json"
@@ -75,9 +77,12 @@ def video_generation() -> None:
     # parts as XCom keys (stages.VALIDATED_PARTS): the spec, its settings (the spec without its N segments:
     # what each segment's task needs) and the segment count.
     job, settings, total = (validated[part] for part in stages.VALIDATED_PARTS)
+    narrated = NarrateSegmentOperator.partial(
+        task_id="narrate_segment", job=settings, total=total, pool=NARRATION_POOL, **SEGMENT_TASK
+    ).expand(segment=validated)
     images = GenerateImageOperator.partial(
         task_id="generate_image", job=settings, total=total, pool=IMAGE_POOL, **SEGMENT_TASK
-    ).expand(segment=validated)
+    ).expand(segment=narrated.output)
     approved_images = ApprovalGateOperator(
         task_id="images_gate", stage="images", job=job, segments=images.output
     )

@@ -1,4 +1,5 @@
-"""`make demo`: run examples/jobs/demo.json through both gates on an embedded Airflow, then stop it.
+"""`make demo`: run examples/jobs/demo.json through both gates on an embedded Airflow, then stop it. The demo
+speaks: each segment's narration is voiced offline and the segment lasts as long as it is spoken.
 
 At each gate it prints what a reviewer would look at (the preview files and the form's URL) and approves:
 interactively on a terminal, automatically with AUTO_APPROVE=1 or without a TTY. KEEP_RUNNING=1 leaves Airflow
@@ -74,10 +75,20 @@ def main() -> int:
             final = Path(urlparse(data.as_uri()).path) / manifest.final.key
             probed = probe(final)
             print(f"final.mp4: {final}")
+            planned = sum(s.fitted_s or s.duration_s for s in manifest.segments)
             print(
                 f"  {probed.duration_s:.2f} s, {probed.width}x{probed.height} {probed.codec}, "
-                f"{probed.frame_count} frames (planned {sum(s['duration_s'] for s in job['segments'])} s)"
+                f"{probed.frame_count} frames (planned {planned:.2f} s), streams {manifest.final.streams}"
             )
+            for segment in manifest.segments:
+                heard = manifest.final.narration.get(segment.index)
+                print(
+                    f"  seg {segment.index:03d}: {segment.fitted_s or segment.duration_s:.2f} s, narration spoken "
+                    f"{segment.narration_s or 0:.2f} s"
+                    + (f", heard {heard[0]:.2f}–{heard[1]:.2f} s" if heard else "")
+                )
+            if manifest.final.subtitles_key:
+                print(f"captions: {Path(urlparse(data.as_uri()).path) / manifest.final.subtitles_key}")
             print(f"  stage wall times: {manifest.timings_s}")
         print(f"manifest:  {data / JobLayout(job['job_id']).manifest}")
         print(f"UI:        {airflow.base_url}/dags/{DAG_ID}/runs/{run_id}")

@@ -37,7 +37,7 @@ while IFS= read -r line || [ -n "$line" ]; do
     elif [ -z "$value" ]; then
         case "$name" in
             FERNET_KEY) value=$(fernet_key) ;;
-            RUNWAY_API_KEY|FAL_KEY) value= ;;  # optional: empty runs the storyboard provider only
+            RUNWAY_API_KEY|FAL_KEY|OPENAI_API_KEY|ELEVENLABS_API_KEY) value= ;;  # optional: offline providers only
             *) value=$(hex 24) ;;
         esac
     fi

@@ -35,7 +35,7 @@ AIRFLOW_SERVICES = {
 ALL_AIRFLOW = [*AIRFLOW_SERVICES, "airflow-init"]
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 #: empty by design: without a key only the offline storyboard provider runs
-OPTIONAL = {"RUNWAY_API_KEY", "FAL_KEY"}
+OPTIONAL = {"RUNWAY_API_KEY", "FAL_KEY", "OPENAI_API_KEY", "ELEVENLABS_API_KEY"}
 #: names of secrets (an S3 access key id is a user name, its secret key the secret)
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|(?<!ACCESS)_KEY$")
 

@@ -13,7 +13,7 @@ PROVIDERS_PACKAGE = REPO / "include" / "video_pipeline" / "providers"
 
 
 def test_no_module_outside_the_providers_package_names_a_provider() -> None:
-    names = registry.names()
+    names = registry.all_names()  # image/clip providers and voices
     assert len(names) >= 2
     pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b", re.IGNORECASE)
     offenders = [
@@ -35,3 +35,15 @@ def test_the_readme_lists_every_provider_and_model() -> None:
         assert f"`{name}`" in section
         for model in registry.get(name).models:
             assert f"`{model}`" in section, f"{name} {model} is missing from the README's Providers table"
+
+
+def test_the_readme_lists_every_voice_and_model() -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Narration") :]
+    section = section[: section.index("\n## ", 1)]
+    for name in registry.speech_names():
+        voice = registry.speech(name)
+        assert f"`{name}`" in section
+        assert voice.conn_id is None or f"`{voice.conn_id}`" in section
+        for model in voice.models:
+            assert f"`{model}`" in section, f"{name} {model} is missing from the README's Narration table"

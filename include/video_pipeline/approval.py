@@ -2,7 +2,8 @@
 
 A decision arrives either from the Airflow UI/REST form (an option label plus form params) or from the
 Variable ``video_approval__<job_id>__<stage>`` whose value is ``approve``, ``reject`` or JSON
-``{"decision": "approve"|"reject"|"redo", "segments": [3, 7], "prompts": {"3": "…"}, "note": "…", "by": "…"}``.
+``{"decision": "approve"|"reject"|"redo", "segments": [3, 7], "prompts": {"3": "…"}, "narrations": {"7": "…"},
+"note": "…", "by": "…"}`` (a new narration is spoken again: only that segment's).
 
 Anyone who can write a Variable or call the REST API can send anything, so both parsers are total: whatever
 the value (any JSON type, any size, any nesting), they return a :class:`DecisionRequest` or raise
@@ -20,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from video_pipeline.models import MAX_PROMPT_CHARS, Prompt, Stage
+from video_pipeline.models import MAX_NARRATION_CHARS, MAX_PROMPT_CHARS, Prompt, Stage
 
 APPROVE = "Approve"
 REJECT = "Reject"
@@ -47,6 +48,8 @@ MAX_BY_CHARS = 200
 #: The longest line the form's prompts field takes: "<number>: " and a full-length prompt, with some spaces.
 MAX_PROMPT_LINE_CHARS = MAX_SEGMENT_DIGITS + 2 + MAX_PROMPT_CHARS + 100
 MAX_SEGMENT_LINE_CHARS = MAX_SEGMENT_DIGITS + 14  # a number with surrounding spaces
+#: The longest line the form's narrations field takes: "<number>: " and a full-length narration.
+MAX_NARRATION_LINE_CHARS = MAX_SEGMENT_DIGITS + 2 + MAX_NARRATION_CHARS + 100
 
 SEGMENT_NUMBER_HINT = f"segment numbers are whole numbers from 1 to {MAX_SEGMENT_NUMBER}, one per line"
 
@@ -97,13 +100,19 @@ class DecisionRequest(BaseModel):
     decision: Literal["approve", "reject", "redo"]
     segments: list[SegmentNumber] = Field(default_factory=list, max_length=MAX_LISTED_SEGMENTS)
     prompts: dict[SegmentNumber, Prompt] = Field(default_factory=dict, max_length=MAX_REPLACEMENT_PROMPTS)
+    narrations: dict[SegmentNumber, Annotated[str, Field(max_length=MAX_NARRATION_CHARS)]] = Field(
+        default_factory=dict, max_length=MAX_REPLACEMENT_PROMPTS
+    )
     note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS)
     by: str | None = Field(default=None, max_length=MAX_BY_CHARS)
 
     @model_validator(mode="after")
     def _prompts_name_their_segments(self) -> DecisionRequest:
-        """A replacement prompt names its segment: it is redone even if not listed again."""
-        self.segments = list(dict.fromkeys([*self.segments, *self.prompts]))
+        """A replacement prompt or narration names its segment: it is redone even if not listed again."""
+        self.narrations = {n: text.strip() for n, text in self.narrations.items()}
+        if any(not text for text in self.narrations.values()):
+            raise ValueError("a new narration must hold text")
+        self.segments = list(dict.fromkeys([*self.segments, *self.prompts, *self.narrations]))
         return self
 
 
@@ -243,11 +252,19 @@ def parse_form_answer(chosen_options: Any, params_input: Any) -> DecisionRequest
     if decision != "redo":  # the segments field is for a redo only: whatever it holds, Approve/Reject stand
         return _validated({"decision": decision, "note": note}, FORM_HINT)
     prompts = _form_prompts(params.get("prompts"))
-    segments = list(dict.fromkeys([*_form_segments(params.get("segments")), *prompts]))
+    narrations = _form_prompts(params.get("narrations"), field="narrations", max_chars=MAX_NARRATION_CHARS)
+    segments = list(dict.fromkeys([*_form_segments(params.get("segments")), *prompts, *narrations]))
     if not segments:
         raise DecisionError(f'"{REDO}" needs the segment numbers to regenerate')
     return _validated(
-        {"decision": decision, "segments": segments, "prompts": prompts, "note": note}, FORM_HINT
+        {
+            "decision": decision,
+            "segments": segments,
+            "prompts": prompts,
+            "narrations": narrations,
+            "note": note,
+        },
+        FORM_HINT,
     )
 
 
@@ -279,14 +296,15 @@ def _form_lines(raw: Any, field: str, max_lines: int, max_line_chars: int) -> li
     return lines
 
 
-def _form_prompts(raw: Any) -> dict[int, str]:
-    """Replacement prompts from the form, one ``<segment number>: <new prompt>`` per line."""
+def _form_prompts(raw: Any, field: str = "prompts", max_chars: int = MAX_PROMPT_CHARS) -> dict[int, str]:
+    """Replacement prompts (or narrations) from the form, one ``<segment number>: <new text>`` per line."""
+    what = "prompt" if field == "prompts" else "narration"
+    hint = f'replacement {field} are "<segment number>: <new {what}>", one per line'
     prompts: dict[int, str] = {}
-    for line in _form_lines(raw, "prompts", MAX_REPLACEMENT_PROMPTS, MAX_PROMPT_LINE_CHARS):
+    max_line = MAX_PROMPT_LINE_CHARS if field == "prompts" else MAX_NARRATION_LINE_CHARS
+    for line in _form_lines(raw, field, MAX_REPLACEMENT_PROMPTS, max_line):
         if not isinstance(line, str):
-            raise DecisionError(
-                f'replacement prompts are "<segment number>: <new prompt>", one per line; got {shown(line)}'
-            )
+            raise DecisionError(f"{hint}; got {shown(line)}")
         text = line.strip()
         if not text:
             continue
@@ -297,11 +315,9 @@ def _form_prompts(raw: Any) -> dict[int, str]:
         except ValueError:
             index = None
         if index is None:
-            raise DecisionError(
-                f'replacement prompts are "<segment number>: <new prompt>", one per line; got {shown(text)}'
-            )
-        if len(prompt) > MAX_PROMPT_CHARS:
-            raise DecisionError(f"the new prompt for segment {index} is over {MAX_PROMPT_CHARS} characters")
+            raise DecisionError(f"{hint}; got {shown(text)}")
+        if len(prompt) > max_chars:
+            raise DecisionError(f"the new {what} for segment {index} is over {max_chars} characters")
         prompts[index] = prompt
     return prompts
 

@@ -4,7 +4,7 @@ prices live with it, ``video_pipeline.providers.<name>``). Local providers cost 
 from __future__ import annotations
 
 from video_pipeline.generation import clip_request, image_request
-from video_pipeline.models import JobSettings, ProviderChoice, Stage, VideoSegment
+from video_pipeline.models import JobSettings, ProviderChoice, SpendStage, VideoSegment
 from video_pipeline.providers import registry
 from video_pipeline.providers.port import RemoteProvider
 
@@ -12,10 +12,19 @@ from video_pipeline.providers.port import RemoteProvider
 _UNKNOWN_IMAGE = "0" * 64
 
 
+def narration_estimate(job: JobSettings, segment: VideoSegment) -> float:
+    """Credits speaking one segment's narration costs with the job's voice (0 without narration or voice)."""
+    if job.voice is None or not segment.narration:
+        return 0.0
+    return registry.speech(job.voice.provider).estimate(job.voice.request(segment.narration))
+
+
 def segment_estimate(
-    job: JobSettings, segment: VideoSegment, stage: Stage, choice: ProviderChoice | None = None
+    job: JobSettings, segment: VideoSegment, stage: SpendStage, choice: ProviderChoice | None = None
 ) -> float:
     """Credits one segment's output costs at a stage, by the stage's provider (or ``choice``)."""
+    if stage == "narration":
+        return narration_estimate(job, segment)
     choice = choice or job.choice(stage)
     provider = registry.get(choice.provider)
     if not isinstance(provider, RemoteProvider):
@@ -25,8 +34,11 @@ def segment_estimate(
     return provider.estimate(clip_request(job, segment, _UNKNOWN_IMAGE, choice))
 
 
-def stage_estimates(job: JobSettings, segments: list[VideoSegment]) -> dict[Stage, float]:
-    return {stage: sum(segment_estimate(job, s, stage) for s in segments) for stage in ("images", "clips")}
+def stage_estimates(job: JobSettings, segments: list[VideoSegment]) -> dict[SpendStage, float]:
+    return {
+        stage: sum(segment_estimate(job, s, stage) for s in segments)
+        for stage in ("narration", "images", "clips")
+    }
 
 
 def check_affordable(job: JobSettings, segments: list[VideoSegment]) -> None:

@@ -140,12 +140,17 @@ def gate_body(
         lines += ["", f"Regenerated in the last round: {', '.join(f'#{i}' for i in changed)}."]
         if note:
             lines += ["", f"The reviewer's note: {inert(note)}"]
+    lines += _spoken_summary(job, segments)
     by_index = {s.index: s for s in segments}
     shown = [by_index[item.index] for item in preview.items]
     narrated = any(s.narration for s in shown)
+    spoken = any(s.narration_key for s in shown)
     motion = stage == "clips" and any(s.motion_prompt for s in shown)
     header = (
-        "| # | preview | prompt |" + (" motion |" if motion else "") + (" narration |" if narrated else "")
+        "| # | preview | prompt |"
+        + (" motion |" if motion else "")
+        + (" narration |" if narrated else "")
+        + (" spoken |" if spoken else "")
     )
     lines += ["", f"### First {len(preview.items)}", "", header, "|---" * header.count(" |") + "|"]
     for item, segment in zip(preview.items, shown, strict=True):
@@ -158,6 +163,8 @@ def gate_body(
             cells.append(inert(segment.motion_prompt or ""))
         if narrated:
             cells.append(inert(segment.narration or ""))
+        if spoken:
+            cells.append(_spoken_cell(job, segment, url_for))
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -170,3 +177,44 @@ def gate_body(
         '`{"decision": "redo", "segments": [2, 5]}`.',
     ]
     return "\n".join(lines)
+
+
+def _segment_length(segment: VideoSegment) -> float:
+    return (
+        segment.fitted_s
+        if segment.follows_voice and segment.fitted_s is not None
+        else float(segment.duration_s)
+    )
+
+
+def runs_over(job: JobSpec, segment: VideoSegment) -> bool:
+    """Whether a spoken narration is longer than its (fixed-length) segment leaves room for: it is cut."""
+    if segment.narration_s is None or job.voice is None:
+        return False
+    return job.voice.lead_s + segment.narration_s > _segment_length(segment) + 1e-3
+
+
+def _spoken_cell(job: JobSpec, segment: VideoSegment, url_for: Callable[[str], str]) -> str:
+    """A segment's spoken length, linking to its audio (and a warning when its segment cuts it)."""
+    if not segment.narration_key or segment.narration_s is None:
+        return ""
+    cell = (
+        f"[{segment.narration_s:.1f} s]({url_for(segment.narration_key)}) of {_segment_length(segment):g} s"
+    )
+    return cell + (" — **cut**" if runs_over(job, segment) else "")
+
+
+def _spoken_summary(job: JobSpec, segments: list[VideoSegment]) -> list[str]:
+    """One line on the narration: who speaks it, each segment's spoken length, and which ones are cut."""
+    spoken = [s for s in segments if s.narration_key and s.narration_s is not None]
+    if not spoken or job.voice is None:
+        return []
+    lengths = ", ".join(f"#{s.index} {s.narration_s:.1f} s" for s in spoken)
+    cut = [f"#{s.index}" for s in spoken if runs_over(job, s)]
+    line = (
+        f"Narration spoken by `{job.voice.provider}` ({sum(s.narration_s or 0.0 for s in spoken):.1f} s in all): "
+        f"{lengths}."
+    )
+    if cut:
+        line += f" Longer than their segments (cut at the segment's end): {', '.join(cut)}."
+    return ["", line]

@@ -8,7 +8,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-CacheKind = Literal["images", "clips"]
+CacheKind = Literal["narration", "images", "clips"]
+#: What each kind of output is stored as (narration: the voice's own format, named by the provider's output).
+SUFFIXES: dict[str, str] = {"images": ".png", "clips": ".mp4"}
 
 #: One marker per job with provider tasks whose outcome is not settled yet (``in-flight/<job_id>``): the
 #: salvage sweep reads this prefix instead of listing every object of every job.
@@ -35,6 +37,14 @@ class JobLayout:
 
     def clip(self, index: int) -> str:
         return f"{self.root}/clips/{index:03d}.mp4"
+
+    def narration(self, index: int, suffix: str) -> str:
+        """The segment's spoken narration, in the voice's own audio format (``suffix``: ``.wav``, ``.mp3``)."""
+        return f"{self.root}/narration/{index:03d}{suffix}"
+
+    def narration_timing(self, index: int) -> str:
+        """When each word of the segment's narration is spoken (JSON)."""
+        return f"{self.root}/narration/{index:03d}.json"
 
     def preview(self, name: str) -> str:
         return f"{self.root}/preview/{name}"
@@ -134,7 +144,7 @@ def content_hash(fields: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def cache_key(kind: CacheKind, fields: dict[str, Any]) -> str:
+def cache_key(kind: CacheKind, fields: dict[str, Any], suffix: str | None = None) -> str:
+    """The cache object of an output (``suffix``: for outputs whose format the provider decides)."""
     digest = content_hash(fields)
-    ext = "png" if kind == "images" else "mp4"
-    return f"cache/{kind}/{digest[:2]}/{digest}.{ext}"
+    return f"cache/{kind}/{digest[:2]}/{digest}{suffix or SUFFIXES[kind]}"

@@ -60,7 +60,7 @@ def save_manifest(storage: Storage, manifest: Manifest) -> None:
         if entry.event == "submitted" and entry.provider_task_id:
             if entry.stage == "images":
                 paid.image_task_id = entry.provider_task_id
-            else:
+            elif entry.stage == "clips":
                 paid.clip_task_id = entry.provider_task_id
     storage.put_bytes(JobLayout(manifest.job.job_id).manifest, manifest.to_json(), "application/json")
 

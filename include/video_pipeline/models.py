@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -30,6 +30,9 @@ from pydantic import (
 )
 
 from video_pipeline.media.audio_track import AUDIO_DEMUXERS, demuxer_for
+
+if TYPE_CHECKING:
+    from video_pipeline.providers.port import SpeechRequest
 
 #: Job ratios: ones every image-to-video model of the registry takes (or says it does not, per model:
 #: ``ModelSpec.ratios``), so a job never needs re-framing between stages.
@@ -47,6 +50,10 @@ ProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}
 ModelName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")]
 ApprovalMode = Literal["both", "images", "clips", "none"]
 Stage = Literal["images", "clips"]
+#: The stages that spend: narration (a paid voice) and the two gated ones.
+SpendStage = Literal["narration", "images", "clips"]
+VoiceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")]
+LanguageCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$")]
 
 JOB_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 DEFAULT_MAX_SEGMENTS = 500
@@ -95,6 +102,8 @@ Prompt = Annotated[
 ]
 OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
 DurationS = Annotated[int, Field(ge=MIN_DURATION_S, le=MAX_DURATION_S)]
+#: A segment's length: whole seconds, or ``"auto"``: as long as its narration is spoken, plus the voice's pad.
+AUTO = "auto"
 #: Strict models: JSON types only (see the module docstring).
 SPEC_CONFIG = ConfigDict(extra="forbid", strict=True)
 
@@ -121,13 +130,25 @@ class SegmentSpec(BaseModel):
     )
     narration: (
         Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_NARRATION_CHARS)] | None
-    ) = Field(default=None, description="Text spoken or subtitled over this segment.")
-    duration_s: DurationS = Field(default=5, description="Clip length in seconds (2–10).")
+    ) = Field(default=None, description="Text spoken (by the job's voice) and captioned over this segment.")
+    duration_s: DurationS | Literal["auto"] = Field(
+        default=5,
+        description=(
+            'Clip length in seconds (2–10), or "auto": as long as the narration is spoken plus the voice\'s '
+            "pad (needs narration)."
+        ),
+    )
 
     @field_validator("motion_prompt", "narration")
     @classmethod
     def _invisible_is_none(cls, value: str | None) -> str | None:
         return _visible_or_none(value)
+
+    @model_validator(mode="after")
+    def _auto_needs_narration(self) -> SegmentSpec:
+        if self.duration_s == AUTO and self.narration is None:
+            raise ValueError('duration_s "auto" follows the narration: give the segment a narration')
+        return self
 
 
 MAX_TRANSITION_S = MIN_DURATION_S / 2
@@ -228,6 +249,80 @@ class StageChoice(ProviderChoice):
     )
 
 
+def _default_voice_provider() -> str:
+    from video_pipeline.providers.registry import DEFAULT_SPEECH_PROVIDER  # the registry imports this module
+
+    return DEFAULT_SPEECH_PROVIDER
+
+
+#: ``voice.provider`` that turns the voice off.
+NO_VOICE = "none"
+MAX_LEAD_S = 2.0
+MAX_TAIL_S = 3.0
+
+
+class Voice(BaseModel):
+    """Who speaks the narration, and the silence around it in a segment that follows its voice."""
+
+    model_config = SPEC_CONFIG
+
+    provider: ProviderName = Field(
+        default_factory=lambda: _default_voice_provider(),
+        description="The voice provider (README: Narration); the default is offline and free.",
+    )
+    model: ModelName | None = Field(default=None, description="The provider's model; its default if unset.")
+    voice: VoiceName | None = Field(
+        default=None, description="The provider's voice id; its default if unset."
+    )
+    language: LanguageCode | None = Field(
+        default=None,
+        description="Language of the narration (e.g. en-us, en-gb, es, de); the provider's default.",
+    )
+    speed: float = Field(default=1.0, ge=0.25, le=4.0, description="1 = the voice's normal pace.")
+    lead_s: float = Field(
+        default=0.25,
+        ge=0,
+        le=MAX_LEAD_S,
+        description='Silence before the speech in a segment of "auto" length.',
+    )
+    tail_s: float = Field(
+        default=0.5,
+        ge=0,
+        le=MAX_TAIL_S,
+        description='Silence after the speech in a segment of "auto" length.',
+    )
+
+    @property
+    def pad_s(self) -> float:
+        return self.lead_s + self.tail_s
+
+    @model_validator(mode="after")
+    def _provider_takes_it(self) -> Voice:
+        """The provider exists and takes the model, voice, language and speed: before any spend."""
+        from video_pipeline.providers import registry  # the registry imports this module
+
+        if self.provider not in registry.speech_names():
+            raise ValueError(
+                f"provider: no voice provider {self.provider!r}; known: {', '.join(registry.speech_names())}"
+            )
+        registry.speech(self.provider).check(self.request("check"))
+        return self
+
+    def request(self, text: str) -> SpeechRequest:
+        """The narration ``text`` as a request with every choice resolved (``SpeechRequest``)."""
+        from video_pipeline.providers import registry
+        from video_pipeline.providers.port import SpeechRequest
+
+        provider = registry.speech(self.provider)
+        return SpeechRequest(
+            text=text,
+            model=self.model or provider.default_model,
+            voice=self.voice or provider.default_voice,
+            language=self.language or provider.default_language,
+            speed=self.speed,
+        )
+
+
 class JobSettings(BaseModel):
     """How a job is made: everything in a job spec but its content (script or segments).
 
@@ -278,6 +373,26 @@ class JobSettings(BaseModel):
         default_factory=Finishing,
         description="Transitions, subtitles, audio track, poster and preview of the finished video.",
     )
+    voice: Voice | None = Field(
+        default_factory=Voice,
+        description=(
+            'Who speaks each segment\'s narration (provider, voice, language, speed); {"provider": "none"} '
+            "(or null): no voice, the narration is captioned only."
+        ),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _voice_none_is_no_voice(cls, data: Any) -> Any:
+        """``"voice": {"provider": "none"}`` is no voice: what a run's conf can say (Airflow lays a conf's null
+        over the Param's default, so ``"voice": null`` only turns the voice off where a spec is read directly)."""
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("voice"), dict)
+            and data["voice"].get("provider") == NO_VOICE
+        ):
+            return {**data, "voice": None}
+        return data
 
     @classmethod
     def of(cls, data: Mapping[str, Any]) -> JobSettings:
@@ -346,6 +461,11 @@ class JobSettings(BaseModel):
             ):
                 allowed &= set(durations)
         return tuple(sorted(allowed))
+
+    def longest_clip(self) -> int:
+        """The longest clip every clip model of the job makes."""
+        allowed = self.clip_durations()
+        return allowed[-1] if allowed else MAX_DURATION_S
 
     def clip_length(self, wanted: int) -> int:
         """The clip length a segment of ``wanted`` seconds gets: the shortest one at least as long that every
@@ -422,7 +542,11 @@ class SegmentStatus(StrEnum):
 
 
 class VideoSegment(BaseModel):
-    """A segment as the pipeline tracks it: 1-based ``index`` (what reviewers see and name in a redo)."""
+    """A segment as the pipeline tracks it: 1-based ``index`` (what reviewers see and name in a redo).
+
+    ``duration_s`` is the clip length asked of the clip model; a segment that follows its voice
+    (``follows_voice``) is then fitted to exactly ``fitted_s`` in the video (its narration plus the voice's pad):
+    the clip is trimmed, or its last frame held."""
 
     index: int = Field(ge=1)
     prompt: str
@@ -430,6 +554,15 @@ class VideoSegment(BaseModel):
     narration: str | None = None
     duration_s: int
     seed: int
+    follows_voice: bool = False
+    fitted_s: float | None = Field(default=None, description="The segment's exact length in the video (s).")
+    narration_key: str | None = Field(default=None, description="The spoken narration (audio).")
+    narration_timing_key: str | None = Field(default=None, description="When each word is spoken (JSON).")
+    narration_s: float | None = Field(default=None, description="How long the narration is spoken (s).")
+    narration_provider: str | None = None
+    narration_cache_hit: bool = False
+    narration_started_at: datetime | None = None
+    narration_finished_at: datetime | None = None
     status: SegmentStatus = SegmentStatus.PENDING
     image_key: str | None = None
     clip_key: str | None = None
@@ -460,6 +593,7 @@ class Decision(BaseModel):
     decision: Literal["approve", "reject", "redo"]
     segments: list[int] = Field(default_factory=list)
     prompts: dict[int, str] = Field(default_factory=dict)
+    narrations: dict[int, str] = Field(default_factory=dict, description="New narration per redone segment.")
     note: str | None = None
     by: str | None = None
     via: Literal["ui", "variable", "timeout", "auto"]
@@ -488,6 +622,12 @@ class FinalVideo(BaseModel):
         default_factory=dict, description="Segments re-encoded to join (segment → why); the rest were copied."
     )
     transitions: int = 0
+    spans: dict[int, tuple[float, float]] = Field(
+        default_factory=dict, description="Where each segment is in the video (start s, end s)."
+    )
+    narration: dict[int, tuple[float, float]] = Field(
+        default_factory=dict, description="Where each segment's spoken narration is heard (start s, end s)."
+    )
     joined_by: str | None = Field(
         default=None,
         description=(
@@ -517,7 +657,7 @@ class SpendEvent(BaseModel):
     credits: float = Field(description="Change to the job's total: + reserved, − released, 0 otherwise.")
     total: float = Field(description="The job's credits after this entry.")
     run_id: str | None = None
-    stage: Stage | None = None
+    stage: SpendStage | None = None
     index: int | None = None
     provider_task_id: str | None = None
     record_id: str | None = Field(default=None, description="The provider-task record this entry belongs to.")

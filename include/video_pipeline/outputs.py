@@ -24,7 +24,11 @@ from video_pipeline.layout import CacheKind
 
 #: Largest output accepted per kind, in bytes: enforced while a download streams and again here. Providers'
 #: outputs are far below (a 1080p PNG is a few MB, a 10 s 720p clip tens of MB).
-MAX_OUTPUT_BYTES: dict[CacheKind, int] = {"images": 50_000_000, "clips": 2_000_000_000}
+MAX_OUTPUT_BYTES: dict[CacheKind, int] = {
+    "narration": 200_000_000,
+    "images": 50_000_000,
+    "clips": 2_000_000_000,
+}
 #: Image formats accepted (Pillow format names); Pillow does not even try the others.
 IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP")
 MAX_IMAGE_SIDE = 8192

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from video_pipeline.models import (
+    AUTO,
     MAX_DURATION_S,
     MAX_PROMPT_CHARS,
     MAX_SEGMENTS_ENV,
@@ -203,9 +204,10 @@ def _sentence_pieces(script: str, target_seconds: float, longest_seconds: float)
 
 
 def split_script(
-    script: str, target_duration_s: int, words_per_second: float = WORDS_PER_SECOND
+    script: str, target_duration_s: int, words_per_second: float = WORDS_PER_SECOND, *, auto: bool = False
 ) -> list[SegmentSpec]:
-    """Greedily pack consecutive sentences while their estimated spoken time stays within the target."""
+    """Greedily pack consecutive sentences while their estimated spoken time stays within the target. With
+    ``auto`` each segment lasts as long as its narration is spoken (``duration_s: "auto"``), else the estimate."""
     scale = WORDS_PER_SECOND / words_per_second  # estimates are made at the default rate
     target = target_duration_s / scale
     sentences = _sentence_pieces(script, target, MAX_DURATION_S / scale)
@@ -216,14 +218,29 @@ def split_script(
             continue  # only zero-width or blank characters, cut off a run of them: nothing to show or say
         seconds = math.ceil(chunk.seconds * scale - _EPSILON)
         duration = min(MAX_DURATION_S, max(MIN_DURATION_S, seconds))
-        segments.append(SegmentSpec(prompt=chunk.text, narration=chunk.text, duration_s=duration))
+        segments.append(
+            SegmentSpec(prompt=chunk.text, narration=chunk.text, duration_s=AUTO if auto else duration)
+        )
     return segments
 
 
+def _estimated_seconds(narration: str) -> int:
+    return min(MAX_DURATION_S, max(MIN_DURATION_S, math.ceil(spoken_seconds(narration) - _EPSILON)))
+
+
 def segments_for(job: JobSpec) -> list[VideoSegment]:
-    """The job's segments, numbered from 1; segment n gets seed ``job.seed + n``."""
+    """The job's segments, numbered from 1; segment n gets seed ``job.seed + n``. A script job's segments follow
+    their voice (``"auto"``) when the job has one. A segment that follows its voice is fitted to an estimate of
+    its narration until the voice has spoken it (``narration.fit``); without a voice, "auto" is the estimate."""
+    from video_pipeline.narration import (
+        estimated_fit,  # narration imports the media package: not at import time
+    )
+
+    voiced = job.voice is not None
     specs = (
-        job.segments if job.segments is not None else split_script(job.script or "", job.segment_duration_s)
+        job.segments
+        if job.segments is not None
+        else split_script(job.script or "", job.segment_duration_s, auto=voiced)
     )
     cap = max_segments()
     if not specs:
@@ -233,14 +250,20 @@ def segments_for(job: JobSpec) -> list[VideoSegment]:
             f"script: yields {len(specs)} segments, more than the cap of {cap} ({MAX_SEGMENTS_ENV}); "
             "shorten the script or raise segment_duration_s"
         )
-    return [
-        VideoSegment(
+    segments = []
+    for n, spec in enumerate(specs, start=1):
+        auto = spec.duration_s == AUTO
+        wanted = _estimated_seconds(spec.narration or "") if auto else int(spec.duration_s)
+        segment = VideoSegment(
             index=n,
             prompt=spec.prompt,
             motion_prompt=spec.motion_prompt,
             narration=spec.narration,
-            duration_s=job.clip_length(spec.duration_s),  # what the clip models make (README: Providers)
+            duration_s=job.clip_length(wanted),  # what the clip models make (README: Providers)
             seed=job.seed + n,
+            follows_voice=auto and voiced,
         )
-        for n, spec in enumerate(specs, start=1)
-    ]
+        if segment.follows_voice and job.voice is not None:
+            segment = estimated_fit(job, segment, spoken_seconds(spec.narration or "") / job.voice.speed)
+        segments.append(segment)
+    return segments

@@ -33,7 +33,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from video_pipeline.layout import IN_FLIGHT_PREFIX, CacheKind, JobLayout
-from video_pipeline.models import SpendEvent, SpendEventKind, Stage, utcnow
+from video_pipeline.models import SpendEvent, SpendEventKind, SpendStage, utcnow
 from video_pipeline.storage import ObjectNotFound, Storage
 
 SubmissionState = Literal["submitting", "submitted", "ambiguous"]
@@ -68,7 +68,7 @@ class Submission(BaseModel):
     submitted_at: datetime | None = None
 
     @property
-    def stage(self) -> Stage:
+    def stage(self) -> SpendStage:
         return self.kind
 
     def same_task_instance(self, run_id: str | None, task_id: str | None, map_index: int | None) -> bool:

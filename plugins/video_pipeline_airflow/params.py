@@ -72,7 +72,8 @@ def _offer_example(name: str, prop: dict[str, Any], example: dict[str, Any]) -> 
         sample = json.dumps(value[:EXAMPLE_SEGMENTS], indent=2, ensure_ascii=False)
         prop["description_md"] = (
             f"{prop.pop('description', '')} A list of objects with `prompt` (required), `motion_prompt`, "
-            f"`narration` and `duration_s` (2–10); leave empty for a `script` job. For example:\n\n"
+            f'`narration` (spoken by the job\'s `voice`) and `duration_s` (2–10, or `"auto"`: as long as the narration '
+            f"is spoken); leave empty for a `script` job. For example:\n\n"
             f"```json\n{sample}\n```"
         )
         prop["description"] = None

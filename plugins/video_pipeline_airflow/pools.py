@@ -1,4 +1,4 @@
-"""Stage pools sized from the providers' concurrency limits.
+"""Stage pools sized from the providers' concurrency limits (and the narration pool from the voices').
 
 A pool of exactly a provider's concurrency loses a hand-off at every wave; a queue depth of 2 keeps the
 provider's own queue non-empty (measured 1.00–1.02× the provider bound vs 1.12–1.58×; docs/notes). Each
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from video_pipeline.providers import registry
 from video_pipeline.providers.port import RemoteProvider, Stage
 from video_pipeline_airflow.hooks.provider import ProviderHook
-from video_pipeline_airflow.settings import CLIP_POOL, DEFAULT_POOL_SLOTS, IMAGE_POOL
+from video_pipeline_airflow.settings import CLIP_POOL, DEFAULT_POOL_SLOTS, IMAGE_POOL, NARRATION_POOL
 
 log = logging.getLogger(__name__)
 QUEUE_DEPTH = 2
@@ -54,14 +54,34 @@ def provider_limits(provider: RemoteProvider) -> Mapping[Stage, int] | None:
     return limits
 
 
+def narration_slots() -> int:
+    """The narration pool: the largest concurrency among the voices this deployment can use (the offline one
+    always; a paid one when its connection is configured). A voice answers synchronously, so no queue depth:
+    a slot is a request in flight."""
+    slots = 0
+    for name in registry.speech_names():
+        voice = registry.speech(name)
+        if voice.conn_id is not None:
+            try:
+                ProviderHook(name).endpoint()
+            except Exception:  # no connection or key: not used here
+                continue
+        slots = max(slots, voice.concurrency)
+    return slots or DEFAULT_POOL_SLOTS
+
+
 def planned_pools() -> dict[str, int]:
-    """Pool sizes: per stage, the largest limit among configured remote providers × the queue depth."""
+    """Pool sizes: per stage, the largest limit among configured remote providers × the queue depth; the
+    narration pool from the voices (``narration_slots``)."""
     sizes = {pool: 0 for pool in POOLS.values()}
     for name in registry.remote_names():
         limits = provider_limits(registry.remote(name))
         for stage, limit in (limits or {}).items():
             sizes[POOLS[stage]] = max(sizes[POOLS[stage]], slots_for(limit))
-    return {pool: size or DEFAULT_POOL_SLOTS for pool, size in sizes.items()}
+    return {
+        NARRATION_POOL: narration_slots(),
+        **{pool: size or DEFAULT_POOL_SLOTS for pool, size in sizes.items()},
+    }
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ AWS_CONN_ID = "aws_default"
 NOTIFY_CONN_ID = "video_pipeline_notify"
 #: Provider pools, created with ``--include-deferred`` so tasks waiting on the provider count against them.
 #: Size = the provider's concurrency × a queue depth (2), so the provider always has queued work.
+NARRATION_POOL = "video_narration"
 IMAGE_POOL = "video_images"
 CLIP_POOL = "video_clips"
 DEFAULT_POOL_SLOTS = 4

@@ -92,7 +92,12 @@ def validate_job(context: Context) -> list[dict[str, Any]]:
         )
     salvage_before_run(storage, job.job_id, is_active)
     begin_run(storage, job, run_id, segments, credits_estimate=sum(estimates.values()))
-    log.info("Credit estimate: images %g, clips %g", estimates["images"], estimates["clips"])
+    log.info(
+        "Credit estimate: narration %g, images %g, clips %g",
+        estimates["narration"],
+        estimates["images"],
+        estimates["clips"],
+    )
     log.info(
         "Job %s: %d segments, %g s of video, storage %s",
         job.job_id,
@@ -111,8 +116,17 @@ def validate_job(context: Context) -> list[dict[str, Any]]:
 
 
 def check_provider_ready(job: JobSpec) -> None:
-    """Every remote provider the job may use has a key before anything runs (no point generating images that
-    cannot be animated). A fallback counts: it is used exactly when the first choice cannot take the work."""
+    """Every remote provider (and paid voice) the job may use has a key before anything runs (no point
+    generating images that cannot be animated). A fallback counts: it is used exactly when the first choice
+    cannot take the work."""
+    if job.voice is not None and registry.speech(job.voice.provider).conn_id is not None:
+        hook = ProviderHook(job.voice.provider)
+        try:
+            hook.endpoint()
+        except Exception as exc:
+            raise ValueError(
+                f"voice.provider: {job.voice.provider} is not configured ({exc}); set the {hook.conn_id} connection"
+            ) from None
     for stage in ("images", "clips"):
         choice = job.choice(stage)
         for option in (choice, choice.fallback):
@@ -209,6 +223,7 @@ def publish(job: dict[str, Any], segments: list[dict[str, Any]], final: dict[str
     manifest.final = FinalVideo.model_validate(final)
     manifest.status = "succeeded"
     for stage, start, end in (
+        ("narration", "narration_started_at", "narration_finished_at"),
         ("images", "image_started_at", "image_finished_at"),
         ("clips", "clip_started_at", "clip_finished_at"),
     ):
@@ -275,10 +290,13 @@ def on_task_stopped(
     trigger name the exact record; otherwise the records this task instance submitted are settled."""
     storage = get_storage()
     record_id = (details or {}).get("record_id")
+    # Only submitted provider tasks can be cancelled; a record still submitting (e.g. a voice's one POST) is
+    # settled by the task's next attempt.
     records = [
         r
         for r in run_submissions(storage, job_id, run_id)
-        if (r.record_id == record_id if record_id else r.same_task_instance(run_id, task_id, map_index))
+        if r.state == "submitted"
+        and (r.record_id == record_id if record_id else r.same_task_instance(run_id, task_id, map_index))
     ]
     if not records:
         return []

@@ -125,7 +125,9 @@ def test_status_and_result_answer_only_on_the_app_path(fake: FakeFal, api: httpx
 
 
 def test_concurrency_is_account_wide_and_fifo(fake: FakeFal, api: httpx.Client) -> None:
-    fake.configure(concurrency=1, image_latency=0.3, video_latency=0.3)
+    # Latencies long enough that the first request is still running when the others are looked at, even on a
+    # loaded machine (0.3 s failed once under two parallel suites).
+    fake.configure(concurrency=1, image_latency=1.5, video_latency=0.3)
     first = submit(api, image_body("a"))
     second = submit(api, video_body(), KLING)  # another model: the same account slot
     third = submit(api, image_body("c"))

@@ -19,6 +19,7 @@ from video_pipeline.storage import Storage, open_storage
 from video_pipeline_dev.cluster import PG, fresh_metadata_db, reachable
 from video_pipeline_dev.fake_fal import FakeFal
 from video_pipeline_dev.fake_runway import FakeRunway
+from video_pipeline_dev.fake_voices import FakeVoice
 from video_pipeline_dev.local import LocalAirflow
 from video_pipeline_dev.moto_s3 import MotoS3
 
@@ -66,9 +67,26 @@ def fake_fal() -> Iterator[FakeFal]:
         yield fake
 
 
+VOICE_CANARY_KEYS = {"openai": "sk-canary-0e9d8c7b6a5f", "elevenlabs": "xi_canary_4b3a2c1d0e"}
+
+
+@pytest.fixture(scope="session")
+def fake_voices() -> Iterator[dict[str, FakeVoice]]:
+    """The fake paid voices (OpenAI and ElevenLabs), each with its canary key."""
+    with ExitStack() as stack:
+        yield {
+            name: stack.enter_context(FakeVoice(name, api_key=key, latency=0.3))  # type: ignore[arg-type]
+            for name, key in VOICE_CANARY_KEYS.items()
+        }
+
+
 @pytest.fixture(scope="session")
 def airflow(
-    tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str, fake_runway: FakeRunway, fake_fal: FakeFal
+    tmp_path_factory: pytest.TempPathFactory,
+    moto_endpoint: str,
+    fake_runway: FakeRunway,
+    fake_fal: FakeFal,
+    fake_voices: dict[str, FakeVoice],
 ) -> Iterator[LocalAirflow]:
     home = tmp_path_factory.mktemp("airflow-home")
     aws = {
@@ -83,6 +101,17 @@ def airflow(
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
         "AIRFLOW_CONN_RUNWAY_DEFAULT": json.dumps(runway),
         "AIRFLOW_CONN_FAL_DEFAULT": json.dumps(fal),
+        **{
+            f"AIRFLOW_CONN_{name.upper()}_DEFAULT": json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": fake.base_url,
+                    "password": VOICE_CANARY_KEYS[name],
+                    "extra": FAST_CLIENT,
+                }
+            )
+            for name, fake in fake_voices.items()
+        },
         "AIRFLOW_VAR_VIDEO_PIPELINE_POLL_SECONDS": "0.5",
         # Gates read a Variable decision every 2 s (default 10 s): the suite waits on many gates.
         "AIRFLOW_VAR_VIDEO_PIPELINE_GATE_POLL_SECONDS": "2",

@@ -27,14 +27,15 @@ def spec(**overrides: Any) -> JobSpec:
 
 def test_the_offline_provider_costs_nothing() -> None:
     job = spec()
-    assert stage_estimates(job, segments_for(job)) == {"images": 0.0, "clips": 0.0}
+    assert set(stage_estimates(job, segments_for(job)).values()) == {0.0}
 
 
 def test_each_stage_is_priced_by_its_own_provider_and_model() -> None:
     job = spec(images={"provider": "fal", "model": FLUX}, clips={"provider": "runway", "model": "gen4.5"})
     segments = segments_for(job)
     # fal: 2.5 credits an image at 1280:720 (1 MP); Runway gen4.5: 12 credits a second (4 s and 7 s)
-    assert stage_estimates(job, segments) == {"images": 5.0, "clips": 12 * (4 + 7)}
+    estimates = stage_estimates(job, segments)
+    assert (estimates["images"], estimates["clips"]) == (5.0, 12 * (4 + 7))
 
 
 def test_clips_are_priced_at_the_length_the_model_makes() -> None:

@@ -14,8 +14,11 @@ from pathlib import Path
 from video_pipeline.layout import JobLayout
 from video_pipeline.media.finish import Segment, finish
 from video_pipeline.media.thumbnails import animated_preview, poster_from_clip
+from video_pipeline.media.voice_track import Spoken
 from video_pipeline.models import FinalVideo, JobSpec, VideoSegment
+from video_pipeline.narration import read_timing
 from video_pipeline.storage import Storage
+from video_pipeline.words import WordTiming
 
 CONTENT_TYPES = {"gif": "image/gif", "webp": "image/webp"}
 
@@ -32,16 +35,8 @@ def assemble_job(storage: Storage, job: JobSpec, segments: list[VideoSegment]) -
         workdir = Path(tmp)
         clips = workdir / "clips"
         clips.mkdir()
-        parts = [
-            Segment(
-                s.index,
-                storage.download_to(s.clip_key, clips / f"{s.index:05d}.mp4"),
-                narration=s.narration,
-                planned_s=float(s.duration_s),
-            )
-            for s in ordered
-            if s.clip_key
-        ]
+        lead = job.voice.lead_s if job.voice is not None else 0.0
+        parts = [_part(storage, s, clips, lead) for s in ordered if s.clip_key]
         track = None
         if options.audio_key:
             suffix = Path(options.audio_key).suffix or ".audio"
@@ -85,7 +80,34 @@ def assemble_job(storage: Storage, job: JobSpec, segments: list[VideoSegment]) -
         preview_key=preview_key,
         subtitles_key=subtitles_key,
         reencoded=finished.plan.reencoded,
+        spans={span.index: (round(span.start_s, 3), round(span.end_s, 3)) for span in finished.plan.spans},
+        narration={p.spoken.index: (round(p.at_s, 3), round(p.end_s, 3)) for p in finished.voice},
         transitions=finished.plan.transition_pieces,
         joined_by=finished.plan.joined_by,
         assembly_s=round(time.perf_counter() - started, 3),
+    )
+
+
+def _part(storage: Storage, segment: VideoSegment, folder: Path, lead_s: float) -> Segment:
+    """A segment as ``finish`` takes it: its clip and, when its narration was spoken, the audio and its words."""
+    assert segment.clip_key is not None
+    clip = storage.download_to(segment.clip_key, folder / f"{segment.index:05d}.mp4")
+    spoken = None
+    words: tuple[WordTiming, ...] = ()
+    if segment.narration_key and segment.narration_timing_key:
+        timing = read_timing(storage, segment.narration_timing_key)
+        audio = storage.download_to(
+            segment.narration_key, folder / f"{segment.index:05d}{timing.audio_suffix}"
+        )
+        spoken = Spoken(segment.index, audio, timing.speech_start_s, timing.speech_end_s, lead_s)
+        words = tuple(timing.words)
+    fitted = segment.follows_voice and segment.fitted_s is not None
+    return Segment(
+        segment.index,
+        clip,
+        narration=segment.narration,
+        planned_s=segment.fitted_s if fitted else float(segment.duration_s),
+        spoken=spoken,
+        words=words,
+        fitted=fitted,
     )

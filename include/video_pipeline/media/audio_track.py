@@ -1,5 +1,5 @@
-"""The job's audio track (narration or music) mixed under the video: loudness-normalised, cut or padded to
-the video's exact length.
+"""The job's audio track (narration or music) and the voice track mixed under the video: loudness-normalised,
+cut or padded to the video's exact length; music ducks under the voice.
 
 Loudness is normalised with ffmpeg's ``loudnorm`` in its single-pass (dynamic) mode to the job's target
 (EBU R128 integrated loudness, true peak -1.5 dBTP): one pass over the audio only, no analysis pass. A track
@@ -127,31 +127,60 @@ def check_stored_track(storage: Storage, key: str) -> float:
             raise ValueError(f"{field}: '{key}': {reason}") from None
 
 
+#: Music ducks under speech: a compressor keyed by the voice (threshold about -30 dBFS, 8:1), quick to duck and
+#: slow to come back, so the music does not pump between words.
+DUCK = "sidechaincompress=threshold=0.03:ratio=8:attack=15:release=400"
+
+
 def mix_graph(
     *,
-    track: str,
-    track_s: float,
     duration_s: float,
     loudness_lufs: float,
+    track: str | None = None,
+    track_s: float = 0.0,
     body: str | None = None,
+    voice: str | None = None,
 ) -> str:
-    """A filter graph from the track's input label (``[2:a]``), and the clips' own (aligned) audio if any,
-    to ``[mix]``: exactly ``duration_s`` long, 48 kHz stereo."""
+    """A filter graph to ``[mix]``, exactly ``duration_s`` long, 48 kHz stereo, loudness-normalised: the job's
+    ``track`` (music or narration, from its input label such as ``[2:a]``), the clips' own aligned audio
+    (``body``) and the voice track (``voice``), each optional. Under anything else the track plays at
+    ``UNDER_DB``, and under the voice it also ducks while speech is heard."""
     end = f"{duration_s:.6f}"
     fmt = f"aformat=sample_fmts=fltp:sample_rates={SAMPLE_RATE}:channel_layouts={LAYOUT}"
-    bed = [fmt, f"atrim=end={end}", "asetpts=PTS-STARTPTS"]
-    if track_s > duration_s:
-        fade = min(FADE_OUT_S, duration_s / 4)
-        bed.append(f"afade=t=out:st={duration_s - fade:.6f}:d={fade:.6f}")
     normalise = f"loudnorm=I={loudness_lufs:g}:TP={TRUE_PEAK_DB:g}:LRA=11,aresample={SAMPLE_RATE},{fmt}"
     to_length = f"apad,atrim=end={end}"
-    if body is None:
-        return f"{track}{','.join(bed)},{normalise},{to_length}[mix]"
-    return (
-        f"{track}{','.join(bed)},volume={UNDER_DB}dB[bed];"
-        f"{body},{fmt}[body];"
-        f"[body][bed]amix=inputs=2:duration=first:normalize=0,{normalise},{to_length}[mix]"
-    )
+    chains: list[str] = []
+    mixed: list[str] = []
+    if body is not None:
+        chains.append(f"{body},{fmt}[body]")
+        mixed.append("[body]")
+    if voice is not None:
+        chains.append(f"{voice}{fmt},atrim=end={end},asetpts=PTS-STARTPTS,asplit=2[speech][key]")
+        mixed.append("[speech]")
+    if track is not None:
+        bed = [fmt, f"atrim=end={end}", "asetpts=PTS-STARTPTS"]
+        if track_s > duration_s:
+            fade = min(FADE_OUT_S, duration_s / 4)
+            bed.append(f"afade=t=out:st={duration_s - fade:.6f}:d={fade:.6f}")
+        if mixed:
+            bed.append(f"volume={UNDER_DB}dB")
+        chains.append(f"{track}{','.join(bed)}[bed]")
+        if voice is not None:
+            chains.append(f"[bed][key]{DUCK}[ducked]")
+            mixed.append("[ducked]")
+        else:
+            mixed.append("[bed]")
+    elif voice is not None:
+        chains.append("[key]anullsink")
+    if not mixed:
+        raise ValueError("nothing to mix")
+    if len(mixed) == 1:
+        chains.append(f"{mixed[0]}{normalise},{to_length}[mix]")
+    else:
+        chains.append(
+            f"{''.join(mixed)}amix=inputs={len(mixed)}:duration=first:normalize=0,{normalise},{to_length}[mix]"
+        )
+    return ";".join(chains)
 
 
 def encoder() -> list[str]:

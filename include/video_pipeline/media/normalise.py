@@ -21,12 +21,15 @@ def normalise(
     *,
     segment: int,
     overlay: Path | None = None,
+    timed_overlays: tuple[tuple[Path, float, float], ...] = (),
     reencode_video: bool,
     keyframes_at: list[int] | None = None,
+    length: Fraction | None = None,
 ) -> Path:
-    """Bring one clip to the target: re-encode its video (fit, pad, fps, pixel format, time base, ``overlay``,
-    forced keyframes at the given frame numbers) or copy it, and give it the target's audio. Errors name
-    ``segment``."""
+    """Bring one clip to the target: re-encode its video (fit, pad, fps, pixel format, time base, ``overlay``
+    and ``timed_overlays`` (each shown from–to its clip times),
+    forced keyframes at the given frame numbers, trimmed or its last frame held to ``length`` seconds) or copy
+    it, and give it the target's audio. Errors name ``segment``."""
     inputs = ["-i", str(source)]
     graph = []
     maps: list[str] = []
@@ -36,12 +39,19 @@ def normalise(
             f"[0:v]scale={w}:{h}:force_original_aspect_ratio=decrease:flags=lanczos,"
             f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={target.fps},format={target.pix_fmt}"
         )
-        if overlay is not None:
-            inputs += ["-i", str(overlay)]
-            graph.append(f"{chain}[base]")
-            graph.append(
-                f"[base][1:v]overlay=0:0,format={target.pix_fmt}[v]"  # yuv420 blend: no RGB round trip
-            )
+        if length is not None and length > Fraction(clip_probe.video_duration_s).limit_denominator(100_000):
+            chain += f",tpad=stop_mode=clone:stop_duration={seconds_arg(length)}"  # hold the last frame
+        layers: list[tuple[Path, tuple[float, float] | None]] = (
+            [(overlay, None)] if overlay is not None else []
+        )
+        layers += [(image, (start, end)) for image, start, end in timed_overlays]
+        if layers:
+            graph.append(f"{chain}[l0]")
+            for n, (image, window) in enumerate(layers, start=1):
+                inputs += ["-i", str(image)]
+                enable = f":enable='between(t,{window[0]:.3f},{window[1]:.3f})'" if window else ""
+                graph.append(f"[l{n - 1}][{n}:v]overlay=0:0{enable}[l{n}]")
+            graph.append(f"[l{len(layers)}]format={target.pix_fmt}[v]")  # yuv420 blend: no RGB round trip
         else:
             graph.append(f"{chain}[v]")
         maps += ["-map", "[v]", *video_encoder(target)]
@@ -62,7 +72,9 @@ def normalise(
             audio_source = "[0:a:0]"
         graph.append(f"{audio_source}{audio_format_filter(target)}[a]")
         maps += ["-map", "[a]", *audio_encoder(target)]
-    duration = seconds_arg(Fraction(clip_probe.video_duration_s).limit_denominator(100_000))
+    duration = seconds_arg(
+        length if length is not None else Fraction(clip_probe.video_duration_s).limit_denominator(100_000)
+    )
     args = [*inputs, "-filter_complex", ";".join(graph), *maps, "-t", duration, str(dest)]
     try:
         run_ffmpeg(args, timeout=900)

@@ -49,6 +49,10 @@ class Clip:
     index: int
     path: Path
     overlay: Path | None = None
+    #: Captions burned in turn: (image, from s, to s in the clip's own time), e.g. one per few spoken words.
+    timed_overlays: tuple[tuple[Path, float, float], ...] = ()
+    #: The segment's exact length when it follows its narration: the clip is trimmed, or its last frame held.
+    length_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -231,8 +235,12 @@ def _prepare(
     ``head`` and out of its ``tail``), find the middle that is copied between them."""
     head, tail = head and fade > 0, tail and fade > 0
     video, audio = differences(clip_probe, target)
-    if clip.overlay is not None:
+    if clip.overlay is not None or clip.timed_overlays:
         video.append("burned captions")
+    fitted = target.frames(Fraction(clip.length_s).limit_denominator(100_000)) if clip.length_s else None
+    if fitted is not None and fitted != clip_probe.frame_count:
+        how = "trimmed" if fitted < clip_probe.frame_count else "held"
+        video.append(f"{how} to its narration ({fitted} frames)")
     cuts = None
     if fade and not video:
         cuts = find_cuts(clip.path, clip_probe.frame_count, target.fps, fade, head=head, tail=tail)
@@ -240,7 +248,7 @@ def _prepare(
             video.append("no keyframe between its transitions")
     if not (video or audio):
         return _Prepared(clip, clip.path, clip_probe.frame_count, cuts, [])
-    frames = target.frames(Fraction(clip_probe.video_duration_s).limit_denominator(100_000))
+    frames = fitted or target.frames(Fraction(clip_probe.video_duration_s).limit_denominator(100_000))
     path = normalise(
         clip.path,
         clip_probe,
@@ -248,8 +256,10 @@ def _prepare(
         workdir / f"norm-{clip.index:05d}.mp4",
         segment=clip.index,
         overlay=clip.overlay,
+        timed_overlays=clip.timed_overlays,
         reencode_video=bool(video),
         keyframes_at=[f for f, wanted in ((fade, head), (frames - fade, tail)) if wanted] if video else None,
+        length=Fraction(fitted) / target.fps if fitted is not None else None,
     )
     done = probe(path)
     if done.stream_signature() != target.stream_signature():

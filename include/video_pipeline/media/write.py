@@ -112,24 +112,32 @@ def write_finished(
     track: Path | None,
     loudness_lufs: float,
     cue_count: int,
+    voice: Path | None = None,
 ) -> None:
-    """The ffmpeg pass that adds the captions track (``srt``) and the audio (the clips' own, aligned, and/or
-    the job's ``track``, mixed and normalised to ``loudness_lufs``) to the joined video."""
+    """The ffmpeg pass that adds the captions track (``srt``) and the audio (the clips' own, aligned, the voice
+    track and/or the job's ``track``, mixed and normalised to ``loudness_lufs``) to the joined video."""
     inputs = _video_input(plan, workdir)
     maps = ["-map", "0:v:0", "-c:v", "copy"]
     graph = ""
     if srt is not None:
         inputs += ["-i", str(srt)]
-    if track is not None:
-        try:
-            track_s = audio_track.track_duration(track)
-        except FFmpegError as exc:
-            raise AssemblyError(f"audio track: {exc}") from None
-        track_input = inputs.count("-i")
-        inputs += audio_track.input_args(track)  # its own demuxer only, and no other file
+    if track is not None or voice is not None:
+        track_label, track_s = None, 0.0
+        if track is not None:
+            try:
+                track_s = audio_track.track_duration(track)
+            except FFmpegError as exc:
+                raise AssemblyError(f"audio track: {exc}") from None
+            track_label = f"[{inputs.count('-i')}:a:0]"
+            inputs += audio_track.input_args(track)  # its own demuxer only, and no other file
+        voice_label = None
+        if voice is not None:
+            voice_label = f"[{inputs.count('-i')}:a:0]"
+            inputs += audio_track.input_args(voice)  # written by voice_track: a WAV, read as one
         graph = audio_track.mix_graph(
-            track=f"[{track_input}:a:0]",
+            track=track_label,
             track_s=track_s,
+            voice=voice_label,
             duration_s=plan.duration_s,
             loudness_lufs=loudness_lufs,
             body=f"[0:a:0]{aligned_audio(plan)}" if plan.has_audio else None,
@@ -143,7 +151,7 @@ def write_finished(
     write_mp4(
         [*inputs, *(["-filter_complex", graph] if graph else []), *maps],
         dest,
-        samples=samples_planned(plan, extra=cue_count + int(track is not None)),
+        samples=samples_planned(plan, extra=cue_count + int(track is not None or voice is not None)),
     )
 
 

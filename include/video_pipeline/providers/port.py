@@ -1,4 +1,4 @@
-"""The provider port: what the pipeline asks of a remote (paid, asynchronous) generator.
+"""The provider port: what the pipeline asks of a remote (paid, asynchronous) generator, and of a voice.
 
 A remote provider is asynchronous: submit → provider task id → status until terminal → download the output
 (at once: output URLs expire) → done. Everything the pipeline does around that — the exclusive record
@@ -8,6 +8,10 @@ answers the questions below. Local providers (storyboard) keep the simpler :clas
 
 Errors cross the port as :class:`ProviderError` with an :class:`Action`: the operators act on the action,
 never on a provider's own exception types or codes.
+
+A *voice* (:class:`SpeechProvider`) turns a segment's narration into speech: synchronously, on this machine
+(the offline engine) or with one POST to a paid API. It says which models, voices, languages and speeds it
+takes, prices a request, and returns the audio with when each word is spoken (:class:`Speech`).
 
 Credits are one currency for every provider, so one budget covers a job whose stages use different ones:
 **1 credit = US$0.01** (Runway's own credit; a provider priced in dollars converts ×100).
@@ -26,6 +30,7 @@ from pydantic import BaseModel, ConfigDict
 
 from video_pipeline.layout import CacheKind
 from video_pipeline.providers.base import ClipRequest, ImageRequest
+from video_pipeline.words import WordTiming
 
 Stage = Literal["images", "clips"]
 
@@ -304,3 +309,97 @@ class RemoteProvider(Protocol):
     def client(self, endpoint: Endpoint) -> RemoteClient: ...
 
     def async_client(self, endpoint: Endpoint) -> AsyncRemoteClient: ...
+
+
+# ------------------------------------------------------------------------------------------------- speech
+
+
+class SpeechRequest(BaseModel):
+    """One narration to speak, with every choice resolved (no provider defaults left to apply)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: str
+    model: str
+    voice: str
+    language: str
+    speed: float
+
+    def cache_fields(self, provider: str) -> dict[str, Any]:
+        """Everything that determines the audio (the content-addressed cache key)."""
+        return {"provider": provider, **self.model_dump(mode="json")}
+
+
+class Speech(BaseModel):
+    """A spoken narration: the audio file, where speech starts and ends in it, and when each word is said
+    (seconds from the start of the file). ``timings`` says where the word times come from: the provider's
+    own alignment, the offline engine's word events, or the engine's events stretched onto this audio."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: Path
+    duration_s: float
+    speech_start_s: float
+    speech_end_s: float
+    words: list[WordTiming]
+    timings: Literal["provider", "engine", "estimated"]
+
+    @property
+    def spoken_s(self) -> float:
+        return round(self.speech_end_s - self.speech_start_s, 3)
+
+
+@runtime_checkable
+class SpeechProvider(Protocol):
+    """A voice as the registry holds it.
+
+    :param name: the registry name a job spec's ``voice.provider`` uses.
+    :param conn_id: the Airflow connection with its URL and key; ``None``: it runs on this machine, no key.
+    :param default_base_url: the API's base URL when the connection names none (``None`` for a local one).
+    :param models: every model it offers, with a line for the README's table (prices, limits).
+    :param default_model: the model a spec that names none gets.
+    :param default_voice: the voice a spec that names none gets.
+    :param default_language: the language a spec that names none gets.
+    :param speeds: the lowest and highest speed it takes (1 = the voice's normal pace).
+    :param concurrency: requests in flight at once the account allows (the narration pool's size).
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def conn_id(self) -> str | None: ...
+
+    @property
+    def default_base_url(self) -> str | None: ...
+
+    @property
+    def models(self) -> Mapping[str, str]: ...
+
+    @property
+    def default_model(self) -> str: ...
+
+    @property
+    def default_voice(self) -> str: ...
+
+    @property
+    def default_language(self) -> str: ...
+
+    @property
+    def speeds(self) -> tuple[float, float]: ...
+
+    @property
+    def concurrency(self) -> int: ...
+
+    def check(self, request: SpeechRequest) -> None:
+        """``ValueError`` naming what the provider does not take (model, voice, language, speed, text)."""
+        ...
+
+    def estimate(self, request: SpeechRequest) -> float:
+        """Credits (1 credit = US$0.01) the request costs; 0 for a local voice."""
+        ...
+
+    def synthesize(self, request: SpeechRequest, dest_dir: Path, endpoint: Endpoint | None) -> Speech:
+        """Speak the request into a new file in ``dest_dir``. A paid voice sends one billed POST and never
+        repeats it once it may have reached the server: :class:`ProviderError` with ``AMBIGUOUS`` then."""
+        ...

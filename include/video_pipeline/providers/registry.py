@@ -2,7 +2,9 @@
 
 Adding a provider is adding its module (and its fake and tests): nothing outside this package names one. A
 provider is *local* (renders on this machine: :class:`~video_pipeline.providers.base.LocalProvider`) or
-*remote* (paid, asynchronous: :class:`~video_pipeline.providers.port.RemoteProvider`).
+*remote* (paid, asynchronous: :class:`~video_pipeline.providers.port.RemoteProvider`); both make images and
+clips (:func:`names`). A *voice* (:class:`~video_pipeline.providers.port.SpeechProvider`) speaks narration
+(:func:`speech_names`, :func:`speech`); it is never an image or clip provider.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from typing import Any, cast
 
 from video_pipeline import providers as _package
 from video_pipeline.providers.base import LocalProvider
-from video_pipeline.providers.port import ModelSpec, RemoteProvider, Stage
+from video_pipeline.providers.port import ModelSpec, RemoteProvider, SpeechProvider, Stage
 
 #: A spec that names no provider gets the offline one: it never spends.
 DEFAULT_PROVIDER = "storyboard"
+#: A spec that names no voice gets the offline one: no key, no network, nothing downloaded.
+DEFAULT_SPEECH_PROVIDER = "espeak"
 #: Modules of this package that are the port's own, not providers.
 _INFRASTRUCTURE = frozenset({"base", "http", "port", "registry"})
 
@@ -38,15 +42,33 @@ def _all() -> dict[str, Any]:
     return found
 
 
-def names() -> list[str]:
+def all_names() -> list[str]:
+    """Every provider: image/clip providers and voices."""
     return sorted(_all())
 
 
+def names() -> list[str]:
+    """The providers that make images and clips."""
+    return sorted(name for name, provider in _all().items() if not isinstance(provider, SpeechProvider))
+
+
+def speech_names() -> list[str]:
+    """The voices."""
+    return sorted(name for name, provider in _all().items() if isinstance(provider, SpeechProvider))
+
+
 def get(name: str) -> LocalProvider | RemoteProvider:
-    try:
-        return cast("LocalProvider | RemoteProvider", _all()[name])
-    except KeyError:
+    provider = _all().get(name)
+    if provider is None or isinstance(provider, SpeechProvider):
         raise ProviderUnavailable(f"no provider {name!r}; known: {', '.join(names())}") from None
+    return cast("LocalProvider | RemoteProvider", provider)
+
+
+def speech(name: str) -> SpeechProvider:
+    provider = _all().get(name)
+    if not isinstance(provider, SpeechProvider):
+        raise ProviderUnavailable(f"no voice provider {name!r}; known: {', '.join(speech_names())}")
+    return provider
 
 
 def is_remote(name: str) -> bool:

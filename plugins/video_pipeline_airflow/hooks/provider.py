@@ -1,4 +1,4 @@
-"""A remote provider's credentials from its Airflow connection (``<provider>_default``, e.g. set by
+"""A remote provider's (or a paid voice's) credentials from its Airflow connection (``<provider>_default``, e.g. set by
 ``AIRFLOW_CONN_<PROVIDER>_DEFAULT``), handed to the provider's client.
 
 Connection: host = API base URL (default: the provider's), password = API key, extra = client settings
@@ -14,13 +14,20 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from video_pipeline.providers import registry
-from video_pipeline.providers.port import AsyncRemoteClient, Endpoint, RemoteClient, RemoteProvider
+from video_pipeline.providers.port import (
+    AsyncRemoteClient,
+    Endpoint,
+    RemoteClient,
+    RemoteProvider,
+    SpeechProvider,
+)
 
 
 class ProviderHook(BaseHook):
-    """Opens clients of one remote provider with the key of its connection.
+    """Opens clients of one remote provider with the key of its connection; gives a paid voice its endpoint.
 
-    :param provider: the provider's registry name (``video_pipeline.providers.registry``).
+    :param provider: the provider's registry name (``video_pipeline.providers.registry``): a remote image/clip
+        provider, or a voice with a connection.
     :param conn_id: the connection to read (default: the provider's own, e.g. ``<provider>_default``).
     """
 
@@ -30,8 +37,13 @@ class ProviderHook(BaseHook):
 
     def __init__(self, provider: str, conn_id: str | None = None) -> None:
         super().__init__()
-        self.provider: RemoteProvider = registry.remote(provider)
-        self.conn_id = conn_id or self.provider.conn_id
+        found: RemoteProvider | SpeechProvider = (
+            registry.speech(provider) if provider in registry.speech_names() else registry.remote(provider)
+        )
+        if found.conn_id is None:
+            raise ValueError(f"provider {provider!r} runs on this machine; it has no connection")
+        self.provider = found
+        self.conn_id: str = conn_id or found.conn_id
 
     def _endpoint(self, conn: Any) -> Endpoint:
         if not conn.password:
@@ -40,13 +52,18 @@ class ProviderHook(BaseHook):
         if host and "://" not in host:
             host = f"{conn.schema or 'https'}://{host}" + (f":{conn.port}" if conn.port else "")
         extra = conn.extra_dejson if hasattr(conn, "extra_dejson") else json.loads(conn.extra or "{}")
-        return Endpoint(host or self.provider.default_base_url, conn.password, dict(extra or {}))
+        return Endpoint(host or self.provider.default_base_url or None, conn.password, dict(extra or {}))
 
     def endpoint(self) -> Endpoint:
         return self._endpoint(self.get_connection(self.conn_id))
 
     def get_client(self) -> RemoteClient:
-        return self.provider.client(self.endpoint())
+        return self._remote().client(self.endpoint())
 
     async def aget_client(self) -> AsyncRemoteClient:
-        return self.provider.async_client(self._endpoint(await self.aget_connection(self.conn_id)))
+        return self._remote().async_client(self._endpoint(await self.aget_connection(self.conn_id)))
+
+    def _remote(self) -> RemoteProvider:
+        if not isinstance(self.provider, RemoteProvider):
+            raise ValueError(f"{self.provider.name} is a voice: it has no remote-task client")
+        return self.provider

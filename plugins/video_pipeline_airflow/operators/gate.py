@@ -23,6 +23,7 @@ from airflow.sdk.exceptions import TaskDeferred
 from video_pipeline.approval import (
     APPROVE,
     MAX_LISTED_SEGMENTS,
+    MAX_NARRATION_LINE_CHARS,
     MAX_NOTE_CHARS,
     MAX_PROMPT_LINE_CHARS,
     MAX_REPLACEMENT_PROMPTS,
@@ -39,6 +40,7 @@ from video_pipeline.gate_form import build_preview, gate_body, gate_subject, ine
 from video_pipeline.generation import animate_segment, generate_image
 from video_pipeline.manifest import decisions_for, load_manifest, merge_segments, save_manifest
 from video_pipeline.models import Decision, JobSpec, Manifest, SegmentStatus, Stage, VideoSegment, utcnow
+from video_pipeline.narration import NotSpoken
 from video_pipeline.progress import record_completion
 from video_pipeline.providers import registry
 from video_pipeline.storage import Storage
@@ -46,6 +48,7 @@ from video_pipeline.submissions import credits_spent
 from video_pipeline_airflow.compat import get_hitl_detail_content_detail, upsert_hitl_detail
 from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.notify import notify
+from video_pipeline_airflow.operators.narration import respeak
 from video_pipeline_airflow.operators.segment import (
     AnimateSegmentOperator,
     GenerateImageOperator,
@@ -83,6 +86,15 @@ def form_params() -> dict[str, Param]:
             maxItems=MAX_REPLACEMENT_PROMPTS,
             description='Redo only, optional: a new prompt per segment, one "<number>: <new prompt>" per line '
             "(a segment redone without one gets a new seed; at the clips gate it replaces the motion prompt).",
+            source="task",
+        ),
+        "narrations": Param(
+            None,
+            type=["array", "null"],
+            items={"type": "string", "maxLength": MAX_NARRATION_LINE_CHARS},
+            maxItems=MAX_REPLACEMENT_PROMPTS,
+            description='Redo only, optional: a new narration per segment, one "<number>: <new narration>" per '
+            "line (only that segment is spoken again; at the images gate its image stays unless also listed).",
             source="task",
         ),
         "note": Param(
@@ -275,6 +287,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             decision=request.decision,
             segments=request.segments,
             prompts=request.prompts,
+            narrations=request.narrations,
             note=request.note,
             by=user.get("name") or (via if via in ("timeout", "variable") else None),
             via=via,
@@ -320,12 +333,31 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         # A replacement prompt replaces what this stage generates from: the image's prompt at the images
         # gate, the clip's motion prompt at the clips gate (the image, and the prompt it was made from, stay).
         prompt_field = "prompt" if self.stage == "images" else "motion_prompt"
+        clip_lengths = {s.index: s.duration_s for s in manifest.segments}
+        try:
+            respoken = respeak(context, storage, job, manifest.segments, request.narrations, self.task_id)
+        except (
+            NotSpoken
+        ) as exc:  # e.g. a paid voice refused it, or the budget: the segments keep their narration
+            manifest.decisions.pop()
+            self.log.error("Redo refused: %s", exc)
+            return self._open(context, storage, job, manifest, changed=[], notice=f"Redo refused: {exc}")
+        merge_segments(manifest, respoken.values())
         wanted = []
         for index in request.segments:
             segment = next(s for s in manifest.segments if s.index == index)
+            # A new narration alone is spoken again and the stage's output stays, unless a new prompt came with
+            # it, or (at the clips gate) the segment's new length needs another clip length.
+            regenerate = index in request.prompts or (
+                self.stage == "clips" and segment.duration_s != clip_lengths[index]
+            )
+            if index in respoken and not regenerate:
+                continue
             prompt = request.prompts.get(index)
             update = {prompt_field: prompt} if prompt else {"seed": segment.seed + round_ * REDO_SEED_STEP}
             wanted.append(segment.model_copy(update=update))
+        if not wanted:
+            return self._open(context, storage, job, manifest, changed=request.segments, note=request.note)
         choice = job.choice(self.stage)
         if registry.is_remote(choice.provider):
             return self._redo_remote(context, storage, job, manifest, request, round_, wanted)

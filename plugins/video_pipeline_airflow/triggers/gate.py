@@ -112,6 +112,7 @@ class ApprovalGateTrigger(BaseTrigger):
         params = {
             "segments": request.segments or None,
             "prompts": [f"{index}: {prompt}" for index, prompt in request.prompts.items()] or None,
+            "narrations": [f"{index}: {text}" for index, text in request.narrations.items()] or None,
             "note": request.note,
         }
         try:

@@ -68,7 +68,7 @@ def test_the_request_carries_empty_form_fields_whatever_the_conf(
     gate._open(context, LocalStorage(tmp_path), job, Manifest(job=job), changed=[])
 
     params = sent["params"]
-    assert set(params) == {"segments", "prompts", "note"}
+    assert set(params) == {"segments", "prompts", "narrations", "note"}
     assert params["segments"]["value"] is None and params["note"]["value"] is None
     assert params["segments"]["schema"] == {"type": ["array", "null"]}
     assert all(p["source"] == "task" for p in params.values())
@@ -302,3 +302,43 @@ def test_a_redo_with_a_new_prompt_at_the_images_gate_replaces_the_image_prompt(
     segment = harness.manifest().segments[1]
     assert (segment.prompt, segment.motion_prompt) == ("a calm sea at noon", None)
     assert harness.storage.get_bytes(segment.image_key or "") != old_image
+
+
+def test_a_redo_with_a_new_narration_speaks_only_that_segment_again_and_keeps_its_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    voiced = [
+        {"prompt": "A lighthouse in fog", "narration": "The lamp is lit.", "duration_s": "auto"},
+        {"prompt": "Waves on the rocks", "narration": "The sea is loud.", "duration_s": "auto"},
+    ]
+    harness = GateHarness(tmp_path, monkeypatch, "images", spec("gate-voice", segments=voiced))
+    old_image = harness.storage.get_bytes("jobs/gate-voice/images/002.png")
+    new = "The sea keeps rolling in against the black rocks below the lighthouse, all night long."
+    harness.answer("Redo segments", {"narrations": [f"2: {new}"]})
+    manifest = harness.manifest()
+    first, second = manifest.segments
+    assert manifest.decisions[-1].narrations == {2: new} and manifest.decisions[-1].segments == [2]
+    assert second.narration == new and second.narration_key == "jobs/gate-voice/narration/002.wav"
+    assert second.narration_s and second.fitted_s and second.fitted_s > 4  # refitted to the longer line
+    assert harness.storage.get_bytes(second.image_key or "") == old_image  # a new narration alone
+    assert first.narration_key is None  # not spoken again
+    assert "Regenerated in the last round: #2" in harness.requests[-1]["body"]
+    assert "Narration spoken by" in harness.requests[-1]["body"]
+
+
+def test_a_new_narration_the_budget_cannot_pay_for_is_refused_and_the_gate_reopens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OPENAI_DEFAULT",
+        json.dumps({"conn_type": "http", "host": "http://127.0.0.1:9", "password": "sk-never-sent"}),
+    )
+    voiced = [{"prompt": "A lighthouse in fog", "narration": "The lamp is lit.", "duration_s": 3}]
+    overrides = {"segments": voiced, "voice": {"provider": "openai"}, "budget_credits": 0}
+    harness = GateHarness(tmp_path, monkeypatch, "images", spec("gate-voice-budget", **overrides))
+    harness.answer("Redo segments", {"narrations": ["1: A much longer line that costs credits to speak."]})
+    manifest = harness.manifest()
+    assert manifest.segments[0].narration == "The lamp is lit."  # unchanged: nothing was spoken
+    assert [d.decision for d in manifest.decisions] == []  # the refused redo is not recorded as taken
+    body = harness.requests[-1]["body"]
+    assert "Redo refused" in body and "budget" in body

@@ -120,7 +120,7 @@ async def test_variable_answer_is_recorded_and_consumed(fake: FakeAirflow) -> No
     assert event["responded_by_user"]["name"] == "ben"
     assert fake.answer == {
         "options": ["Redo segments"],
-        "params": {"segments": [2, 4], "prompts": None, "note": None},
+        "params": {"segments": [2, 4], "prompts": None, "narrations": None, "note": None},
     }
     assert KEY not in fake.variables
 
@@ -129,7 +129,12 @@ async def test_variable_prompts_are_recorded_as_the_form_would_send_them(fake: F
     """All of the answer is in the request row: a retried gate that reads it back from there loses nothing."""
     fake.variables[KEY] = '{"decision": "redo", "segments": [2], "prompts": {"4": "a red fox: at dawn"}}'
     event = await first_event(trigger())
-    assert event["params_input"] == {"segments": [2, 4], "prompts": ["4: a red fox: at dawn"], "note": None}
+    assert event["params_input"] == {
+        "segments": [2, 4],
+        "prompts": ["4: a red fox: at dawn"],
+        "narrations": None,
+        "note": None,
+    }
     assert fake.answer is not None and fake.answer["params"] == event["params_input"]
     request = parse_form_answer(event["chosen_options"], event["params_input"])
     assert (request.segments, request.prompts) == ([2, 4], {4: "a red fox: at dawn"})
