@@ -336,9 +336,8 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         clip_lengths = {s.index: s.duration_s for s in manifest.segments}
         try:
             respoken = respeak(context, storage, job, manifest.segments, request.narrations, self.task_id)
-        except (
-            NotSpoken
-        ) as exc:  # e.g. a paid voice refused it, or the budget: the segments keep their narration
+        # e.g. a paid voice refused it, or the budget: the segments keep their narration
+        except NotSpoken as exc:
             manifest.decisions.pop()
             self.log.error("Redo refused: %s", exc)
             return self._open(context, storage, job, manifest, changed=[], notice=f"Redo refused: {exc}")
