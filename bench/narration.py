@@ -37,11 +37,12 @@ from video_pipeline.media.ffmpeg import run_ffmpeg  # noqa: E402
 from video_pipeline.media.finish import Segment, finish  # noqa: E402
 from video_pipeline.media.voice_track import Spoken  # noqa: E402
 from video_pipeline.models import Finishing, JobSpec  # noqa: E402
-from video_pipeline.narration import Attempt, narrate, read_timing  # noqa: E402
+from video_pipeline.narration import narrate, read_timing  # noqa: E402
 from video_pipeline.providers import _espeak_library as engine  # noqa: E402
 from video_pipeline.providers.port import Endpoint  # noqa: E402
 from video_pipeline.segmentation import segments_for  # noqa: E402
 from video_pipeline.storage import open_storage  # noqa: E402
+from video_pipeline.submissions import Attempt  # noqa: E402
 from video_pipeline_dev.fake_voices import FakeVoice  # noqa: E402
 
 RESULTS = ROOT / "bench" / "RESULTS.md"

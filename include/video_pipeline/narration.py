@@ -42,6 +42,7 @@ from video_pipeline.providers import registry
 from video_pipeline.providers.port import Action, Endpoint, ProviderError, Speech, SpeechRequest
 from video_pipeline.storage import ObjectNotFound, Storage
 from video_pipeline.submissions import (
+    Attempt,
     BudgetExceeded,
     Submission,
     clear_submission,
@@ -100,17 +101,6 @@ class NarrationPlan:
 
     def cache_audio(self, suffix: str) -> str:
         return cache_key("narration", self.request.cache_fields(self.provider), suffix)
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """The task instance try that speaks (it names the provider-task record); all ``None`` outside Airflow."""
-
-    dag_id: str | None
-    run_id: str | None
-    task_id: str
-    map_index: int | None
-    try_number: int | None
 
 
 class NotSpoken(RuntimeError):

@@ -26,7 +26,8 @@ checked before every POST.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -73,6 +74,29 @@ class Submission(BaseModel):
 
     def same_task_instance(self, run_id: str | None, task_id: str | None, map_index: int | None) -> bool:
         return (self.run_id, self.task_id, self.map_index) == (run_id, task_id, map_index)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The task instance try that submits (it names the provider-task record); all ``None`` outside Airflow."""
+
+    dag_id: str | None
+    run_id: str | None
+    task_id: str
+    map_index: int | None
+    try_number: int | None
+
+    @classmethod
+    def of(cls, context: Mapping[str, Any] | None, task_id: str) -> Attempt:
+        """From a task's context (its ``ti`` and ``run_id``)."""
+        ti = context.get("ti") if context else None
+        return cls(
+            dag_id=getattr(ti, "dag_id", None),
+            run_id=(context.get("run_id") if context else None) or getattr(ti, "run_id", None),
+            task_id=task_id,
+            map_index=getattr(ti, "map_index", None),
+            try_number=getattr(ti, "try_number", None),
+        )
 
 
 class BudgetExceeded(RuntimeError):

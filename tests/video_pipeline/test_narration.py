@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from video_pipeline.models import JobSpec, VideoSegment
-from video_pipeline.narration import Attempt, NotSpoken, fit, narrate, plan_narration, read_timing
+from video_pipeline.narration import NotSpoken, fit, narrate, plan_narration, read_timing
 from video_pipeline.providers.port import Endpoint
 from video_pipeline.segmentation import segments_for
 from video_pipeline.storage import Storage
 from video_pipeline.submissions import (
+    Attempt,
     Submission,
     create_submission,
     credits_spent,

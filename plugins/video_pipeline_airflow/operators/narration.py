@@ -15,27 +15,15 @@ from airflow.sdk import BaseOperator, Context, get_current_context
 from airflow.sdk.exceptions import AirflowFailException
 
 from video_pipeline.models import JobSettings, JobSpec, VideoSegment
-from video_pipeline.narration import Attempt, NotSpoken, narrate
+from video_pipeline.narration import NotSpoken, narrate
 from video_pipeline.progress import record_completion
 from video_pipeline.providers import registry
 from video_pipeline.storage import Storage
-from video_pipeline.submissions import Submission
+from video_pipeline.submissions import Attempt, Submission
 from video_pipeline_airflow.hooks.provider import ProviderHook
 from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.notify import notify
 from video_pipeline_airflow.runs import run_checker
-
-
-def attempt_of(context: Any, task_id: str) -> Attempt:
-    """Which task instance try is speaking (from the context; all ``None`` outside Airflow)."""
-    ti = context.get("ti") if context else None
-    return Attempt(
-        dag_id=getattr(ti, "dag_id", None),
-        run_id=(context.get("run_id") if context else None) or getattr(ti, "run_id", None),
-        task_id=task_id,
-        map_index=getattr(ti, "map_index", None),
-        try_number=getattr(ti, "try_number", None),
-    )
 
 
 class NarrateSegmentOperator(BaseOperator):
@@ -78,7 +66,7 @@ class NarrateSegmentOperator(BaseOperator):
                 storage,
                 job,
                 segment,
-                attempt=attempt_of(context, self.task_id),
+                attempt=Attempt.of(context, self.task_id),
                 endpoint=endpoint,
                 writer_alive=writer_alive,
             )
@@ -132,7 +120,7 @@ def respeak(
             storage,
             settings,
             changed,
-            attempt=attempt_of(context, task_id),
+            attempt=Attempt.of(context, task_id),
             endpoint=endpoint,
         )
     return done

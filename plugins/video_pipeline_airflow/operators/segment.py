@@ -23,7 +23,6 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -57,6 +56,7 @@ from video_pipeline.providers.port import (
 )
 from video_pipeline.storage import S3Storage, Storage
 from video_pipeline.submissions import (
+    Attempt,
     BudgetExceeded,
     Submission,
     clear_submission,
@@ -119,28 +119,6 @@ def record_paid_submission(storage: Storage, submission: Submission) -> None:
         ):
             with attempt:
                 write()
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """Which task instance try is running (from the context; all ``None`` outside Airflow)."""
-
-    dag_id: str | None
-    run_id: str | None
-    task_id: str
-    map_index: int | None
-    try_number: int | None
-
-    @classmethod
-    def of(cls, context: Any, task_id: str) -> Attempt:
-        ti = context.get("ti") if context else None
-        return cls(
-            dag_id=getattr(ti, "dag_id", None),
-            run_id=(context.get("run_id") if context else None) or getattr(ti, "run_id", None),
-            task_id=task_id,
-            map_index=getattr(ti, "map_index", None),
-            try_number=getattr(ti, "try_number", None),
-        )
 
 
 class UseFallback(Exception):
