@@ -50,7 +50,7 @@ def with_faults(fake_runway: FakeRunway, fake_fal: FakeFal, seed: int) -> None:
         api_key=RUNWAY_CANARY_KEY,
         image_latency=1.0,
         video_latency=2.0,
-        concurrency=2,
+        concurrency=4,
         rate_429=0.05,
         rate_5xx=0.05,
         create_5xx_statuses=(503,),
@@ -88,15 +88,6 @@ REDO_ANSWERS: dict[Stage, dict[str, Any]] = {
 }
 
 
-def redo_then_approve(
-    airflow: LocalAirflow, storage: Storage, run_id: str, job_id: str, stage: Stage
-) -> None:
-    """Ask for a redo of two segments by Variable, wait for the gate to re-open with them, then approve."""
-    decide_by_variable(airflow, run_id, job_id, stage, json.dumps(REDO_ANSWERS[stage]))
-    wait_reopened(storage, job_id, stage)
-    airflow.set_variable(variable_key(job_id, stage), "approve")
-
-
 def wait_reopened(storage: Storage, job_id: str, stage: Stage, timeout: float = 400) -> datetime:
     """The gate's next opening after the redo decision (the redone segments are in the manifest by then)."""
     deadline = time.monotonic() + timeout
@@ -110,48 +101,62 @@ def wait_reopened(storage: Storage, job_id: str, stage: Stage, timeout: float = 
     raise AssertionError(f"the {stage} gate of {job_id} did not re-open after the redo")
 
 
-@pytest.mark.parametrize("name", list(STAGES))
 def test_each_provider_family_through_both_gates_with_redos_pays_once_per_round(
-    airflow: LocalAirflow,
-    local_storage: Storage,
-    fake_runway: FakeRunway,
-    fake_fal: FakeFal,
-    name: str,
+    airflow: LocalAirflow, local_storage: Storage, fake_runway: FakeRunway, fake_fal: FakeFal
 ) -> None:
-    with_faults(fake_runway, fake_fal, seed=len(name))
-    job_id = f"e2e-providers-{name}"
-    spec = six_segment_job(job_id, seed=53, budget_credits=5000, **STAGES[name])
-    run_id = airflow.trigger(DAG_ID, spec)
-    redo_then_approve(airflow, local_storage, run_id, job_id, "images")
-    redo_then_approve(airflow, local_storage, run_id, job_id, "clips")
-    assert airflow.wait_for_run(DAG_ID, run_id, timeout=600) == "success"
+    """The three jobs run at once (they share the fakes' account limits and the pools, as jobs of a team do):
+    a Runway job, a fal job, and fal images animated by Runway."""
+    with_faults(fake_runway, fake_fal, seed=5)
+    runs = {
+        name: airflow.trigger(DAG_ID, six_segment_job(job_id(name), seed=53, budget_credits=5000, **choice))
+        for name, choice in STAGES.items()
+    }
+    for stage in ("images", "clips"):
+        for name, run_id in runs.items():
+            decide_by_variable(airflow, run_id, job_id(name), stage, json.dumps(REDO_ANSWERS[stage]))
+        for name in runs:
+            wait_reopened(local_storage, job_id(name), stage)
+            airflow.set_variable(variable_key(job_id(name), stage), "approve")
+    for run_id in runs.values():
+        assert airflow.wait_for_run(DAG_ID, run_id, timeout=600) == "success"
 
     runway, fal = fake_runway.stats(), fake_fal.stats()
     faults = sum(runway["faults"].values()) + sum(fal["faults"].values())
     assert faults > 0, "no faults were injected; the test proves nothing"
-    # One submission per segment per round: 6 in the first round, 2 in the redo round, at each stage.
+    manifests = {name: manifest_of(local_storage, job_id(name)) for name in runs}
+    # One submission per segment per round: 6 in the first round, 2 in the redo round, at each stage, per job.
     made = Counter(runway["tasks_created"]) + Counter(fal["tasks_created"])
-    manifest = manifest_of(local_storage, job_id)
-    ledger = [(e.seq, e.event, e.stage, e.index, e.note) for e in manifest.spend]
-    assert sum(made.values()) == 2 * (6 + len(REDONE)), (made, ledger, runway["faults"], fal["faults"])
+    ledgers = {n: [(e.seq, e.event, e.stage, e.index, e.note) for e in m.spend] for n, m in manifests.items()}
+    assert sum(made.values()) == len(runs) * 2 * (6 + len(REDONE)), (
+        made,
+        ledgers,
+        runway["faults"],
+        fal["faults"],
+    )
     assert runway["duplicate_submissions"] == fal["duplicate_submissions"] == 0
 
-    by_stage = {
-        "images": {s.image_provider for s in manifest.segments},
-        "clips": {s.clip_provider for s in manifest.segments},
-    }
-    expected = {
-        stage: {STAGES[name].get(stage, STAGES[name]).get("provider")} for stage in ("images", "clips")
-    }
-    assert by_stage == expected
-    # What the pipeline estimated (the first round for all six segments, then each redo round's two, at the
-    # same price: every segment has the same length and ratio), what its ledger says and what the fakes billed.
+    for name, manifest in manifests.items():
+        made_by = {
+            "images": {(s.image_provider) for s in manifest.segments},
+            "clips": {(s.clip_provider) for s in manifest.segments},
+        }
+        assert made_by == {
+            stage: {STAGES[name].get(stage, STAGES[name]).get("provider")} for stage in ("images", "clips")
+        }
+        # What the pipeline estimated (the first round for all six segments, then each redo round's two, at
+        # the same price: every segment has the same length and ratio) is what its ledger says it spent.
+        assert manifest.credits_estimate is not None
+        estimated = manifest.credits_estimate * (6 + len(REDONE)) / 6
+        assert manifest.credits_spent == pytest.approx(estimated), ledgers[name]
+        for key in (RUNWAY_CANARY_KEY, FAL_CANARY_KEY):
+            assert key not in manifest.to_json().decode()
+    # ... and what the fakes billed, all three jobs together.
     billed = runway["credits_spent"] + fal["credits_spent"]
-    assert manifest.credits_estimate is not None
-    estimated = manifest.credits_estimate * (6 + len(REDONE)) / 6
-    assert manifest.credits_spent == pytest.approx(billed) == pytest.approx(estimated)
-    for key in (RUNWAY_CANARY_KEY, FAL_CANARY_KEY):
-        assert key not in manifest.to_json().decode()
+    assert billed == pytest.approx(sum(m.credits_spent for m in manifests.values()))
+
+
+def job_id(name: str) -> str:
+    return f"e2e-providers-{name}"
 
 
 def test_an_unavailable_provider_falls_back(
