@@ -34,6 +34,7 @@ from video_pipeline.policy import check_policy, is_nightly
 from video_pipeline.progress import rebuild_progress
 from video_pipeline.providers import registry
 from video_pipeline.providers.port import RemoteClient
+from video_pipeline.published import PublishedVideo
 from video_pipeline.salvage import Settled, cancel_in_flight, salvage_all, salvage_job, settle
 from video_pipeline.segmentation import segments_for
 from video_pipeline.storage import Storage
@@ -189,9 +190,10 @@ def _window(starts: list[datetime | None], ends: list[datetime | None]) -> float
     return round((max(known_ends) - min(known_starts)).total_seconds(), 3)
 
 
-def publish(job: dict[str, Any], segments: list[dict[str, Any]], final: dict[str, Any]) -> str:
+def publish(job: dict[str, Any], segments: list[dict[str, Any]], final: dict[str, Any]) -> PublishedVideo:
     """Complete the manifest: every segment, decisions, credits, stage timings and the final video's probe;
-    close the run's record and release the job for its next run."""
+    close the run's record and release the job for its next run. Returns what the run published (the asset
+    event's ``extra``)."""
     spec = JobSpec.model_validate(job)
     storage = get_storage()
     run_id = get_current_context()["run_id"]
@@ -216,10 +218,12 @@ def publish(job: dict[str, Any], segments: list[dict[str, Any]], final: dict[str
     save_manifest(storage, manifest)
     release_claim(storage, spec.job_id, run_id)
     rebuild_progress(storage, spec.job_id)
+    published = PublishedVideo.of(storage, manifest, run_id)
+    # The storage URI, not the presigned link: a log is kept and read for longer than a link may be used.
+    log.info("Published %s (manifest %s)", published.final_uri, published.manifest_uri)
     url = storage.url_for_preview(manifest.final.key)
-    log.info("Published %s (manifest %s)", url, spec.job_id)
     notify(f"{spec.job_id}: finished", f"final.mp4 {manifest.final.duration_s:.1f} s at {url}")
-    return url
+    return published
 
 
 def end_run(job_id: str, run_id: str, status: RunStatus, reason: str) -> list[Settled]:

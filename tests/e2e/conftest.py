@@ -20,7 +20,7 @@ from tests.support.moto_s3 import MotoS3
 from video_pipeline.approval import variable_key
 from video_pipeline.models import Manifest
 from video_pipeline.storage import Storage, open_storage
-from video_pipeline_airflow.local import LocalAirflow
+from video_pipeline_airflow.local import EXAMPLE_DAGS, LocalAirflow
 
 DAG_ID = "video_generation"
 BUCKET = "video-e2e"
@@ -100,6 +100,8 @@ def airflow(
             extra_env=env,
             login=("reviewer", "e2e-pass"),
             sql_alchemy_conn=metadata,
+            # the example consumer of the finished-video asset runs beside the pipeline (test_outputs.py)
+            extra_dag_folders=(EXAMPLE_DAGS,),
         )
         stack.enter_context(cluster)
         yield cluster

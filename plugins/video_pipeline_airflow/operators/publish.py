@@ -1,0 +1,41 @@
+"""The last step of a job: complete the manifest, release the job, and tell Airflow a video now exists."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from video_pipeline_airflow import stages
+from video_pipeline_airflow.assets import FINAL_VIDEO_ALIAS, final_video_asset
+
+
+class PublishOperator(BaseOperator):
+    """Publishes a finished job (``stages.publish``: the manifest completed, the run closed, the job released)
+    and emits an asset event for its final video through the alias ``video_pipeline_final_video``, with
+    :class:`video_pipeline.published.PublishedVideo` (job and run ids, duration, credits, the video's and the
+    manifest's keys and storage URIs) as the event's ``extra`` (see ``video_pipeline_airflow.assets``).
+
+    :param job: the validated job spec as a dict (templated: ``validate_job``'s ``job`` XCom).
+    :param segments: the approved segments as dicts (templated: the clips gate's output).
+    :param final: the assembled video as a dict (templated: ``assemble``'s output).
+    :param kwargs: passed to ``BaseOperator``; ``outlets`` is the alias and cannot be replaced.
+    """
+
+    template_fields: Sequence[str] = ("job", "segments", "final")
+    ui_color = "#d9f2d9"
+
+    def __init__(self, *, job: Any, segments: Any, final: Any, **kwargs: Any) -> None:
+        kwargs.pop("outlets", None)
+        super().__init__(outlets=[FINAL_VIDEO_ALIAS], **kwargs)
+        self.job = job
+        self.segments = segments
+        self.final = final
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        published = stages.publish(self.job, self.segments, self.final)
+        extra = published.model_dump(mode="json")
+        context["outlet_events"][FINAL_VIDEO_ALIAS].add(final_video_asset(published), extra=extra)
+        self.log.info("Asset event for %s (alias %s)", published.final_uri, FINAL_VIDEO_ALIAS.name)
+        return extra
