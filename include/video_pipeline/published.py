@@ -12,7 +12,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from video_pipeline.layout import JobLayout
-from video_pipeline.models import Manifest
+from video_pipeline.models import Manifest, Stage
 from video_pipeline.storage import Storage
 
 
@@ -20,6 +20,16 @@ def object_uri(storage: Storage, key: str) -> str:
     """The storage URI of ``key``: the storage's root URL and the key (``s3://bucket/prefix/<key>``,
     ``file:///root/<key>``)."""
     return f"{storage.url.rstrip('/')}/{key}"
+
+
+def run_credits_by_stage(manifest: Manifest, run_id: str) -> dict[Stage, float]:
+    """Credits this run spent per stage, from the spend ledger copied into the manifest (reserved less
+    released: what the run's provider submissions cost)."""
+    spent: dict[Stage, float] = {"images": 0.0, "clips": 0.0}
+    for entry in manifest.spend:
+        if entry.run_id == run_id and entry.stage is not None:
+            spent[entry.stage] = round(spent[entry.stage] + entry.credits, 6)
+    return spent
 
 
 class PublishedVideo(BaseModel):

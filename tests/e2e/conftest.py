@@ -24,6 +24,9 @@ from video_pipeline_airflow.local import EXAMPLE_DAGS, LocalAirflow
 
 DAG_ID = "video_generation"
 BUCKET = "video-e2e"
+#: Where the session's Airflow writes its OpenLineage events (under its home), and their namespace.
+OPENLINEAGE_FILE = "openlineage.jsonl"
+OPENLINEAGE_NAMESPACE = "video-e2e"
 
 
 @pytest.fixture(scope="session")
@@ -87,6 +90,11 @@ def airflow(
         "VIDEO_PIPELINE_NIGHTLY_POKE_SECONDS": "3",
         # A worker that dies with its task is noticed after this long without a heartbeat (default 300 s).
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+        # Lineage: every process appends its OpenLineage events to one file (test_outputs.py reads it).
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+            {"type": "file", "log_file_path": str(home / OPENLINEAGE_FILE), "append": True}
+        ),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": OPENLINEAGE_NAMESPACE,
     }
     with ExitStack() as stack:
         # PostgreSQL where the machine has it (CI does): with SQLite, writes wait on one file lock, and on a

@@ -1,13 +1,21 @@
 """What Airflow knows of a finished job, on real Airflow processes: one finished job (S3 over HTTP) gives the
-asset event that triggers the example consumer DAG with the event's ``extra``."""
+asset event that triggers the example consumer DAG with the event's ``extra``, and the OpenLineage events of
+the run (read from the file transport)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import DAG_ID, manifest_of, six_segment_job
+from tests.e2e.conftest import (
+    DAG_ID,
+    OPENLINEAGE_FILE,
+    OPENLINEAGE_NAMESPACE,
+    manifest_of,
+    six_segment_job,
+)
 from video_pipeline.storage import Storage
 from video_pipeline_airflow.local import LocalAirflow
 
@@ -38,6 +46,23 @@ def catalogue_entries(airflow: LocalAirflow, source_run_id: str) -> list[dict[st
         if xcom.status_code == 200:
             found += [e for e in xcom.json()["value"] if e.get("run_id") == source_run_id]
     return found
+
+
+def lineage_events(airflow: LocalAirflow, job_name: str) -> list[dict[str, Any]]:
+    path = airflow.home / OPENLINEAGE_FILE
+    if not path.exists():
+        return []
+    events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [e for e in events if e["job"]["name"] == job_name]
+
+
+def publish_lineage(airflow: LocalAirflow, job_id: str) -> dict[str, Any] | None:
+    """The COMPLETE event of ``publish`` for ``job_id`` (its facet names the job), once written."""
+    for event in lineage_events(airflow, f"{DAG_ID}.publish"):
+        facet = event["run"]["facets"].get("videoPipeline") or {}
+        if event["eventType"] == "COMPLETE" and facet.get("jobId") == job_id:
+            return event
+    return None
 
 
 def test_a_finished_job_reports_its_outputs(airflow: LocalAirflow, s3_storage: Storage) -> None:
@@ -79,3 +104,41 @@ def test_a_finished_job_reports_its_outputs(airflow: LocalAirflow, s3_storage: S
     assert entry == {"asset": final_uri, "source": f"{DAG_ID}/{run_id}", **expected}
     (event,) = asset_events(airflow, run_id)
     assert [run["dag_id"] for run in event["created_dagruns"]] == [CATALOGUE]
+
+    # 2. Lineage: publish's COMPLETE event holds the run's inputs, outputs and the videoPipeline facet.
+    lineage = airflow.wait_until(
+        lambda: publish_lineage(airflow, job_id), timeout=60, what="publish's OpenLineage event"
+    )
+    assert lineage["job"]["namespace"] == OPENLINEAGE_NAMESPACE
+    inputs = {(d["namespace"], d["name"]) for d in lineage["inputs"]}
+    assert inputs == {
+        ("video-pipeline", f"jobs/{job_id}/spec"),
+        ("video-provider://storyboard", "card"),
+        ("video-provider://storyboard", "ken-burns"),
+    }
+    bucket, prefix = s3_storage.url.removeprefix("s3://").split("/", 1)
+    outputs = {(d["namespace"], d["name"]) for d in lineage["outputs"]}
+    final = manifest.final
+    stored = [
+        f"jobs/{job_id}/{kind}/00{n}.{ext}"
+        for kind, ext in (("images", "png"), ("clips", "mp4"))
+        for n in (1, 2)
+    ]
+    beside = [key for key in (final.poster_key, final.preview_key, final.subtitles_key) if key]
+    assert final.poster_key in beside  # a poster by default: the set below is more than images and clips
+    assert outputs == {
+        (f"s3://{bucket}", f"{prefix}/{key}")
+        for key in [*stored, final.key, *beside, f"jobs/{job_id}/manifest.json"]
+    }
+    facet = lineage["run"]["facets"]["videoPipeline"]
+    assert facet["credits"]["spent"] == 0.0 and facet["credits"]["spentByStage"] == {
+        "images": 0.0,
+        "clips": 0.0,
+    }
+    assert [(d["stage"], d["decision"], d["via"]) for d in facet["decisions"]] == [
+        ("images", "approve", "auto"),
+        ("clips", "approve", "auto"),
+    ]
+    # every task of the run reported its start and end (the provider's own events, no datasets)
+    validate = lineage_events(airflow, f"{DAG_ID}.validate_job")
+    assert {"START", "COMPLETE"} <= {e["eventType"] for e in validate}

@@ -4,6 +4,7 @@ published record as the event's ``extra``."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from airflow.sdk import AssetAlias
@@ -58,3 +59,10 @@ def test_publish_emits_the_final_videos_asset_event_through_the_alias(storage: L
     manifest = load_manifest(storage, "pub")
     assert manifest is not None and manifest.status == "succeeded"
     assert current_claim(storage, "pub") is None  # released for the next run
+
+    # What the OpenLineage provider then asks the operator for (in the same task process).
+    lineage = operator.get_openlineage_facets_on_complete(SimpleNamespace(run_id=RUN_ID))
+    spec = lineage.inputs[0]
+    assert (spec.namespace, spec.name) == ("video-pipeline", "jobs/pub/spec")
+    assert ("file", f"{storage.root}/jobs/pub/final.mp4") in [(d.namespace, d.name) for d in lineage.outputs]
+    assert lineage.run_facets["videoPipeline"].jobId == "pub"
