@@ -34,11 +34,12 @@ from video_pipeline.policy import check_policy, is_nightly
 from video_pipeline.progress import rebuild_progress
 from video_pipeline.providers import registry
 from video_pipeline.providers.port import RemoteClient
-from video_pipeline.published import PublishedVideo
+from video_pipeline.published import PublishedVideo, run_credits_by_stage
 from video_pipeline.salvage import Settled, cancel_in_flight, salvage_all, salvage_job, settle
 from video_pipeline.segmentation import segments_for
 from video_pipeline.storage import Storage
 from video_pipeline.submissions import run_submissions
+from video_pipeline_airflow import metrics
 from video_pipeline_airflow.hooks.provider import ProviderHook
 from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.notify import notify
@@ -216,7 +217,8 @@ def publish(job: dict[str, Any], segments: list[dict[str, Any]], final: dict[str
             )
     mark_run_ended(manifest, run_id, "succeeded")
     save_manifest(storage, manifest)
-    release_claim(storage, spec.job_id, run_id)
+    if release_claim(storage, spec.job_id, run_id):  # once, however often publish is retried
+        metrics.run_ended("succeeded", run_credits_by_stage(manifest, run_id))
     rebuild_progress(storage, spec.job_id)
     published = PublishedVideo.of(storage, manifest, run_id)
     # The storage URI, not the presigned link: a log is kept and read for longer than a link may be used.
@@ -236,8 +238,9 @@ def end_run(job_id: str, run_id: str, status: RunStatus, reason: str) -> list[Se
         log.warning("Run %s ended (%s): %s", run_id, status, result.describe())
     holder = current_claim(storage, job_id)
     if holder is not None and holder.run_id == run_id:
-        manifest_end_run(storage, job_id, run_id, status, reason)
-        release_claim(storage, job_id, run_id)
+        manifest = manifest_end_run(storage, job_id, run_id, status, reason)
+        if release_claim(storage, job_id, run_id) and manifest is not None:
+            metrics.run_ended(status, run_credits_by_stage(manifest, run_id))
     elif holder is not None:
         log.info(
             "Run %s does not hold job %s (run %s does): its manifest is left alone",

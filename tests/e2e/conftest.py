@@ -17,6 +17,7 @@ from tests.support.cluster import PG, fresh_metadata_db, reachable
 from tests.support.fake_fal import FakeFal
 from tests.support.fake_runway import FakeRunway
 from tests.support.moto_s3 import MotoS3
+from tests.support.statsd_listener import StatsdListener
 from video_pipeline.approval import variable_key
 from video_pipeline.models import Manifest
 from video_pipeline.storage import Storage, open_storage
@@ -70,8 +71,19 @@ def fake_fal() -> Iterator[FakeFal]:
 
 
 @pytest.fixture(scope="session")
+def statsd() -> Iterator[StatsdListener]:
+    """The session's StatsD server: every Airflow process sends its metrics here (the pipeline's are kept)."""
+    with StatsdListener(keep="video_pipeline") as listener:
+        yield listener
+
+
+@pytest.fixture(scope="session")
 def airflow(
-    tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str, fake_runway: FakeRunway, fake_fal: FakeFal
+    tmp_path_factory: pytest.TempPathFactory,
+    moto_endpoint: str,
+    fake_runway: FakeRunway,
+    fake_fal: FakeFal,
+    statsd: StatsdListener,
 ) -> Iterator[LocalAirflow]:
     home = tmp_path_factory.mktemp("airflow-home")
     aws = {
@@ -95,6 +107,11 @@ def airflow(
             {"type": "file", "log_file_path": str(home / OPENLINEAGE_FILE), "append": True}
         ),
         "AIRFLOW__OPENLINEAGE__NAMESPACE": OPENLINEAGE_NAMESPACE,
+        # Metrics: Airflow's StatsD client, to the session's listener.
+        "AIRFLOW__METRICS__STATSD_ON": "True",
+        "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+        "AIRFLOW__METRICS__STATSD_PORT": str(statsd.port),
+        "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
     }
     with ExitStack() as stack:
         # PostgreSQL where the machine has it (CI does): with SQLite, writes wait on one file lock, and on a

@@ -1,6 +1,6 @@
 """What Airflow knows of a finished job, on real Airflow processes: one finished job (S3 over HTTP) gives the
-asset event that triggers the example consumer DAG with the event's ``extra``, and the OpenLineage events of
-the run (read from the file transport)."""
+asset event that triggers the example consumer DAG with the event's ``extra``, the OpenLineage events of the
+run (read from the file transport) and the metrics (seen by a StatsD listener on loopback)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from tests.e2e.conftest import (
     DAG_ID,
     OPENLINEAGE_FILE,
     OPENLINEAGE_NAMESPACE,
+    decide_by_variable,
     manifest_of,
     six_segment_job,
 )
+from tests.support.statsd_listener import StatsdListener
 from video_pipeline.storage import Storage
 from video_pipeline_airflow.local import LocalAirflow
 
@@ -65,14 +67,32 @@ def publish_lineage(airflow: LocalAirflow, job_id: str) -> dict[str, Any] | None
     return None
 
 
-def test_a_finished_job_reports_its_outputs(airflow: LocalAirflow, s3_storage: Storage) -> None:
+def redo_recorded(storage: Storage, job_id: str) -> bool:
+    return any(d.decision == "redo" for d in manifest_of(storage, job_id).decisions)
+
+
+def test_a_finished_job_reports_its_outputs(
+    airflow: LocalAirflow, s3_storage: Storage, statsd: StatsdListener
+) -> None:
+    """One job, made to touch every output: storyboard images with a redo at the images gate, clips on the
+    fake paid provider with one clip failing once (a provider error, then a resubmission)."""
     job_id = "e2e-outputs"
-    spec = six_segment_job(job_id, approval="none", seed=31)
+    spec = six_segment_job(
+        job_id, approval="images", seed=31, clips={"provider": "runway"}, budget_credits=200
+    )
     spec["segments"] = spec["segments"][:2]
+    spec["segments"][1]["motion_prompt"] = "slow drift [fail-once:INTERNAL.BAD_OUTPUT.CODE01]"
     run_id = airflow.trigger(DAG_ID, spec)
-    assert airflow.wait_for_run(DAG_ID, run_id, timeout=300) == "success"
+    decide_by_variable(
+        airflow, run_id, job_id, "images", '{"decision": "redo", "segments": [1], "by": "e2e"}'
+    )
+    airflow.wait_until(lambda: redo_recorded(s3_storage, job_id), timeout=120, what="the redo decision")
+    decide_by_variable(airflow, run_id, job_id, "images", '{"decision": "approve", "by": "e2e"}')
+    assert airflow.wait_for_run(DAG_ID, run_id, timeout=400) == "success"
     manifest = manifest_of(s3_storage, job_id)
     assert manifest.final is not None
+    record = manifest.run_record(run_id)
+    assert record is not None and record.credits_spent >= 20  # two 2-s clips at 5 credits/s, one paid twice
     final_uri = f"{s3_storage.url}/jobs/{job_id}/final.mp4"
 
     # 1. The asset event: one, for the job's own asset, through the alias, carrying the published record.
@@ -86,8 +106,8 @@ def test_a_finished_job_reports_its_outputs(airflow: LocalAirflow, s3_storage: S
         "duration_s": round(manifest.final.duration_s, 3),
         "width": 1280,
         "height": 720,
-        "credits_spent": 0.0,
-        "credits_spent_job": 0.0,
+        "credits_spent": record.credits_spent,
+        "credits_spent_job": manifest.credits_spent,
         "final_key": f"jobs/{job_id}/final.mp4",
         "final_uri": final_uri,
         "manifest_key": f"jobs/{job_id}/manifest.json",
@@ -114,7 +134,7 @@ def test_a_finished_job_reports_its_outputs(airflow: LocalAirflow, s3_storage: S
     assert inputs == {
         ("video-pipeline", f"jobs/{job_id}/spec"),
         ("video-provider://storyboard", "card"),
-        ("video-provider://storyboard", "ken-burns"),
+        ("video-provider://runway", "gen4_turbo"),
     }
     bucket, prefix = s3_storage.url.removeprefix("s3://").split("/", 1)
     outputs = {(d["namespace"], d["name"]) for d in lineage["outputs"]}
@@ -131,14 +151,29 @@ def test_a_finished_job_reports_its_outputs(airflow: LocalAirflow, s3_storage: S
         for key in [*stored, final.key, *beside, f"jobs/{job_id}/manifest.json"]
     }
     facet = lineage["run"]["facets"]["videoPipeline"]
-    assert facet["credits"]["spent"] == 0.0 and facet["credits"]["spentByStage"] == {
-        "images": 0.0,
-        "clips": 0.0,
-    }
-    assert [(d["stage"], d["decision"], d["via"]) for d in facet["decisions"]] == [
-        ("images", "approve", "auto"),
-        ("clips", "approve", "auto"),
+    assert facet["credits"]["spent"] == record.credits_spent
+    assert facet["credits"]["spentByStage"] == {"images": 0.0, "clips": record.credits_spent}
+    assert [(d["stage"], d["decision"], d["via"], d["by"]) for d in facet["decisions"]] == [
+        ("images", "redo", "variable", "e2e"),
+        ("images", "approve", "variable", "e2e"),
+        ("clips", "approve", "auto", "approval mode"),
     ]
     # every task of the run reported its start and end (the provider's own events, no datasets)
     validate = lineage_events(airflow, f"{DAG_ID}.validate_job")
     assert {"START", "COMPLETE"} <= {e["eventType"] for e in validate}
+
+    # 3. Metrics, through Airflow's StatsD client to the session's listener (other tests' runs add to the
+    # counters, so each is checked for this run's share).
+    m = "airflow.video_pipeline"
+    assert (record.credits_spent, "c") in statsd.wait_for(f"{m}.credits_spent")
+    assert (record.credits_spent, "c") in statsd.metrics(f"{m}.credits_spent.clips")
+    assert statsd.metrics(f"{m}.runs.succeeded")
+    assert len(statsd.metrics(f"{m}.segments_generated.images")) >= 2
+    assert len(statsd.metrics(f"{m}.segments_generated.clips")) >= 2
+    assert (1.0, "c") in statsd.metrics(f"{m}.segments_redone.images")
+    waits = statsd.metrics(f"{m}.gate_wait.images")
+    assert len(waits) >= 2 and all(kind == "ms" for _, kind in waits)
+    assert max(value for value, _ in waits) >= 3000  # the test answers 3 s after the gate opened
+    for call in ("submit_clip", "status", "outputs", "download"):  # status: from the triggerer's trigger
+        assert statsd.metrics(f"{m}.provider.runway.{call}"), call
+    assert statsd.metrics(f"{m}.provider_errors.runway.reseed")  # the clip that failed once

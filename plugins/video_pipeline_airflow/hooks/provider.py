@@ -9,12 +9,13 @@ else: it is never logged, put in XCom, a trigger's serialized kwargs or a manife
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from airflow.sdk import BaseHook
 
 from video_pipeline.providers import registry
 from video_pipeline.providers.port import AsyncRemoteClient, Endpoint, RemoteClient, RemoteProvider
+from video_pipeline_airflow.metered_client import AsyncMeteredClient, MeteredClient
 
 
 class ProviderHook(BaseHook):
@@ -46,7 +47,11 @@ class ProviderHook(BaseHook):
         return self._endpoint(self.get_connection(self.conn_id))
 
     def get_client(self) -> RemoteClient:
-        return self.provider.client(self.endpoint())
+        """The provider's client, metered: each call's latency and each error's class become metrics."""
+        client = self.provider.client(self.endpoint())
+        return cast(RemoteClient, MeteredClient(client, self.provider.name))
 
     async def aget_client(self) -> AsyncRemoteClient:
-        return self.provider.async_client(self._endpoint(await self.aget_connection(self.conn_id)))
+        """The provider's async client (the trigger's), metered like :meth:`get_client`'s."""
+        client = self.provider.async_client(self._endpoint(await self.aget_connection(self.conn_id)))
+        return cast(AsyncRemoteClient, AsyncMeteredClient(client, self.provider.name))
