@@ -49,6 +49,10 @@ from video_pipeline_airflow.settings import job_policy
 log = logging.getLogger(__name__)
 
 
+#: The conf key under which the OpenLineage provider passes a triggering task's ids to the run it triggers.
+OPENLINEAGE_PARENT_KEY = "openlineage"
+
+
 class InvalidJobSpec(AirflowFailException):
     """The job spec cannot run: fails the run at once (no retry), before any provider is called."""
 
@@ -65,6 +69,9 @@ def validate_job(context: Context) -> list[dict[str, Any]]:
     # The conf laid over the Params, whose defaults are the spec's own (params.py); None is a form field left
     # empty, which means the spec's default too.
     params = {k: v for k, v in dict(context["params"]).items() if v is not None}
+    # A run another DAG triggered (the nightly and arrival batches) carries its parent's OpenLineage ids in
+    # its conf when lineage is on: the provider's TriggerDagRunOperator adds them. Run metadata, not the spec.
+    params.pop(OPENLINEAGE_PARENT_KEY, None)
     storage = get_storage()
     try:
         job = JobSpec.model_validate(params)
