@@ -50,6 +50,36 @@ def moto_endpoint(moto_s3: MotoS3) -> str:
     return moto_s3.endpoint
 
 
+#: Where the arrival test keeps its storage: only its inbox notifies the queue (other tests' inboxes do not).
+EVENTS_ROOT = "events"
+
+
+@pytest.fixture(scope="session")
+def inbox_queue(moto_s3: MotoS3) -> str:
+    """An SQS queue that the bucket notifies of every ``events/inbox/*.json`` created, as the README sets up
+    S3 for the intake on arrival; its URL."""
+    settings: dict[str, Any] = {
+        "endpoint_url": moto_s3.endpoint,
+        "region_name": "us-east-1",
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+    }
+    sqs: Any = boto3.client("sqs", **settings)
+    queue = str(sqs.create_queue(QueueName="video-inbox")["QueueUrl"])
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    rules = [{"Name": "prefix", "Value": f"{EVENTS_ROOT}/inbox/"}, {"Name": "suffix", "Value": ".json"}]
+    s3: Any = boto3.client("s3", **settings)
+    s3.put_bucket_notification_configuration(
+        Bucket=BUCKET,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {"QueueArn": arn, "Events": ["s3:ObjectCreated:*"], "Filter": {"Key": {"FilterRules": rules}}}
+            ]
+        },
+    )
+    return queue
+
+
 RUNWAY_CANARY_KEY = "key_canary_5f3a9e1d7c2b4e8f"  # must never appear in logs, XCom or the manifest
 
 
@@ -84,6 +114,7 @@ def airflow(
     fake_runway: FakeRunway,
     fake_fal: FakeFal,
     statsd: StatsdListener,
+    inbox_queue: str,
 ) -> Iterator[LocalAirflow]:
     home = tmp_path_factory.mktemp("airflow-home")
     aws = {
@@ -112,6 +143,8 @@ def airflow(
         "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
         "AIRFLOW__METRICS__STATSD_PORT": str(statsd.port),
         "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
+        # Intake on arrival: the inbox asset's watcher listens on the queue (test_inbox_events.py).
+        "VIDEO_PIPELINE_INBOX_QUEUE_URL": inbox_queue,
     }
     with ExitStack() as stack:
         # PostgreSQL where the machine has it (CI does): with SQLite, writes wait on one file lock, and on a
