@@ -13,6 +13,7 @@ from tests.e2e.conftest import (
     DAG_ID,
     OPENLINEAGE_FILE,
     OPENLINEAGE_NAMESPACE,
+    RUNWAY_CANARY_KEY,
     decide_by_variable,
     manifest_of,
     six_segment_job,
@@ -161,6 +162,9 @@ def test_a_finished_job_reports_its_outputs(
     # every task of the run reported its start and end (the provider's own events, no datasets)
     validate = lineage_events(airflow, f"{DAG_ID}.validate_job")
     assert {"START", "COMPLETE"} <= {e["eventType"] for e in validate}
+    # lineage leaves the deployment: no provider key and no presigned link in it
+    events = (airflow.home / OPENLINEAGE_FILE).read_text()
+    assert RUNWAY_CANARY_KEY not in events and "X-Amz-Signature" not in events
 
     # 3. Metrics, through Airflow's StatsD client to the session's listener (other tests' runs add to the
     # counters, so each is checked for this run's share).
