@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from video_pipeline.layout import CacheKind, JobLayout, cache_key, content_hash
-from video_pipeline.models import JobSettings, ProviderChoice, SegmentStatus, VideoSegment
+from video_pipeline.models import JobSettings, ProviderChoice, SegmentStatus, Stage, VideoSegment
 from video_pipeline.outputs import verify_output
 from video_pipeline.providers.base import ClipRequest, ImageRequest, LocalProvider
 from video_pipeline.storage import Storage
@@ -164,11 +164,21 @@ def store(
     return _done(planned, segment, hit=False, task_id=task_id)
 
 
+def local_choice(job: JobSettings, stage: Stage, provider: LocalProvider) -> ProviderChoice:
+    """The stage's choice that names this local provider: the stage's own, or its fallback (a local fallback
+    of a remote provider), with the provider's default model when the choice names none."""
+    choice = job.choice(stage)
+    for option in (choice, choice.fallback):
+        if option is not None and option.provider == provider.name:
+            return ProviderChoice(provider=option.provider, model=option.model)
+    return ProviderChoice(provider=provider.name, model=provider.default_models[stage])
+
+
 def generate_image(
     storage: Storage, job: JobSettings, segment: VideoSegment, provider: LocalProvider
 ) -> VideoSegment:
     """Render (or reuse) the segment's image and store it at ``jobs/<id>/images/NNN.png``."""
-    planned = plan_image(job, segment)
+    planned = plan_image(job, segment, local_choice(job, "images", provider))
     if (hit := reuse(storage, planned, segment)) is not None:
         return hit
     assert isinstance(planned.request, ImageRequest)
@@ -181,7 +191,7 @@ def animate_segment(
     storage: Storage, job: JobSettings, segment: VideoSegment, provider: LocalProvider
 ) -> VideoSegment:
     """Turn the segment's approved image into a clip at ``jobs/<id>/clips/NNN.mp4``."""
-    planned = plan_clip(storage, job, segment)
+    planned = plan_clip(storage, job, segment, local_choice(job, "clips", provider))
     if (hit := reuse(storage, planned, segment)) is not None:
         return hit
     assert isinstance(planned.request, ClipRequest) and segment.image_key

@@ -39,21 +39,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import hmac
-import io
 import itertools
 import json
 import math
 import random
 import re
 import secrets
-import socket
-import ssl
-import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -64,12 +58,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+
+from tests.support.fake_http import (
+    OUTPUT_BODIES,
+    Dropped,
+    LoopbackServer,
+    earliest_slot,
+    keep_raw_channels,
+    output_response,
+    peak_concurrency,
+    png_bytes,
+    redirect_target,
+    retry_after_value,
+    s3_error,
+    serve,
+    video_file,
+)
 
 API_VERSION = "2024-11-06"
 STATUSES = ("PENDING", "THROTTLED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED")
@@ -94,10 +102,6 @@ CREATE_THEN_FAIL = (
     "create-then-504",
     "create-then-reset",
 )
-OUTPUT_BODIES = ("ok", "html", "truncated", "oversized", "oversized-chunked")
-HTML_ERROR_PAGE = (
-    b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>Bad gateway</body></html>"
-)
 MAX_SEED = 4_294_967_295
 NOT_ENOUGH_CREDITS = "You do not have enough credits to run this task."
 #: The fake's own price list, kept apart from the client's on purpose: a test comparing the client's
@@ -110,9 +114,6 @@ PRICES: dict[str, dict[str, float]] = {
 }
 _MARKER = re.compile(r"\[fail(?:-(once|\d+))?:([A-Za-z0-9_.]*)\]")
 _LATENCY = re.compile(r"\[latency:([0-9.]+)\]")
-_SCOPE_SEND = "fake_runway.send"
-_SCOPE_RECEIVE = "fake_runway.receive"
-_VIDEO_CACHE_LOCK = threading.Lock()
 
 
 @dataclass
@@ -336,7 +337,7 @@ class _State:
                 # FIFO: nobody starts before the task started last, which also keeps the search short.
                 floor = max((t.started for t in started if t.started is not None), default=-math.inf)
                 for task in waiting:
-                    start = _earliest_slot(started, max(task.eligible, floor), limit)
+                    start = earliest_slot(started, max(task.eligible, floor), limit)
                     if start > now:
                         break  # nobody behind it can start earlier
                     task.started = floor = start
@@ -364,18 +365,11 @@ class _State:
     def max_running(self) -> dict[str, int]:
         """Per model, the most tasks that held a slot at the same instant (from exact start/end times)."""
         with self.lock:
-            events: dict[str, list[tuple[float, int]]] = defaultdict(list)
+            intervals: dict[str, list[tuple[float, float]]] = defaultdict(list)
             for t in self.tasks.values():
                 if t.started is not None:
-                    events[t.model] += [(t.started, 1), (t.end(), -1)]
-            result = {}
-            for model, evs in events.items():
-                level = peak = 0
-                for _, delta in sorted(evs, key=lambda e: (e[0], e[1])):  # ends before starts at a tie
-                    level += delta
-                    peak = max(peak, level)
-                result[model] = peak
-            return result
+                    intervals[t.model].append((t.started, t.end()))
+            return {model: peak_concurrency(spans) for model, spans in intervals.items()}
 
     def tasks_by_status(self) -> dict[str, int]:
         now = time.monotonic()
@@ -515,17 +509,6 @@ class _State:
                 "credits_spent": self.credits_spent,
                 "max_running": self.max_running(),
             }
-
-
-def _earliest_slot(started: list[_Task], at: float, limit: int) -> float:
-    """The first instant ≥ ``at`` when fewer than ``limit`` of ``started`` hold a slot."""
-    if limit <= 0:
-        return math.inf
-    live = [t for t in started if t.end() > at]
-    for x in sorted({at, *(t.end() for t in live)}):
-        if sum(1 for t in live if t.started is not None and t.started <= x < t.end()) < limit:
-            return x
-    return math.inf  # pragma: no cover - the last end always frees a slot
 
 
 def _price(model: str, ratio: str, duration: int | None) -> float:
@@ -736,103 +719,6 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-# ------------------------------------------------------------------------------------------- media outputs
-
-
-def _png(ratio: str, seed: str) -> bytes:
-    from PIL import Image, ImageDraw
-
-    w, h = (int(v) for v in ratio.split(":"))
-    digest = hashlib.sha256(seed.encode()).digest()
-    img = Image.new("RGB", (w, h), tuple(digest[:3]))
-    ImageDraw.Draw(img).rectangle((w // 4, h // 4, 3 * w // 4, 3 * h // 4), fill=tuple(digest[3:6]))
-    out = io.BytesIO()
-    img.save(out, format="PNG", optimize=False)
-    return out.getvalue()
-
-
-def _video_file(ratio: str, duration: int) -> Path:
-    """A real H.264 MP4 (solid colour), made once per (ratio, duration), cached on disk across processes."""
-    w, h = ratio.split(":")
-    cache = Path(tempfile.gettempdir()) / "fake-runway-videos"
-    cache.mkdir(exist_ok=True)
-    target = cache / f"color_{w}x{h}_{duration}s.mp4"
-    with _VIDEO_CACHE_LOCK:
-        if target.exists():
-            return target
-        import imageio_ffmpeg
-
-        part = cache / f".{target.name}.{uuid.uuid4().hex}.mp4"
-        subprocess.run(
-            [
-                imageio_ffmpeg.get_ffmpeg_exe(),
-                "-v",
-                "error",
-                "-y",
-                "-f",
-                "lavfi",
-                "-i",
-                f"color=c=blue:s={w}x{h}:d={duration}:r=24",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-pix_fmt",
-                "yuv420p",
-                "-movflags",
-                "+faststart",
-                str(part),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        part.replace(target)
-        return target
-
-
-class _Dropped(Response):
-    """Closes the connection instead of answering; with ``partial`` it first sends headers and half the body
-    (a download cut mid-stream). httpx sees ``RemoteProtocolError``/``ReadError``, like a real reset."""
-
-    def __init__(self, partial: bytes | None = None, media_type: str = "application/octet-stream") -> None:
-        super().__init__(status_code=200, media_type=media_type)
-        self.partial = partial
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw_send = scope[_SCOPE_SEND]
-        if self.partial is not None:
-            await raw_send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [
-                        (b"content-type", (self.media_type or "application/octet-stream").encode()),
-                        (b"content-length", str(len(self.partial)).encode()),
-                    ],
-                }
-            )
-            await raw_send(
-                {
-                    "type": "http.response.body",
-                    "body": self.partial[: len(self.partial) // 2],
-                    "more_body": True,
-                }
-            )
-        transport = getattr(getattr(raw_send, "__self__", None), "transport", None)
-        if transport is None:  # not uvicorn's h11/httptools cycle: break the response the portable way
-            if self.partial is None:
-                await raw_send(
-                    {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]}
-                )
-            raise ConnectionAbortedError("fake_runway: dropped connection")
-        transport.close()
-        # Wait until uvicorn has seen the disconnect, so it does not try to answer on our behalf.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(2):
-                while (await scope[_SCOPE_RECEIVE]())["type"] != "http.disconnect":
-                    pass
-
-
 # ------------------------------------------------------------------------------------------------- the app
 
 
@@ -885,7 +771,7 @@ def build_app(holder: _Holder) -> Any:
             with state.lock:
                 state.faults[then_fail] += 1
             if then_fail == "create-then-reset":
-                return _Dropped()
+                return Dropped()
             status = int(then_fail.rsplit("-", 1)[1])
             return JSONResponse(
                 {"error": "upstream failure"}, status_code=status
@@ -893,7 +779,7 @@ def build_app(holder: _Holder) -> Any:
         if after:
             with state.lock:
                 state.faults["reset"] += 1
-            return _Dropped()
+            return Dropped()
         return response
 
     async def text_to_image(request: Request) -> Response:
@@ -927,17 +813,17 @@ def build_app(holder: _Holder) -> Any:
             state.posts["/_uploads"] += 1
             upload = state.uploads.get(request.path_params["upload_id"])
         if "authorization" in request.headers:
-            return _s3_error(400, "InvalidArgument", "Only one auth mechanism allowed")
+            return s3_error(400, "InvalidArgument", "Only one auth mechanism allowed")
         if upload is None:
-            return _s3_error(404, "NoSuchUpload", "Unknown upload")
+            return s3_error(404, "NoSuchUpload", "Unknown upload")
         form = await request.form()
         try:
             for key, value in upload["fields"].items():
                 if form.get(key) != value:
-                    return _s3_error(403, "AccessDenied", f"Invalid policy field {key}")
+                    return s3_error(403, "AccessDenied", f"Invalid policy field {key}")
             file = form.get("file")
             if file is None or isinstance(file, str) or not await file.read():
-                return _s3_error(400, "InvalidArgument", "POST requires exactly one file upload per request")
+                return s3_error(400, "InvalidArgument", "POST requires exactly one file upload per request")
         finally:
             await form.close()
         with state.lock:
@@ -954,7 +840,7 @@ def build_app(holder: _Holder) -> Any:
         name = request.path_params["name"]
         task_id, _, ext = name.rpartition(".")
         if "authorization" in request.headers:
-            return _s3_error(400, "InvalidArgument", "Only one auth mechanism allowed")
+            return s3_error(400, "InvalidArgument", "Only one auth mechanism allowed")
         now = time.monotonic()
         state.advance(now)
         with state.lock:
@@ -966,11 +852,11 @@ def build_app(holder: _Holder) -> Any:
                 and ext == ("png" if task.kind == "image" else "mp4")
             )
             if not ok or task is None:
-                return _s3_error(403, "AccessDenied", "Access Denied")
+                return s3_error(403, "AccessDenied", "Access Denied")
             assert task.ends is not None
             if now > task.ends + state.config.output_ttl:
                 state.expired_downloads += 1
-                return _s3_error(403, "AccessDenied", "Request has expired")
+                return s3_error(403, "AccessDenied", "Request has expired")
             fault = state.pick_fault("GET", request.url.path)
         if isinstance(fault, int):
             return _fault_response(state, fault)
@@ -978,14 +864,14 @@ def build_app(holder: _Holder) -> Any:
         if redirect and (redirect == "loop" or "hop" not in request.query_params):
             with state.lock:
                 state.faults["redirect"] += 1
-            return Response(status_code=302, headers={"Location": _redirect_target(request, redirect)})
+            return Response(status_code=302, headers={"Location": redirect_target(request, redirect)})
         body, media = await _output_bytes(state, task)
         if state.config.output_delay:
             await asyncio.sleep(state.config.output_delay)
         if fault is not None:
             with state.lock:
                 state.faults["reset"] += 1
-            return _Dropped(partial=body, media_type=media)
+            return Dropped(partial=body, media_type=media)
         return _output_response(state, body, media)
 
     async def stats(request: Request) -> Response:
@@ -1020,13 +906,7 @@ def build_app(holder: _Holder) -> Any:
         ]
     )
 
-    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope[_SCOPE_SEND] = send
-            scope[_SCOPE_RECEIVE] = receive
-        await app(scope, receive, send)
-
-    return asgi
+    return keep_raw_channels(app)
 
 
 def _authorize(state: _State, request: Request) -> None:
@@ -1044,11 +924,8 @@ def _fault_response(state: _State, fault: int | str) -> Response:
         state.faults[str(fault) if fault != "reset-before" else "reset"] += 1
         retry_after = state.config.retry_after
     if isinstance(fault, str):
-        return _Dropped()
-    if isinstance(retry_after, str):
-        value = retry_after
-    else:
-        value = str(int(retry_after)) if float(retry_after).is_integer() else str(retry_after)
+        return Dropped()
+    value = retry_after_value(retry_after)
     if fault == 429:
         return JSONResponse({"error": "Too many requests"}, status_code=429, headers={"Retry-After": value})
     if fault == 503 and state.config.retry_after_on_503:
@@ -1058,48 +935,13 @@ def _fault_response(state: _State, fault: int | str) -> Response:
     return JSONResponse({"error": "Service temporarily unavailable"}, status_code=fault)
 
 
-def _redirect_target(request: Request, redirect: str) -> str:
-    hop = f"{request.url.query}&hop=1"
-    if redirect == "same-host":
-        return f"{request.url.path}?{hop}"  # relative: the client resolves it against the current URL
-    if redirect == "downgrade":
-        return str(request.url.replace(scheme="http", query=hop))
-    if redirect == "loop":
-        return str(request.url)
-    return redirect
-
-
 def _output_response(state: _State, body: bytes, media: str) -> Response:
     """An output as ``output_body`` says: the file itself, or one of the broken answers a CDN can give."""
     mode = state.config.output_body
     if mode != "ok":
         with state.lock:
             state.faults[f"output-{mode}"] += 1
-    if mode == "html":
-        return Response(HTML_ERROR_PAGE, media_type="text/html")
-    if mode == "truncated":
-        return Response(body[: len(body) // 2], media_type=media)  # honest Content-Length, short file
-    size = max(state.config.oversize_bytes, len(body))
-    if mode == "oversized":
-        return Response(body + b"\0" * (size - len(body)), media_type=media)
-    if mode == "oversized-chunked":
-
-        async def chunks() -> Any:
-            yield body
-            sent = len(body)
-            while sent < size:
-                piece = min(1 << 16, size - sent)
-                sent += piece
-                yield b"\0" * piece
-
-        return StreamingResponse(chunks(), media_type=media)  # no Content-Length: only counting catches it
-    return Response(body, media_type=media)
-
-
-def _s3_error(status: int, code: str, message: str) -> Response:
-    xml = f"<?xml version='1.0' encoding='UTF-8'?>\n<Error><Code>{code}</Code><Message>{message}</Message>"
-    xml += "</Error>"
-    return Response(xml, status_code=status, media_type="application/xml")
+    return output_response(body, media, mode, state.config.oversize_bytes)
 
 
 async def _output_bytes(state: _State, task: _Task) -> tuple[bytes, str]:
@@ -1107,20 +949,20 @@ async def _output_bytes(state: _State, task: _Task) -> tuple[bytes, str]:
         with state.lock:
             cached = state.images.get(task.id)
         if cached is None:
-            cached = await asyncio.to_thread(_png, task.ratio, task.id)
+            cached = await asyncio.to_thread(png_bytes, task.ratio, task.id)
             with state.lock:
                 state.images[task.id] = cached
         return cached, "image/png"
     if state.video_bytes is not None:
         return state.video_bytes, "video/mp4"
-    path = await asyncio.to_thread(_video_file, task.ratio, task.duration or 10)
+    path = await asyncio.to_thread(video_file, task.ratio, task.duration or 10)
     return path.read_bytes(), "video/mp4"
 
 
 # ------------------------------------------------------------------------------------------------ server
 
 
-class FakeRunway:
+class FakeRunway(LoopbackServer):
     """The fake server, in a background thread (``start``/``stop`` or ``with``), on a free loopback port.
 
     Constructor keywords are :class:`FakeRunwayConfig` fields, plus ``credits`` (starting balance) and
@@ -1145,56 +987,7 @@ class FakeRunway:
     ) -> None:
         self._credits, self._video_bytes = credits, video_bytes
         self._holder = _Holder(_State(FakeRunwayConfig(**config), credits, video_bytes))
-        self._host, self._port = host, port
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._tls_dir = tempfile.TemporaryDirectory(prefix="fake-runway-tls-") if tls else None
-        #: With ``tls=True``: the server's self-signed certificate (trust it to talk to the fake over https).
-        self.ca_file: Path | None = None
-        self.base_url = ""
-
-    # -- lifecycle
-
-    def start(self) -> str:
-        sock = _listen(self._host, self._port)
-        tls = None
-        if self._tls_dir is not None:
-            tls = _self_signed(Path(self._tls_dir.name), self._host)
-            self.ca_file = tls[0]
-        self._server = uvicorn.Server(_uvicorn_config(self._holder, tls))
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="fake-runway", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("fake Runway server did not start")
-            time.sleep(0.01)
-        host, port = sock.getsockname()[:2]
-        self.base_url = f"{'https' if tls else 'http'}://{host}:{port}"
-        return self.base_url
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
-        if self._tls_dir is not None:
-            self._tls_dir.cleanup()
-
-    def ssl_context(self) -> ssl.SSLContext:
-        """A client context that trusts this server's certificate (``tls=True`` only)."""
-        if self.ca_file is None:
-            raise RuntimeError("this fake serves plain http (start it with tls=True)")
-        return ssl.create_default_context(cafile=str(self.ca_file))
-
-    def __enter__(self) -> FakeRunway:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(lambda: build_app(self._holder), name="fake-runway", host=host, port=port, tls=tls)
 
     @property
     def _state(self) -> _State:
@@ -1289,66 +1082,6 @@ class FakeRunway:
             yield t.id, t.body
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    return sock
-
-
-def _uvicorn_config(holder: _Holder, tls: tuple[Path, Path] | None = None) -> uvicorn.Config:
-    return uvicorn.Config(
-        build_app(holder),
-        http="h11",
-        lifespan="off",
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=2,
-        ssl_certfile=str(tls[0]) if tls else None,
-        ssl_keyfile=str(tls[1]) if tls else None,
-    )
-
-
-def _self_signed(directory: Path, host: str) -> tuple[Path, Path]:
-    """A throwaway certificate for ``host`` (an IP or a name) and its key, as PEM files in ``directory``."""
-    import ipaddress
-    from datetime import timedelta
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-runway")])
-    try:
-        alt: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
-    except ValueError:
-        alt = x509.DNSName(host)
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([alt]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_file, key_file
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m tests.support.fake_runway",
@@ -1395,10 +1128,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     video = args.video_file.read_bytes() if args.video_file else None
     state = _State(config, args.credits, video)
-    sock = _listen(args.host, args.port)
-    host, port = sock.getsockname()[:2]
-    print(f"http://{host}:{port}", flush=True)
-    uvicorn.Server(_uvicorn_config(_Holder(state))).run(sockets=[sock])  # SIGINT/SIGTERM stop it
+    serve(build_app(_Holder(state)), args.host, args.port)  # SIGINT/SIGTERM stop it
 
 
 if __name__ == "__main__":

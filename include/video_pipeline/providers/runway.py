@@ -14,7 +14,8 @@ What the client promises:
 * A POST that creates a billed task (``text_to_image``, ``image_to_video``) is retried only when the answer
   proves nothing was created: 429, 503 with a valid ``Retry-After``, or a connection that failed before the
   request was sent. Any other failure after sending — 500, 502, 504, 503 without ``Retry-After``, a read
-  timeout, a reset — raises :class:`RunwayAmbiguousSubmit` (see there, and :func:`_Core.nothing_created`).
+  timeout, a reset — raises :class:`RunwayAmbiguousSubmit` (see there, and
+  :func:`~video_pipeline.providers.http.proves_nothing_created`).
 * Output downloads send no API headers, follow redirects only within the same scheme (or up to https) and
   never to an internal address other than the host the URL started on, stop at a size cap per kind
   (:data:`video_pipeline.outputs.MAX_OUTPUT_BYTES`), and never leave a partial file
@@ -27,24 +28,15 @@ What the client promises:
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import contextlib
-import email.utils
-import ipaddress
 import logging
 import math
 import mimetypes
 import os
 import random
-import re
-import socket
-import time
-import urllib.request
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,7 +45,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from video_pipeline.layout import CacheKind
 from video_pipeline.outputs import MAX_OUTPUT_BYTES, OutputRejected, kind_for
+from video_pipeline.providers import http
 from video_pipeline.providers.base import ClipRequest, ImageRequest
+
+# The shared rules, also under the names Runway's callers have always imported from here.
+from video_pipeline.providers.http import MAX_OUTPUT_REDIRECTS as MAX_OUTPUT_REDIRECTS
+from video_pipeline.providers.http import RETRY_AFTER_MAX_S as RETRY_AFTER_MAX_S
+from video_pipeline.providers.http import data_uri_size as data_uri_size
+from video_pipeline.providers.http import parse_retry_after as parse_retry_after
+from video_pipeline.providers.http import part_path, quiet_http_loggers, retry_after
+from video_pipeline.providers.http import redact_url as redact_url
 from video_pipeline.providers.port import (
     Action,
     Endpoint,
@@ -79,13 +80,6 @@ DATA_URI_MAX_BYTES = 5_000_000
 #: HTTP answers that mean "try again later" for calls that create nothing billed (Runway's error table names
 #: 429/502/503/504; 500 is treated the same way). Task-creating POSTs are stricter: see ``_Core.nothing_created``.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-#: A ``Retry-After`` is honoured up to this many seconds (and a wait is further capped by ``backoff_cap``).
-RETRY_AFTER_MAX_S = 3600.0
-#: Redirect hops an output download follows at most.
-MAX_OUTPUT_REDIRECTS = 5
-#: Bytes of an error body read at most (the message needs a few hundred).
-_ERROR_BODY_MAX = 64 * 1024
-_CHUNK = 1 << 16
 
 #: Ratios text_to_image accepts that a job can use, with Runway's price tier for each.
 IMAGE_RATIOS: dict[str, Literal["720p", "1080p"]] = {
@@ -365,21 +359,9 @@ def estimate_clip_credits(request: ClipRequest) -> float:
     return estimate_credits("video", request.model or DEFAULT_VIDEO_MODEL, duration_s=request.duration_s)
 
 
-def data_uri_size(file_size: int, mime: str) -> int:
-    """Length of ``data:<mime>;base64,<payload>`` for a file of ``file_size`` bytes."""
-    return len(f"data:{mime};base64,") + 4 * math.ceil(file_size / 3)
-
-
 def image_data_uri(path: str | os.PathLike[str], *, max_bytes: int = DATA_URI_MAX_BYTES) -> str | None:
-    """The image as a data URI when the URI fits Runway's limit, else ``None`` (then upload it instead).
-
-    The size is computed from the file's length before reading it, so a large file is never loaded.
-    """
-    p = Path(path)
-    mime = mimetypes.guess_type(p.name)[0] or "application/octet-stream"
-    if data_uri_size(p.stat().st_size, mime) > max_bytes:
-        return None
-    return f"data:{mime};base64,{base64.b64encode(p.read_bytes()).decode('ascii')}"
+    """The image as a data URI when the URI fits Runway's limit, else ``None`` (then upload it instead)."""
+    return http.image_data_uri(path, max_bytes=max_bytes)
 
 
 def poll_delay(min_interval: float = 5.0, jitter: float = 0.25, rng: random.Random | None = None) -> float:
@@ -389,21 +371,6 @@ def poll_delay(min_interval: float = 5.0, jitter: float = 0.25, rng: random.Rand
 
 # ------------------------------------------------------------------------------------------- shared core
 
-#: Transport failures that happen before a complete request reached the server: no connection (refused,
-#: connect timeout, no free connection in the pool, the proxy refused the tunnel), or a write that failed. A write
-#: error counts because our JSON bodies are framed by Content-Length and sent with ``sendall``: an error there
-#: means the last bytes never left, so the server holds an incomplete request it cannot parse, let alone act on.
-#: A read error, read timeout or "server disconnected" comes after the whole request went out: ambiguous.
-_NOTHING_DONE = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.ProxyError,
-    httpx.WriteError,
-    httpx.WriteTimeout,
-)
-#: Programming or configuration errors: retrying cannot help.
-_NEVER_RETRY = (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.TooManyRedirects)
 _SUCCESS = frozenset(range(200, 300))
 
 
@@ -440,12 +407,7 @@ class _Core:
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
     def __post_init__(self) -> None:
-        if not self.api_key:
-            raise ValueError("api_key is empty")
-        # A key with characters illegal in a header would make h11 raise an error that quotes the header.
-        key = self.api_key
-        if not key.isascii() or not key.isprintable() or any(c.isspace() for c in key):
-            raise ValueError("api_key contains characters that are not allowed in an HTTP header")
+        http.check_api_key(self.api_key)
         self.base_url = self.base_url.rstrip("/")
 
     # -- requests
@@ -634,30 +596,18 @@ class _Core:
 
     @staticmethod
     def nothing_created(response: httpx.Response) -> bool:
-        """Whether an error answer to a task-creating POST proves that no task was created.
-
-        * 429: the request was refused by rate limiting before any work (Runway: "too many requests … limits
-          reached", may retry).
-        * 503 *with a valid* ``Retry-After``: RFC 9110 §15.6.4 defines 503 as the server being "unable to handle
-          the request" (overload, maintenance) and §10.2.3 has ``Retry-After`` say how long the service will be
-          unavailable; Runway documents 503 as "shedding load". A server that sheds a request and asks for it
-          again later has not acted on it. ``Retry-After`` is required because a bare 503 is also what
-          proxies give for an upstream that reset or timed out *after* receiving the request (Envoy's "upstream
-          connect error or disconnect/reset before headers" is a 503 without it) — and then the backend may
-          have created the task.
-        * Everything else — 500, 502 ("invalid response from an inbound server": the backend got the request),
-          504 (the backend got it and did not answer in time; it may still finish) — does not.
-        """
-        status = response.status_code
-        return status == 429 or (status == 503 and retry_after(response) is not None)
+        """Whether an error answer to a task-creating POST proves that no task was created: 429, or 503 with a
+        valid ``Retry-After`` (Runway documents 503 as "shedding load"). The reasoning, for every provider:
+        :func:`~video_pipeline.providers.http.proves_nothing_created`."""
+        return http.proves_nothing_created(response)
 
     def after_transport_error(self, call: _Call, exc: httpx.RequestError, attempt: int) -> float:
         """Connection-level failures (and undecodable bodies): retry, or refuse to when a task-creating POST
         may have reached the server."""
         kind = type(exc).__name__
-        if isinstance(exc, _NEVER_RETRY):
+        if isinstance(exc, http.NEVER_RETRY):
             raise RunwayPermanentError(f"{call.what}: {kind}") from None
-        if call.creates_task and not isinstance(exc, _NOTHING_DONE):
+        if call.creates_task and not isinstance(exc, http.NOTHING_SENT):
             raise RunwayAmbiguousSubmit(
                 f"{call.what}: {kind} after the request was sent; a task may have been created"
             ) from None
@@ -670,225 +620,24 @@ class _Core:
         raise RunwayTransientError(f"{call.what}: {kind} after {attempt + 1} attempts") from None
 
     def backoff(self, attempt: int, retry_after_s: float | None) -> float:
-        """Full jitter (uniform in [0, min(cap, base·2^attempt)]); a ``Retry-After`` is waited out instead,
-        clamped to ``backoff_cap`` so a server cannot park a worker indefinitely."""
-        if retry_after_s is not None and math.isfinite(retry_after_s):
-            return min(max(retry_after_s, 0.0), self.backoff_cap)
-        return self.rng.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2 ** min(attempt, 62)))
+        """Full jitter, or a ``Retry-After`` waited out (clamped to ``backoff_cap``): :func:`http.backoff_delay`."""
+        return http.backoff_delay(self.rng, attempt, retry_after_s, self.backoff_base, self.backoff_cap)
 
-    # -- output downloads: where a redirect may lead, how much may arrive
+    # -- output downloads: where a redirect may lead, how much may arrive (rules: http.DownloadGuard)
+
+    def guard(self, call: _Call) -> http.DownloadGuard:
+        return http.DownloadGuard(call.url, call.what, call.max_bytes, RunwayOutputRejected, log, "runway")
 
     def check_redirect(self, call: _Call, current: httpx.URL, response: httpx.Response) -> httpx.URL:
-        """The next hop of an output download's redirect, or :class:`RunwayOutputRejected`.
-
-        Allowed: the same scheme or up to https (never https → http, never another scheme), and no internal
-        address (loopback, link-local such as 169.254.169.254, private, shared, reserved …) unless it is the very
-        host and port the download started on. That exception is what lets a URL on an internal host redirect
-        to itself — the fake Runway's outputs on 127.0.0.1, or a MinIO on the LAN — without letting anything
-        bounce a download to a *different* internal service (the cloud metadata endpoint, a database admin
-        page). A host name is checked again after resolution (:meth:`check_addresses`) and the address actually
-        connected to once more (:meth:`check_peer`), so a name that resolves inward cannot slip through.
-        """
-        location = response.headers.get("location", "")
-        try:
-            target = current.join(location)
-        except (httpx.InvalidURL, ValueError):
-            raise RunwayOutputRejected(f"{call.what}: redirect to an invalid URL") from None
-        shown = redact_url(str(target))
-        if target.scheme not in ("http", "https"):
-            raise RunwayOutputRejected(
-                f"{call.what}: redirect to a {target.scheme or 'relative'} URL refused"
-            )
-        if current.scheme == "https" and target.scheme != "https":
-            raise RunwayOutputRejected(
-                f"{call.what}: redirect from https to {shown} refused (scheme downgrade)"
-            )
-        if not self.same_origin_host(call, target):
-            host = target.host.lower().rstrip(".")
-            if host == "localhost" or host.endswith(".localhost"):
-                raise RunwayOutputRejected(f"{call.what}: redirect to {shown} refused (loopback host)")
-            address = _ip(host)
-            if address is not None and _internal(address):
-                raise RunwayOutputRejected(f"{call.what}: redirect to {shown} refused (internal address)")
-        log.info("runway %s: redirected to %s", call.what, shown)
-        return target
-
-    def check_addresses(self, call: _Call, target: httpx.URL, addresses: Sequence[str]) -> None:
-        """A redirect target's host name must not resolve to an internal address (unless it is the start host)."""
-        if self.same_origin_host(call, target):
-            return
-        for address in addresses:
-            ip = _ip(address)
-            if ip is not None and _internal(ip):
-                raise RunwayOutputRejected(
-                    f"{call.what}: redirect to {redact_url(str(target))} refused (resolves to an internal address)"
-                )
-
-    def check_peer(self, call: _Call, target: httpx.URL, response: httpx.Response) -> None:
-        """The address a redirect hop actually connected to (catches DNS answers that changed after the check).
-
-        Skipped when an environment proxy carries the request: then the peer is the proxy, not the target.
-        """
-        if self.same_origin_host(call, target) or _proxied(target):
-            return
-        stream = response.extensions.get("network_stream")
-        peer = stream.get_extra_info("server_addr") if stream is not None else None
-        if isinstance(peer, tuple) and peer:
-            ip = _ip(str(peer[0]))
-            if ip is not None and _internal(ip):
-                raise RunwayOutputRejected(
-                    f"{call.what}: redirect to {redact_url(str(target))} refused (connected to an internal address)"
-                )
-
-    @staticmethod
-    def same_origin_host(call: _Call, target: httpx.URL) -> bool:
-        start = httpx.URL(call.url)
-        return (start.host.lower(), _port(start)) == (target.host.lower(), _port(target))
-
-    def check_length(self, call: _Call, response: httpx.Response) -> None:
-        """Refuse before reading when the announced length is over the cap."""
-        if call.max_bytes is None:
-            return
-        announced = response.headers.get("content-length", "")
-        if announced.isdigit() and int(announced) > call.max_bytes:
-            raise RunwayOutputRejected(
-                f"{call.what}: {announced} bytes announced, more than the {call.max_bytes} allowed"
-            )
-
-    def check_received(self, call: _Call, received: int) -> None:
-        """Refuse as soon as the bytes actually received pass the cap (a missing or lying Content-Length)."""
-        if call.max_bytes is not None and received > call.max_bytes:
-            raise RunwayOutputRejected(f"{call.what}: more than the {call.max_bytes} bytes allowed")
-
-    @staticmethod
-    def detached(response: httpx.Response, body: bytes) -> httpx.Response:
-        """A closed streamed response's status and headers with the part of its body that was read."""
-        headers = [
-            (k, v)
-            for k, v in response.headers.multi_items()
-            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
-        ]
-        return httpx.Response(response.status_code, headers=headers, content=body, request=response.request)
-
-
-_DELAY_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-
-
-def retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds, in [0, :data:`RETRY_AFTER_MAX_S`], or ``None`` when absent or unusable."""
-    return parse_retry_after(response.headers.get("retry-after"))
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Parse a ``Retry-After`` value: delay-seconds (ASCII digits; a fraction is tolerated) or an HTTP date.
-
-    Never raises. What is not one of those — ``nan``, ``inf``, ``-5``, ``1e3``, non-ASCII digits, an impossible
-    date, garbage — is ``None`` (the caller falls back to its own backoff; for a 503 on a task-creating POST it
-    also means "not proof that nothing was created"). A usable value is clamped to [0, ``RETRY_AFTER_MAX_S``]: a
-    date in the past is 0, a date or a number far in the future is the maximum.
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if not text or len(text) > 64:
-        return None
-    if _DELAY_SECONDS.fullmatch(text):
-        return min(float(text), RETRY_AFTER_MAX_S)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when is None:  # older Pythons returned None for some unparsable dates
-        return None  # pragma: no cover
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    try:
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    except OverflowError:  # pragma: no cover - datetimes are bounded, the difference fits
-        return None
-    return min(max(seconds, 0.0), RETRY_AFTER_MAX_S)
-
-
-def redact_url(url: str) -> str:
-    """A URL fit for a log line: scheme, host, port and path; no credentials, no query (presigned URLs carry
-    their signature there), no fragment."""
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, ValueError, TypeError):
-        return "<unparsable url>"
-    port = f":{parsed.port}" if parsed.port else ""
-    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
-    query = "?[redacted]" if parsed.query or parsed.fragment else ""
-    return f"{parsed.scheme}://{host}{port}{parsed.path}{query}"
-
-
-def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
-    except ValueError:
-        return None
-
-
-def _internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Anything but a public unicast address: loopback, link-local, private, shared (CGNAT), reserved, multicast,
-    unspecified, documentation ranges. IPv4 carried in IPv6 (``::ffff:169.254.169.254``) is judged as IPv4."""
-    if isinstance(address, ipaddress.IPv6Address):
-        mapped = address.ipv4_mapped or address.sixtofour
-        if mapped is not None:
-            return _internal(mapped)
-    return not address.is_global or address.is_multicast
-
-
-def _port(url: httpx.URL) -> int | None:
-    return url.port or {"http": 80, "https": 443}.get(url.scheme)
-
-
-def _proxied(url: httpx.URL) -> bool:
-    """Whether an environment proxy (which httpx honours) carries requests to ``url``."""
-    proxies = urllib.request.getproxies()
-    if not (proxies.get(url.scheme) or proxies.get("all")):
-        return False
-    return not urllib.request.proxy_bypass(url.host)
-
-
-def _resolve(host: str, port: int | None) -> list[str]:
-    """The addresses a host name resolves to (empty when it does not: connecting then fails on its own)."""
-    if _ip(host) is not None:
-        return [host]
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        return []
-    return [str(info[4][0]) for info in infos]
-
-
-async def _aresolve(host: str, port: int | None) -> list[str]:
-    if _ip(host) is not None:
-        return [host]
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        return []
-    return [str(info[4][0]) for info in infos]
-
-
-def quiet_http_loggers() -> None:
-    """Hold httpx's and httpcore's loggers at WARNING: their INFO/DEBUG lines print full request URLs, and an
-    output URL's query is its signature. (Our own lines use :func:`redact_url`.)"""
-    for name in ("httpx", "httpcore"):
-        logger = logging.getLogger(name)
-        if logger.level < logging.WARNING:
-            logger.setLevel(logging.WARNING)
+        """The next hop of an output download's redirect, or :class:`RunwayOutputRejected`
+        (:meth:`http.DownloadGuard.check_redirect`)."""
+        return self.guard(call).check_redirect(current, response)
 
 
 def _path_id(task_id: str) -> str:
     if not task_id or "/" in task_id or task_id in (".", ".."):
         raise ValueError("invalid task id")
     return task_id
-
-
-def _part_path(dest: Path) -> Path:
-    return dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
 
 
 # ------------------------------------------------------------------------------------------------ clients
@@ -933,53 +682,20 @@ class RunwayClient(_ClientBase):
         self._http.close()
 
     def _send(self, call: _Call, sink: Path | None = None) -> httpx.Response:
-        attempt = 0
-        while True:
-            try:
-                with contextlib.ExitStack() as stack:
-                    kwargs = self._core.request_kwargs(call, stack)
-                    response = (
-                        self._http.request(**kwargs) if sink is None else self._stream(call, kwargs, sink)
-                    )
-            except httpx.RequestError as exc:
-                delay = self._core.after_transport_error(call, exc, attempt)
-            else:
-                maybe = self._core.after_response(call, response, attempt)
-                if maybe is None:
-                    return response
-                delay = maybe
-            attempt += 1
-            time.sleep(delay)
+        core = self._core
 
-    def _stream(self, call: _Call, kwargs: dict[str, Any], sink: Path) -> httpx.Response:
-        """Follow the redirect chain hop by hop (each hop checked), then stream a 200 into ``sink`` under the cap.
-        Any other final answer comes back with at most ``_ERROR_BODY_MAX`` bytes of its body."""
-        core, url = self._core, httpx.URL(call.url)
-        for hop in range(MAX_OUTPUT_REDIRECTS + 1):
-            if hop:
-                core.check_addresses(call, url, _resolve(url.host, _port(url)))
-            with self._http.stream(**{**kwargs, "url": url}) as response:
-                if hop:
-                    core.check_peer(call, url, response)
-                if response.is_redirect:
-                    url = core.check_redirect(call, url, response)
-                    continue
-                if response.status_code != 200:
-                    body = b""
-                    for chunk in response.iter_bytes(_CHUNK):
-                        body += chunk
-                        if len(body) >= _ERROR_BODY_MAX:
-                            break
-                    return core.detached(response, body[:_ERROR_BODY_MAX])
-                core.check_length(call, response)
-                received = 0
-                with sink.open("wb") as out:
-                    for chunk in response.iter_bytes(_CHUNK):
-                        received += len(chunk)
-                        core.check_received(call, received)
-                        out.write(chunk)
-                return response
-        raise RunwayOutputRejected(f"{call.what}: more than {MAX_OUTPUT_REDIRECTS} redirects")
+        def attempt() -> httpx.Response:
+            with contextlib.ExitStack() as stack:
+                kwargs = core.request_kwargs(call, stack)
+                if sink is None:
+                    return self._http.request(**kwargs)
+                return http.stream_to_file(self._http, kwargs, sink, core.guard(call))
+
+        return http.call_with_retries(
+            attempt,
+            lambda response, tries: core.after_response(call, response, tries),
+            lambda exc, tries: core.after_transport_error(call, exc, tries),
+        )
 
     def text_to_image(
         self, request: ImageRequest, reference_images: Sequence[str | Mapping[str, str]] | None = None
@@ -1027,7 +743,7 @@ class RunwayClient(_ClientBase):
         :func:`video_pipeline.outputs.verify_output` before anything is cached."""
         dest = Path(dest_path)
         call = self._core.download(url, kind or kind_for(dest))
-        part = _part_path(dest)
+        part = part_path(dest)
         try:
             self._send(call, sink=part)
             os.replace(part, dest)
@@ -1064,53 +780,20 @@ class AsyncRunwayClient(_ClientBase):
         await self._http.aclose()
 
     async def _send(self, call: _Call, sink: Path | None = None) -> httpx.Response:
-        attempt = 0
-        while True:
-            try:
-                with contextlib.ExitStack() as stack:
-                    kwargs = self._core.request_kwargs(call, stack)
-                    if sink is None:
-                        response = await self._http.request(**kwargs)
-                    else:
-                        response = await self._stream(call, kwargs, sink)
-            except httpx.RequestError as exc:
-                delay = self._core.after_transport_error(call, exc, attempt)
-            else:
-                maybe = self._core.after_response(call, response, attempt)
-                if maybe is None:
-                    return response
-                delay = maybe
-            attempt += 1
-            await asyncio.sleep(delay)
+        core = self._core
 
-    async def _stream(self, call: _Call, kwargs: dict[str, Any], sink: Path) -> httpx.Response:
-        # File writes are small blocking calls; downloads happen on workers, the triggerer only polls.
-        core, url = self._core, httpx.URL(call.url)
-        for hop in range(MAX_OUTPUT_REDIRECTS + 1):
-            if hop:
-                core.check_addresses(call, url, await _aresolve(url.host, _port(url)))
-            async with self._http.stream(**{**kwargs, "url": url}) as response:
-                if hop:
-                    core.check_peer(call, url, response)
-                if response.is_redirect:
-                    url = core.check_redirect(call, url, response)
-                    continue
-                if response.status_code != 200:
-                    body = b""
-                    async for chunk in response.aiter_bytes(_CHUNK):
-                        body += chunk
-                        if len(body) >= _ERROR_BODY_MAX:
-                            break
-                    return core.detached(response, body[:_ERROR_BODY_MAX])
-                core.check_length(call, response)
-                received = 0
-                with sink.open("wb") as out:
-                    async for chunk in response.aiter_bytes(_CHUNK):
-                        received += len(chunk)
-                        core.check_received(call, received)
-                        out.write(chunk)
-                return response
-        raise RunwayOutputRejected(f"{call.what}: more than {MAX_OUTPUT_REDIRECTS} redirects")
+        async def attempt() -> httpx.Response:
+            with contextlib.ExitStack() as stack:
+                kwargs = core.request_kwargs(call, stack)
+                if sink is None:
+                    return await self._http.request(**kwargs)
+                return await http.astream_to_file(self._http, kwargs, sink, core.guard(call))
+
+        return await http.acall_with_retries(
+            attempt,
+            lambda response, tries: core.after_response(call, response, tries),
+            lambda exc, tries: core.after_transport_error(call, exc, tries),
+        )
 
     async def text_to_image(
         self, request: ImageRequest, reference_images: Sequence[str | Mapping[str, str]] | None = None
@@ -1149,7 +832,7 @@ class AsyncRunwayClient(_ClientBase):
     ) -> Path:
         dest = Path(dest_path)
         call = self._core.download(url, kind or kind_for(dest))
-        part = _part_path(dest)
+        part = part_path(dest)
         try:
             await self._send(call, sink=part)
             os.replace(part, dest)

@@ -377,16 +377,18 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         """Credits regenerating ``segments`` at this gate costs on the stage's provider (a cache hit: less)."""
         return sum(segment_estimate(job, s, self.stage) for s in segments)
 
-    def _generator(self, job: JobSpec, segment: VideoSegment, total: int) -> SegmentOperator:
+    def _generator(self, job: JobSpec, segment: VideoSegment, total: int, round_: int) -> SegmentOperator:
         """The stage's segment operator as the redo's engine: the same records, reservations, stop checks and
         resume rules as the mapped tasks, so a redo is never paid twice either."""
         cls = GenerateImageOperator if self.stage == "images" else AnimateSegmentOperator
-        return cls(
+        generator = cls(
             task_id=self.task_id,
             job=job.settings().model_dump(mode="json"),
             segment=segment.model_dump(mode="json"),
             total=total,
         )
+        generator.progress_round = round_ + 1  # the gate round that shows these segments
+        return generator
 
     def _redo_remote(
         self,
@@ -420,7 +422,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         failed: list[str] = []
         for segment in wanted:
             try:  # a cache hit returns at once; a submission defers
-                done.append(self._generator(job, segment, len(wanted)).execute(context))
+                done.append(self._generator(job, segment, len(wanted), round_).execute(context))
             except TaskDeferred:
                 pending.append({"segment": segment.model_dump(mode="json")})
             except Exception as exc:  # refused, over budget, stopped: the segment keeps its output
@@ -451,7 +453,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         try:
             # Resumes the recorded provider task (never a second submission), or finds the output made
             # meanwhile (a cache hit: e.g. the salvage sweep fetched it).
-            made = self._generator(job, segment, len(state["changed"])).execute(context)
+            made = self._generator(job, segment, len(state["changed"]), state["round"]).execute(context)
         except TaskDeferred as deferred:
             self.defer(
                 trigger=deferred.trigger,
@@ -476,7 +478,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         next one, or re-open the gate when all are back."""
         job = JobSpec.model_validate(self.job)
         segment = VideoSegment.model_validate(pending[0]["segment"])
-        generator = self._generator(job, segment, len(state["changed"]))
+        generator = self._generator(job, segment, len(state["changed"]), state["round"])
         try:
             result = generator.execute_complete(context, event, **deferral)
         except Exception as exc:  # failed at the provider: the segment keeps its earlier output

@@ -174,6 +174,8 @@ class SegmentOperator(BaseOperator):
         self.segment = segment
         self.total = total
         self.conn_ids = dict(conn_ids or {})
+        #: The gate round whose redo this task makes (progress is counted per round); 1: the stage itself.
+        self.progress_round = 1
         self._inflight: Submission | None = None
 
     # -- what differs between images and clips ----------------------------------------------------------
@@ -225,6 +227,10 @@ class SegmentOperator(BaseOperator):
                     fallback.provider,
                     fallback.model,
                 )
+                # A local fallback (e.g. free camera moves for an animatic) renders here and now.
+                if not registry.is_remote(fallback.provider):
+                    result = self.local_step()(storage, job, segment, registry.local(fallback.provider))
+                    return self._finish(storage, job, result, started)
                 continue
             self._defer(job, record, planned, started)
         raise AssertionError("unreachable: every option either defers or raises")
@@ -607,6 +613,7 @@ class SegmentOperator(BaseOperator):
             result.index,
             int(self.total),
             run_id=get_current_context()["run_id"],
+            round_=self.progress_round,
         ):
             self.log.info("Progress: %s", event.message)
             notify(f"{job.job_id}: progress", event.message)

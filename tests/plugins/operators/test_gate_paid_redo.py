@@ -5,6 +5,7 @@ checked against the budget."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,6 +74,8 @@ def test_a_paid_redo_submits_the_listed_segments_once_and_reopens_with_them(
     assert credits_spent(harness.storage, "paid-redo") == runway.stats()["credits_spent"] == 5
     assert job_submissions(harness.storage, "paid-redo") == []  # settled
     assert [e.event for e in ledger(harness.storage, "paid-redo")] == ["reserved", "submitted"]
+    progress = json.loads(harness.storage.get_bytes("jobs/paid-redo/progress.json"))
+    assert progress["redos"] == {"images": {"round": 2, "completed": 1, "total": 1, "complete": True}}
 
 
 def test_a_redo_over_the_budget_is_refused_before_anything_is_paid(
