@@ -14,7 +14,9 @@ or the Variable `video_approval__<job_id>__<stage>` (`approve`, `reject`, or
 `approval: none` runs straight through.
 
 Outputs land under the storage root (`video_pipeline_storage_url`): `jobs/<job_id>/narration|images|clips/NNN.*`,
-`final.mp4`, `manifest.json`, `progress.json`.
+`final.mp4`, `manifest.json`, `progress.json`. `publish` emits an asset event for the final video through the
+asset alias `video_pipeline_final_video` (the asset is the video's storage URI; the event's `extra` has the job
+and run ids, duration, credits, and the video's and manifest's keys and URIs): schedule a DAG on it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from airflow.sdk import dag, task
 from video_pipeline_airflow import stages
 from video_pipeline_airflow.operators.gate import ApprovalGateOperator
 from video_pipeline_airflow.operators.narration import NarrateSegmentOperator
+from video_pipeline_airflow.operators.publish import PublishOperator
 from video_pipeline_airflow.operators.segment import (
     SEGMENT_MAP_INDEX_TEMPLATE,
     AnimateSegmentOperator,
@@ -68,10 +71,6 @@ def video_generation() -> None:
     def assemble(job: dict[str, Any], segments: list[dict[str, Any]]) -> dict[str, Any]:
         return stages.assemble(job, segments)
 
-    @task
-    def publish(job: dict[str, Any], segments: list[dict[str, Any]], final: dict[str, Any]) -> str:
-        return stages.publish(job, segments, final)
-
     validated = validate_job()
     # validate_job returns the segments (Airflow maps only over a task's return value) and names its other
     # parts as XCom keys (stages.VALIDATED_PARTS): the spec, its settings (the spec without its N segments:
@@ -91,7 +90,7 @@ def video_generation() -> None:
     ).expand(segment=approved_images.output)
     approved_clips = ApprovalGateOperator(task_id="clips_gate", stage="clips", job=job, segments=clips.output)
     final = assemble(job, approved_clips.output)
-    publish(job, approved_clips.output, final)
+    PublishOperator(task_id="publish", job=job, segments=approved_clips.output, final=final)
 
 
 video_generation()

@@ -26,6 +26,8 @@ import httpx
 from video_pipeline_airflow.pools import planned_pools
 
 REPO = Path(__file__).resolve().parents[2]
+#: The example consumer DAGs (e.g. of the finished-video asset): a second DAG bundle where a harness wants them.
+EXAMPLE_DAGS = REPO / "examples" / "dags"
 PROCESSES = ("api-server", "scheduler", "dag-processor", "triggerer")
 TERMINAL_RUN_STATES = {"success", "failed"}
 #: Seconds a REST call may take (see :meth:`LocalAirflow.api`).
@@ -38,6 +40,24 @@ WORKER_NAME_ENV = "VIDEO_PIPELINE_WORKER_NAME"
 def worker_hostname() -> str:
     """``[core] hostname_callable`` for local Celery workers: the worker's name, else the machine's FQDN."""
     return os.environ.get(WORKER_NAME_ENV) or socket.getfqdn()
+
+
+LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
+
+
+def dag_bundles(extra_folders: tuple[Path, ...]) -> str:
+    """``[dag_processor] dag_bundle_config_list``: Airflow's default bundle (the DAGs folder) plus one local
+    bundle per extra folder, named after it."""
+    bundles = [{"name": "dags-folder", "classpath": LOCAL_BUNDLE, "kwargs": {}}]
+    bundles += [
+        {
+            "name": f"{folder.parent.name}-{folder.name}",
+            "classpath": LOCAL_BUNDLE,
+            "kwargs": {"path": str(folder)},
+        }
+        for folder in extra_folders
+    ]
+    return json.dumps(bundles)
 
 
 def free_port() -> int:
@@ -59,6 +79,8 @@ class LocalAirflow:
     extra_env: dict[str, str] = field(default_factory=dict)
     #: ``(user, password)``: real logins (simple auth manager). None: everyone is admin (demo only).
     login: tuple[str, str] | None = None
+    #: More DAG folders, each its own DAG bundle beside the pipeline's ``dags/`` (e.g. ``examples/dags``).
+    extra_dag_folders: tuple[Path, ...] = ()
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False)
     _celery_workers: list[str] = field(default_factory=list, init=False)
     _token: str | None = field(default=None, init=False)
@@ -104,6 +126,8 @@ class LocalAirflow:
             env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(passwords)
         if self.storage_url:  # else the Variable (set through the API) decides
             env["AIRFLOW_VAR_VIDEO_PIPELINE_STORAGE_URL"] = self.storage_url
+        if self.extra_dag_folders:
+            env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = dag_bundles(self.extra_dag_folders)
         if self.sql_alchemy_conn:
             env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.sql_alchemy_conn
         if not self.sql_alchemy_conn or self.sql_alchemy_conn.startswith("sqlite"):

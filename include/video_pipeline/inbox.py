@@ -15,6 +15,7 @@ detectable (Airflow refuses a second run with the same id).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
@@ -188,23 +189,28 @@ def _reject(storage: Storage, name: str, reason: str, now: datetime) -> Rejected
 
 
 def intake(
-    storage: Storage, now: datetime | None = None, policy: Policy | None = None
+    storage: Storage, now: datetime | None = None, policy: Policy | None = None, *, only_moved: bool = False
 ) -> tuple[list[AcceptedSpec], list[RejectedSpec]]:
     """Move every pending inbox spec to ``processing/``, then validate everything there (new specs and any
     left by an earlier night): valid ones are returned to run, the rest move to ``inbox/rejected/``.
 
+    ``only_moved`` validates only the specs this call moved (an intake woken by a spec's arrival, which may run
+    beside another intake): what an earlier batch left in ``processing/`` stays for the nightly batch.
+
     Per-file problems never raise; a storage failure does (the batch is retried as a whole, nothing moved
-    twice: what is already in ``processing/`` is simply examined again)."""
+    twice: what is already in ``processing/`` is simply examined again). Batches may run at once: a file
+    another batch took first is skipped, and a spec both trigger is one run (its run id is its content)."""
     now = now or datetime.now(UTC)
+    moved = []
     for name in pending_specs(storage):
         try:
-            move_unique(storage, INBOX + name, PROCESSING, name, now, fresh=True)
+            moved.append(move_unique(storage, INBOX + name, PROCESSING, name, now, fresh=True))
         except ObjectNotFound:
             continue  # gone since the listing (taken by someone else): nothing to do
     accepted: list[AcceptedSpec] = []
     rejected: list[RejectedSpec] = []
     runs: dict[str, str] = {}
-    for name in _names(storage, PROCESSING):
+    for name in sorted(moved) if only_moved else _names(storage, PROCESSING):
         try:
             conf = validate_spec(read_spec(storage, PROCESSING + name), policy)
             run_id = run_id_for(conf)
@@ -213,7 +219,8 @@ def intake(
         except ObjectNotFound:
             continue  # gone since the listing
         except SpecError as exc:
-            rejected.append(_reject(storage, name, str(exc), now))
+            with contextlib.suppress(ObjectNotFound):  # another batch settled it meanwhile
+                rejected.append(_reject(storage, name, str(exc), now))
             continue
         runs[run_id] = name
         accepted.append(AcceptedSpec(name, run_id, conf))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from video_pipeline.submissions import (
     forget_if_settled,
     job_submissions,
     jobs_in_flight,
+    load_submission,
     record_spend_event,
     run_submissions,
     stop_run,
@@ -76,6 +78,13 @@ class Settled:
         )
 
 
+#: One settler per record at a time within a process. A person's stop reaches the stopped task's handler and
+#: its run's at once (two threads of the api-server): without this, one cancelled the task while the other,
+#: holding the record it had read before, asked the provider about the deleted task, heard "unknown" and
+#: recorded the paid task as lost. Striped, so the locks stay few however many records a process settles.
+_SETTLE_LOCKS = tuple(threading.Lock() for _ in range(64))
+
+
 def settle(
     storage: Storage,
     record: Submission,
@@ -86,7 +95,20 @@ def settle(
 ) -> Settled:
     """Settle one recorded provider task (see the module docstring). ``fetch=False`` leaves a succeeded
     task's output for a later salvage (for callers that must stay quick); ``finished_only`` only fetches a
-    succeeded task's output and leaves anything else alone (a record of a run that is still active)."""
+    succeeded task's output and leaves anything else alone (a record of a run that is still active).
+
+    The record is read again under a per-record lock: one another settler finished meanwhile is left as
+    it ended."""
+    with _SETTLE_LOCKS[hash(record.record_id) % len(_SETTLE_LOCKS)]:
+        current = load_submission(storage, record.job_id, record.kind, record.digest)
+        if current is None or current.record_id != record.record_id:
+            return Settled(record, "left", "settled meanwhile")
+        return _settle(storage, current, client, fetch=fetch, finished_only=finished_only)
+
+
+def _settle(
+    storage: Storage, record: Submission, client: RemoteClient, *, fetch: bool, finished_only: bool
+) -> Settled:
     task_id = record.provider_task_id
     if record.state != "submitted" or not task_id:
         return Settled(record, "left", f"record is {record.state}")

@@ -43,6 +43,7 @@ __all__ = [
     "get_hitl_detail_content_detail",
     "get_user",
     "runtime_task_instance",
+    "task_sdk_stats",
     "update_hitl_detail_response",
     "upsert_hitl_detail",
     "user_action_cancel_message",
@@ -59,6 +60,8 @@ class InternalSymbol(NamedTuple):
 
 
 _HITL = "airflow.sdk.execution_time.hitl"
+_STATS = "airflow.sdk.observability.stats"
+_SHARED_STATS = "airflow.sdk._shared.observability.metrics.stats"
 _AUTH_MODELS = "airflow.api_fastapi.auth.managers.models"
 
 #: name -> where it lives in Airflow 3.3.2 and what we use it for.
@@ -122,6 +125,30 @@ SYMBOLS: dict[str, InternalSymbol] = {
         "conf",
         "the api-server's configuration: [api] base_url for preview links, [core] multi_team for the route",
     ),
+    # Metrics. Airflow 3.3's answer for custom metrics from task code is ``from airflow.sdk.observability
+    # import stats`` (the module that replaced ``airflow.stats``); it is a submodule of the Task SDK, not its
+    # namespace, so it lives here with what initialises it where Airflow has not.
+    "stats_incr": InternalSymbol(_STATS, "incr", "counts the pipeline's counters (metrics.py)"),
+    "stats_timing": InternalSymbol(_STATS, "timing", "records the pipeline's timers (metrics.py)"),
+    "stats_initialize": InternalSymbol(
+        _STATS,
+        "initialize",
+        "sets up the metrics backend in a process where Airflow has not (the triggerer's trigger runner, "
+        "the api-server's stop handlers): a task process is set up by the task runner",
+    ),
+    "stats_factory": InternalSymbol(
+        f"{_SHARED_STATS}",
+        "_factory",
+        "None until the Task SDK's metrics client was initialised in this process",
+    ),
+    "get_stats_factory": InternalSymbol(
+        "airflow.sdk.observability.metrics.stats_utils",
+        "get_stats_factory",
+        "the backend [metrics] configures (StatsD, DogStatsD, OpenTelemetry or none), as the task runner does",
+    ),
+    "sdk_conf": InternalSymbol(
+        "airflow.sdk.configuration", "conf", "[metrics] legacy_names_on, as the task runner reads it"
+    ),
 }
 
 
@@ -135,6 +162,18 @@ def __getattr__(name: str) -> Any:
 def runtime_task_instance() -> Any:
     """``airflow.sdk.execution_time.task_runner.RuntimeTaskInstance`` (its static state queries)."""
     return SYMBOLS["RuntimeTaskInstance"].load()
+
+
+def task_sdk_stats() -> Any:
+    """``airflow.sdk.observability.stats``, with its backend set up from ``[metrics]`` if nothing in this
+    process did yet (the task runner does it for task processes; the triggerer and the api-server set up
+    only their own copy of the client, not the Task SDK's)."""
+    if SYMBOLS["stats_factory"].load() is None:
+        SYMBOLS["stats_initialize"].load()(
+            factory=SYMBOLS["get_stats_factory"].load()(),
+            export_legacy_names=SYMBOLS["sdk_conf"].load().getboolean("metrics", "legacy_names_on"),
+        )
+    return importlib.import_module(_STATS)
 
 
 def user_action_cancel_message() -> str:

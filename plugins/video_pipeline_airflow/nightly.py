@@ -14,13 +14,22 @@ log = logging.getLogger(__name__)
 TARGET_DAG = "video_generation"
 
 
-def intake() -> list[dict[str, Any]]:
+def intake(*, only_moved: bool = False) -> list[dict[str, Any]]:
     """Valid specs to run: new ones from the inbox plus any still in processing/ (re-triggering those is a
-    no-op: same run id). Every file that cannot run is moved to inbox/rejected/ with its reason."""
-    accepted, rejected = inbox.intake(get_storage(), policy=job_policy())
+    no-op: same run id). Every file that cannot run is moved to inbox/rejected/ with its reason.
+
+    :param only_moved: only the specs this intake moved from the inbox (the intake on a spec's arrival);
+        what an earlier batch left in processing/ is the nightly batch's.
+    """
+    accepted, rejected = inbox.intake(get_storage(), policy=job_policy(), only_moved=only_moved)
     for spec in rejected:
         log.error("Rejected %s: %s (moved to %s)", spec.name, spec.error, inbox.REJECTED)
-    log.info("Nightly intake: %d to run, %d rejected", len(accepted), len(rejected))
+    log.info(
+        "%s intake: %d to run, %d rejected",
+        "Arrival" if only_moved else "Nightly",
+        len(accepted),
+        len(rejected),
+    )
     return [{"name": a.name, "run_id": a.run_id, "conf": a.conf} for a in accepted]
 
 

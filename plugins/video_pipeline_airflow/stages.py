@@ -34,10 +34,12 @@ from video_pipeline.policy import check_policy, is_nightly
 from video_pipeline.progress import rebuild_progress
 from video_pipeline.providers import registry
 from video_pipeline.providers.port import RemoteClient
+from video_pipeline.published import PublishedVideo, run_credits_by_stage
 from video_pipeline.salvage import Settled, cancel_in_flight, salvage_all, salvage_job, settle
 from video_pipeline.segmentation import segments_for
 from video_pipeline.storage import Storage
 from video_pipeline.submissions import run_submissions
+from video_pipeline_airflow import metrics
 from video_pipeline_airflow.hooks.provider import ProviderHook
 from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.notify import notify
@@ -50,6 +52,9 @@ log = logging.getLogger(__name__)
 #: What ``validate_job`` hands on besides the segments it returns, as XCom keys (in this order): the validated
 #: spec, its settings (the spec without its segments) and the segment count.
 VALIDATED_PARTS = ("job", "settings", "total")
+
+#: The conf key under which the OpenLineage provider passes a triggering task's ids to the run it triggers.
+OPENLINEAGE_PARENT_KEY = "openlineage"
 
 
 class InvalidJobSpec(AirflowFailException):
@@ -68,6 +73,9 @@ def validate_job(context: Context) -> list[dict[str, Any]]:
     # The conf laid over the Params, whose defaults are the spec's own (params.py); None is a form field left
     # empty, which means the spec's default too.
     params = {k: v for k, v in dict(context["params"]).items() if v is not None}
+    # A run another DAG triggered (the nightly and arrival batches) carries its parent's OpenLineage ids in
+    # its conf when lineage is on: the provider's TriggerDagRunOperator adds them. Run metadata, not the spec.
+    params.pop(OPENLINEAGE_PARENT_KEY, None)
     storage = get_storage()
     try:
         job = JobSpec.model_validate(params)
@@ -211,9 +219,10 @@ def _window(starts: list[datetime | None], ends: list[datetime | None]) -> float
     return round((max(known_ends) - min(known_starts)).total_seconds(), 3)
 
 
-def publish(job: dict[str, Any], segments: list[dict[str, Any]], final: dict[str, Any]) -> str:
+def publish(job: dict[str, Any], segments: list[dict[str, Any]], final: dict[str, Any]) -> PublishedVideo:
     """Complete the manifest: every segment, decisions, credits, stage timings and the final video's probe;
-    close the run's record and release the job for its next run."""
+    close the run's record and release the job for its next run. Returns what the run published (the asset
+    event's ``extra``)."""
     spec = JobSpec.model_validate(job)
     storage = get_storage()
     run_id = get_current_context()["run_id"]
@@ -237,12 +246,15 @@ def publish(job: dict[str, Any], segments: list[dict[str, Any]], final: dict[str
             )
     mark_run_ended(manifest, run_id, "succeeded")
     save_manifest(storage, manifest)
-    release_claim(storage, spec.job_id, run_id)
+    if release_claim(storage, spec.job_id, run_id):  # once, however often publish is retried
+        metrics.run_ended("succeeded", run_credits_by_stage(manifest, run_id))
     rebuild_progress(storage, spec.job_id)
+    published = PublishedVideo.of(storage, manifest, run_id)
+    # The storage URI, not the presigned link: a log is kept and read for longer than a link may be used.
+    log.info("Published %s (manifest %s)", published.final_uri, published.manifest_uri)
     url = storage.url_for_preview(manifest.final.key)
-    log.info("Published %s (manifest %s)", url, spec.job_id)
     notify(f"{spec.job_id}: finished", f"final.mp4 {manifest.final.duration_s:.1f} s at {url}")
-    return url
+    return published
 
 
 def end_run(job_id: str, run_id: str, status: RunStatus, reason: str) -> list[Settled]:
@@ -255,8 +267,9 @@ def end_run(job_id: str, run_id: str, status: RunStatus, reason: str) -> list[Se
         log.warning("Run %s ended (%s): %s", run_id, status, result.describe())
     holder = current_claim(storage, job_id)
     if holder is not None and holder.run_id == run_id:
-        manifest_end_run(storage, job_id, run_id, status, reason)
-        release_claim(storage, job_id, run_id)
+        manifest = manifest_end_run(storage, job_id, run_id, status, reason)
+        if release_claim(storage, job_id, run_id) and manifest is not None:
+            metrics.run_ended(status, run_credits_by_stage(manifest, run_id))
     elif holder is not None:
         log.info(
             "Run %s does not hold job %s (run %s does): its manifest is left alone",

@@ -170,3 +170,10 @@ def test_param_schema_refuses_bad_conf(dagbag: DagBag, field: str, value: object
     params = copy.deepcopy(ParamsDict(dagbag.dags["video_generation"].params))
     with pytest.raises(Exception, match=field):
         params[field] = value
+
+
+def test_publish_announces_the_final_video_through_the_asset_alias(dagbag: DagBag) -> None:
+    publish = dagbag.dags["video_generation"].get_task("publish")
+    assert [(type(o).__name__, o.name) for o in publish.outlets] == [
+        ("AssetAlias", "video_pipeline_final_video")
+    ]

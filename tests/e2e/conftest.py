@@ -20,11 +20,15 @@ from video_pipeline_dev.cluster import PG, fresh_metadata_db, reachable
 from video_pipeline_dev.fake_fal import FakeFal
 from video_pipeline_dev.fake_runway import FakeRunway
 from video_pipeline_dev.fake_voices import FakeVoice
-from video_pipeline_dev.local import LocalAirflow
+from video_pipeline_dev.local import EXAMPLE_DAGS, LocalAirflow
 from video_pipeline_dev.moto_s3 import MotoS3
+from video_pipeline_dev.statsd_listener import StatsdListener
 
 DAG_ID = "video_generation"
 BUCKET = "video-e2e"
+#: Where the session's Airflow writes its OpenLineage events (under its home), and their namespace.
+OPENLINEAGE_FILE = "openlineage.jsonl"
+OPENLINEAGE_NAMESPACE = "video-e2e"
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +49,36 @@ def moto_s3() -> Iterator[MotoS3]:
 @pytest.fixture(scope="session")
 def moto_endpoint(moto_s3: MotoS3) -> str:
     return moto_s3.endpoint
+
+
+#: Where the arrival test keeps its storage: only its inbox notifies the queue (other tests' inboxes do not).
+EVENTS_ROOT = "events"
+
+
+@pytest.fixture(scope="session")
+def inbox_queue(moto_s3: MotoS3) -> str:
+    """An SQS queue that the bucket notifies of every ``events/inbox/*.json`` created, as the README sets up
+    S3 for the intake on arrival; its URL."""
+    settings: dict[str, Any] = {
+        "endpoint_url": moto_s3.endpoint,
+        "region_name": "us-east-1",
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+    }
+    sqs: Any = boto3.client("sqs", **settings)
+    queue = str(sqs.create_queue(QueueName="video-inbox")["QueueUrl"])
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    rules = [{"Name": "prefix", "Value": f"{EVENTS_ROOT}/inbox/"}, {"Name": "suffix", "Value": ".json"}]
+    s3: Any = boto3.client("s3", **settings)
+    s3.put_bucket_notification_configuration(
+        Bucket=BUCKET,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {"QueueArn": arn, "Events": ["s3:ObjectCreated:*"], "Filter": {"Key": {"FilterRules": rules}}}
+            ]
+        },
+    )
+    return queue
 
 
 RUNWAY_CANARY_KEY = "key_canary_5f3a9e1d7c2b4e8f"  # must never appear in logs, XCom or the manifest
@@ -81,12 +115,21 @@ def fake_voices() -> Iterator[dict[str, FakeVoice]]:
 
 
 @pytest.fixture(scope="session")
+def statsd() -> Iterator[StatsdListener]:
+    """The session's StatsD server: every Airflow process sends its metrics here (the pipeline's are kept)."""
+    with StatsdListener(keep="video_pipeline") as listener:
+        yield listener
+
+
+@pytest.fixture(scope="session")
 def airflow(
     tmp_path_factory: pytest.TempPathFactory,
     moto_endpoint: str,
     fake_runway: FakeRunway,
     fake_fal: FakeFal,
     fake_voices: dict[str, FakeVoice],
+    statsd: StatsdListener,
+    inbox_queue: str,
 ) -> Iterator[LocalAirflow]:
     home = tmp_path_factory.mktemp("airflow-home")
     aws = {
@@ -118,6 +161,18 @@ def airflow(
         "VIDEO_PIPELINE_NIGHTLY_POKE_SECONDS": "3",
         # A worker that dies with its task is noticed after this long without a heartbeat (default 300 s).
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+        # Lineage: every process appends its OpenLineage events to one file (test_outputs.py reads it).
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+            {"type": "file", "log_file_path": str(home / OPENLINEAGE_FILE), "append": True}
+        ),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": OPENLINEAGE_NAMESPACE,
+        # Metrics: Airflow's StatsD client, to the session's listener.
+        "AIRFLOW__METRICS__STATSD_ON": "True",
+        "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+        "AIRFLOW__METRICS__STATSD_PORT": str(statsd.port),
+        "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
+        # Intake on arrival: the inbox asset's watcher listens on the queue (test_inbox_events.py).
+        "VIDEO_PIPELINE_INBOX_QUEUE_URL": inbox_queue,
     }
     with ExitStack() as stack:
         # PostgreSQL where the machine has it (CI does): with SQLite, writes wait on one file lock, and on a
@@ -131,6 +186,8 @@ def airflow(
             extra_env=env,
             login=("reviewer", "e2e-pass"),
             sql_alchemy_conn=metadata,
+            # the example consumer of the finished-video asset runs beside the pipeline (test_outputs.py)
+            extra_dag_folders=(EXAMPLE_DAGS,),
         )
         stack.enter_context(cluster)
         yield cluster

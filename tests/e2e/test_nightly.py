@@ -21,10 +21,13 @@ STAMPED = re.compile(r"(?P<stem>.*)\.\d{8}T\d{6}Z-[0-9a-f]{6}\.json")
 
 
 def video_runs(airflow: LocalAirflow) -> list[str]:
+    """This test's runs from the inbox (its jobs are ``nightly-<n>``; the arrival test's share the prefix)."""
     response = airflow.api("GET", "/api/v2/dags/video_generation/dagRuns", params={"limit": 200})
     response.raise_for_status()
     return sorted(
-        r["dag_run_id"] for r in response.json()["dag_runs"] if r["dag_run_id"].startswith("nightly__")
+        r["dag_run_id"]
+        for r in response.json()["dag_runs"]
+        if r["dag_run_id"].startswith("nightly__nightly-")
     )
 
 

@@ -89,6 +89,16 @@ def test_a_conf_without_seed_gets_the_specs_default_and_empty_form_fields_are_de
     assert [segment["seed"] for segment in ti.xcom["returned"]] == [1, 2]  # segment n: seed + n
 
 
+def test_a_triggered_run_may_carry_its_parents_openlineage_ids(storage: LocalStorage) -> None:
+    """With lineage on, the nightly and arrival batches' TriggerDagRunOperator adds them to the conf."""
+    parent = {"parentRunId": "0191d3a4-7c2e-7b3a-9f00-000000000001", "parentJobName": "nightly.trigger_job"}
+    conf = {"job_id": "from-inbox", "title": "From the inbox", "segments": SEGMENTS}
+    ti = validate({**conf, "openlineage": parent}, run_id="nightly__from-inbox__0123456789ab")
+    assert "openlineage" not in ti.xcom["job"]
+    assert JobSpec.model_validate(ti.xcom["job"]) == JobSpec.model_validate(conf)
+    assert "extra" in refusal({**conf, "lineage": parent}).lower()  # anything else is still refused
+
+
 def test_the_required_fields_have_no_default() -> None:
     from airflow.sdk.exceptions import ParamValidationError
 

@@ -397,3 +397,41 @@ def test_specs_outside_the_deployment_policy_are_rejected_at_intake(tmp_path: Pa
     store.put_bytes("inbox/ungated-again.json", spec("ungated-again", approval="none"))
     accepted, _ = inbox.intake(store)
     assert [original(a.name) for a in accepted] == ["fine.json", "ungated-again.json"]
+
+
+def test_an_intake_on_arrival_takes_only_what_it_moved(tmp_path: Path) -> None:
+    """A leftover of an earlier batch in processing/ is the nightly batch's; the arrival's own specs run."""
+    store = LocalStorage(tmp_path)
+    store.put_bytes("processing/left.20261201T020000Z-abcdef.json", spec("job-left"))
+    store.put_bytes("inbox/new.json", spec("job-new"))
+    accepted, rejected = inbox.intake(store, only_moved=True)
+    assert [original(a.name) for a in accepted] == ["new.json"] and rejected == []
+    assert store.exists("processing/left.20261201T020000Z-abcdef.json")
+    accepted, _ = inbox.intake(store)  # the nightly batch takes everything in processing/
+    assert sorted(str(a.conf["job_id"]) for a in accepted) == ["job-left", "job-new"]
+
+
+def test_the_same_spec_dropped_twice_is_one_run(tmp_path: Path) -> None:
+    """Two arrivals, one batch each: both specs get the same run id, so Airflow runs it once."""
+    store = LocalStorage(tmp_path)
+    store.put_bytes("inbox/a.json", spec("job-twice"))
+    (first,), _ = inbox.intake(store, only_moved=True)
+    store.put_bytes("inbox/a.json", spec("job-twice"))
+    (second,), _ = inbox.intake(store, only_moved=True)
+    assert first.run_id == second.run_id and first.name != second.name
+
+
+def test_a_file_another_batch_rejected_first_is_skipped(tmp_path: Path) -> None:
+    """Two batches at once (nightly and arrival) may both find one bad file: the second finds it gone."""
+    store = LocalStorage(tmp_path)
+    store.put_bytes("processing/bad.20261201T020000Z-abcdef.json", b"{not json")
+
+    class RejectedMeanwhile(LocalStorage):
+        def move(self, src_key: str, dst_key: str) -> bool:
+            if dst_key.startswith(inbox.REJECTED):  # the other batch moved it a moment before this one
+                LocalStorage.move(self, src_key, f"elsewhere/{src_key}")
+            return super().move(src_key, dst_key)
+
+    accepted, rejected = inbox.intake(RejectedMeanwhile(tmp_path))
+    assert accepted == [] and rejected == []
+    assert store.exists("elsewhere/processing/bad.20261201T020000Z-abcdef.json")

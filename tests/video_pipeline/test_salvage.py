@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from video_pipeline.models import JobSpec, VideoSegment
 from video_pipeline.providers.base import ImageRequest
 from video_pipeline.providers.port import Endpoint, RemoteClient
 from video_pipeline.providers.runway import PROVIDER, RunwayClient
-from video_pipeline.salvage import cancel_in_flight, salvage_all, salvage_job
+from video_pipeline.salvage import cancel_in_flight, salvage_all, salvage_job, settle
 from video_pipeline.segmentation import segments_for
 from video_pipeline.storage import LocalStorage
 from video_pipeline.submissions import (
@@ -243,3 +245,26 @@ def test_an_active_runs_long_finished_task_is_fetched_before_its_url_expires(
     assert fake.deletes == 0  # an active run's running task is never cancelled by the sweep
     assert storage.exists(Planned.from_dict(quick.plan).cache_key)
     assert [r.record_id for r in job_submissions(storage, "j")] == [slow.record_id]
+
+
+def test_two_stops_settling_one_task_at_once_record_one_cancellation(
+    storage: LocalStorage, fake: FakeRunway
+) -> None:
+    """A person's stop reaches the task's handler and the run's on two threads at once: the task is
+    cancelled once and recorded once as cancelled, never also as lost (the provider forgets a deleted task)."""
+    spec = job("twice", ["a hen [latency:30]"])
+    (segment,) = segments_for(spec)
+    begin_run(storage, spec, "run-1", [segment], 5)
+    record = submit(storage, fake, spec, segment, "run-1")
+    barrier = threading.Barrier(2)
+
+    def stop() -> str:
+        barrier.wait()
+        with client_factory(fake)("runway") as client:
+            return settle(storage, record, client, fetch=False).outcome
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(lambda _: stop(), range(2)))
+    assert outcomes == ["cancelled", "left"]
+    assert [(e.event, e.index) for e in ledger(storage, "twice") if not e.credits] == [("cancelled", 1)]
+    assert fake.deletes == 1 and job_submissions(storage, "twice") == []

@@ -9,7 +9,7 @@ else: it is never logged, put in XCom, a trigger's serialized kwargs or a manife
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from airflow.sdk import BaseHook
 
@@ -21,6 +21,7 @@ from video_pipeline.providers.port import (
     RemoteProvider,
     SpeechProvider,
 )
+from video_pipeline_airflow.metered_client import AsyncMeteredClient, MeteredClient
 
 
 class ProviderHook(BaseHook):
@@ -58,10 +59,14 @@ class ProviderHook(BaseHook):
         return self._endpoint(self.get_connection(self.conn_id))
 
     def get_client(self) -> RemoteClient:
-        return self._remote().client(self.endpoint())
+        """The provider's client, metered: each call's latency and each error's class become metrics."""
+        client = self._remote().client(self.endpoint())
+        return cast(RemoteClient, MeteredClient(client, self.provider.name))
 
     async def aget_client(self) -> AsyncRemoteClient:
-        return self._remote().async_client(self._endpoint(await self.aget_connection(self.conn_id)))
+        """The provider's async client (the trigger's), metered like :meth:`get_client`'s."""
+        client = self._remote().async_client(self._endpoint(await self.aget_connection(self.conn_id)))
+        return cast(AsyncRemoteClient, AsyncMeteredClient(client, self.provider.name))
 
     def _remote(self) -> RemoteProvider:
         if not isinstance(self.provider, RemoteProvider):

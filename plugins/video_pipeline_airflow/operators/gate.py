@@ -45,6 +45,7 @@ from video_pipeline.progress import record_completion
 from video_pipeline.providers import registry
 from video_pipeline.storage import Storage
 from video_pipeline.submissions import credits_spent
+from video_pipeline_airflow import metrics
 from video_pipeline_airflow.compat import get_hitl_detail_content_detail, upsert_hitl_detail
 from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.notify import notify
@@ -296,6 +297,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             opened_at=manifest.gates_opened_at.get(self.stage),
         )
         manifest.decisions.append(decision)
+        metrics.gate_answered(decision)
         self.log.info(
             "Decision: %s by %s via %s (round %d)%s",
             decision.decision,

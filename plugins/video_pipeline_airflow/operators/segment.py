@@ -73,6 +73,7 @@ from video_pipeline.submissions import (
     stop_job,
     update_submission,
 )
+from video_pipeline_airflow import metrics
 from video_pipeline_airflow.hooks.provider import ProviderHook
 from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.notify import notify
@@ -582,6 +583,7 @@ class SegmentOperator(BaseOperator):
         self.log.info(
             "%s: %s done%s", result.label, self.stage, " (cache hit, no provider call)" if cached else ""
         )
+        metrics.segment_done(self.stage, from_cache=cached)
         for event in record_completion(
             storage,
             job.job_id,
