@@ -26,8 +26,9 @@ demo: install
 
 ## The whole test suite: unit, adapters, DAG integrity and end-to-end on real Airflow processes.
 ## Two workers (pytest-xdist, work stealing), each with its own embedded Airflow: the end-to-end tests mostly
-## wait on Airflow and the fakes. Two: 12.3 min for 937 tests on 2 cores. Three measured 10.7 min but, with
-## three Airflows starting on two cores, one session's first REST write timed out in one of three runs.
+## wait on Airflow and the fakes. Two: 17.8 min for 1342 tests on 2 cores (over the 10-min goal: README). Three
+## measured 10.7 min for 937 tests but, with three Airflows starting on two cores, one session's first REST write
+## timed out in one of three runs.
 test: install
 	sh scripts/install-browser.sh
 	$(BIN)/pytest -n 2 --dist worksteal --durations=20

@@ -153,7 +153,11 @@ def test_a_finished_job_reports_its_outputs(
     }
     facet = lineage["run"]["facets"]["videoPipeline"]
     assert facet["credits"]["spent"] == record.credits_spent
-    assert facet["credits"]["spentByStage"] == {"images": 0.0, "clips": record.credits_spent}
+    assert facet["credits"]["spentByStage"] == {
+        "narration": 0.0,
+        "images": 0.0,
+        "clips": record.credits_spent,
+    }
     assert [(d["stage"], d["decision"], d["via"], d["by"]) for d in facet["decisions"]] == [
         ("images", "redo", "variable", "e2e"),
         ("images", "approve", "variable", "e2e"),
