@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta
-from typing import Any
 
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import dag, task
+from airflow.sdk import dag
 
 from video_pipeline_airflow import nightly
 
 NIGHTLY_CRON = os.environ.get("VIDEO_PIPELINE_NIGHTLY_CRON", "0 2 * * *")
-POKE_SECONDS = int(os.environ.get("VIDEO_PIPELINE_NIGHTLY_POKE_SECONDS", "60"))
 
 
 @dag(
@@ -43,25 +40,7 @@ POKE_SECONDS = int(os.environ.get("VIDEO_PIPELINE_NIGHTLY_POKE_SECONDS", "60"))
     default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
 )
 def video_generation_nightly() -> None:
-    @task
-    def intake() -> list[dict[str, Any]]:
-        return nightly.intake()
-
-    @task(trigger_rule="all_done", map_index_template="{{ task.op_kwargs['spec']['name'] }}")
-    def settle(spec: dict[str, Any]) -> str:
-        return nightly.settle(spec)
-
-    specs = intake()
-    triggered = TriggerDagRunOperator.partial(
-        task_id="trigger_job",
-        trigger_dag_id="video_generation",
-        skip_when_already_exists=True,
-        wait_for_completion=True,
-        deferrable=True,
-        poke_interval=POKE_SECONDS,
-        map_index_template="{{ task.trigger_run_id }}",
-    ).expand_kwargs(specs.map(nightly.trigger_kwargs))
-    triggered >> settle.expand(spec=specs)
+    nightly.intake_batch()
 
 
 video_generation_nightly()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from video_pipeline import inbox
@@ -44,3 +45,37 @@ def settle(spec: dict[str, Any]) -> str:
     target = inbox.settle(get_storage(), spec["name"], "done" if state == "success" else "failed")
     log.info("%s: run %s ended %s → %s", spec["name"], spec["run_id"], state, target)
     return target
+
+
+#: How often a batch's trigger checks on the runs it started (env; short in tests).
+POKE_SECONDS = int(os.environ.get("VIDEO_PIPELINE_NIGHTLY_POKE_SECONDS", "60"))
+
+
+def intake_batch(*, only_moved: bool = False) -> None:
+    """The tasks of an intake DAG (nightly or on arrival), built inside the DAG: take the inbox's specs in
+    (``only_moved``: only those this intake moved itself), start one ``video_generation`` run per spec and wait
+    for it deferred, then settle each spec (done / failed) whatever its run's outcome."""
+    from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+    from airflow.sdk import task
+
+    @task(task_id="intake")
+    def take_in() -> list[dict[str, Any]]:
+        return intake(only_moved=only_moved)
+
+    @task(
+        task_id="settle", trigger_rule="all_done", map_index_template="{{ task.op_kwargs['spec']['name'] }}"
+    )
+    def settle_spec(spec: dict[str, Any]) -> str:
+        return settle(spec)
+
+    specs = take_in()
+    triggered = TriggerDagRunOperator.partial(
+        task_id="trigger_job",
+        trigger_dag_id="video_generation",
+        skip_when_already_exists=True,
+        wait_for_completion=True,
+        deferrable=True,
+        poke_interval=POKE_SECONDS,
+        map_index_template="{{ task.trigger_run_id }}",
+    ).expand_kwargs(specs.map(trigger_kwargs))
+    triggered >> settle_spec.expand(spec=specs)
