@@ -45,7 +45,7 @@ test-e2e: install
 test-chaos: install
 	$(BIN)/pytest -m "chaos" -s
 
-## CeleryExecutor cluster on the local PostgreSQL + Redis: two workers, S3 over HTTP, a 20-segment job.
+## CeleryExecutor cluster on the local PostgreSQL + Redis: two workers, S3 over HTTP, an 8-segment job.
 test-cluster: install
 	$(BIN)/pytest -m "cluster" -s
 

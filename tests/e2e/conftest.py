@@ -159,13 +159,17 @@ def airflow(
         # Gates read a Variable decision every 2 s (default 10 s): the suite waits on many gates.
         "AIRFLOW_VAR_VIDEO_PIPELINE_GATE_POLL_SECONDS": "2",
         "VIDEO_PIPELINE_NIGHTLY_POKE_SECONDS": "3",
-        # A worker that dies with its task is noticed after this long without a heartbeat (default 300 s).
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+        # A worker that dies with its task is noticed after this long without a heartbeat (default 300 s;
+        # LocalAirflow's tasks heartbeat every second, so 30 s is far from a false alarm).
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
         # Lineage: every process appends its OpenLineage events to one file (test_outputs.py reads it).
         "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
             {"type": "file", "log_file_path": str(home / OPENLINEAGE_FILE), "append": True}
         ),
         "AIRFLOW__OPENLINEAGE__NAMESPACE": OPENLINEAGE_NAMESPACE,
+        # Emit from a bounded thread of the task process, not a fork per task event (the provider's default):
+        # the suite runs thousands of task events on two cores, and the events are the same either way.
+        "AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD": "True",
         # Metrics: Airflow's StatsD client, to the session's listener.
         "AIRFLOW__METRICS__STATSD_ON": "True",
         "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",

@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import pytest
 
 from tests.e2e.stop_probe.record import LOG_ENV, read
 from video_pipeline_airflow.stop import HANDLER_MODULES_ENV, StopReason
+from video_pipeline_dev.cluster import PG, fresh_metadata_db, reachable
 from video_pipeline_dev.local import LocalAirflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -99,7 +101,20 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalAirfl
     }
     # Nine runs each hold a worker slot with `busy`, and each `wait` needs one to defer.
     try:
-        with LocalAirflow(home=root / "home", storage_url=None, parallelism=14, extra_env=env) as airflow:
+        with ExitStack() as stack:
+            # PostgreSQL where the machine has it, as the session's Airflow: on SQLite, with nine runs
+            # stopping at once beside another test worker's Airflow, the api-server answered a task PATCH
+            # with 500 "Database error" (its audit-log insert gave up on the file lock) in 2 of 4 full runs.
+            metadata = stack.enter_context(fresh_metadata_db("vp_stop_probe")) if reachable(PG) else None
+            airflow = stack.enter_context(
+                LocalAirflow(
+                    home=root / "home",
+                    storage_url=None,
+                    parallelism=14,
+                    extra_env=env,
+                    sql_alchemy_conn=metadata,
+                )
+            )
             yield airflow, log
     finally:
         if keep := os.environ.get("STOP_PROBE_KEEP"):  # a directory: to study a run afterwards
