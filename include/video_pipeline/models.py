@@ -247,6 +247,9 @@ class StageChoice(ProviderChoice):
     fallback: ProviderChoice | None = Field(
         default=None, description="Used when the provider reports unavailability or exhausted quota."
     )
+    takes: int = Field(
+        default=1, ge=1, le=4, description="Candidates made per segment; the reviewer picks one."
+    )
 
 
 def _default_voice_provider() -> str:
@@ -579,6 +582,14 @@ class VideoSegment(BaseModel):
     image_finished_at: datetime | None = None
     clip_started_at: datetime | None = None
     clip_finished_at: datetime | None = None
+    image_takes: list[str] = Field(
+        default_factory=list, description="Every take's image key, take 1 first (empty or one: one take)."
+    )
+    clip_takes: list[str] = Field(
+        default_factory=list, description="Every take's clip key, take 1 first (empty or one: one take)."
+    )
+    image_pick: int = Field(default=1, ge=1, description="The image take that goes forward (1-based).")
+    clip_pick: int = Field(default=1, ge=1, description="The clip take that goes forward (1-based).")
 
     @property
     def label(self) -> str:
@@ -596,7 +607,8 @@ class Decision(BaseModel):
     narrations: dict[int, str] = Field(default_factory=dict, description="New narration per redone segment.")
     note: str | None = None
     by: str | None = None
-    via: Literal["ui", "variable", "timeout", "auto"]
+    picks: dict[int, int] = Field(default_factory=dict, description="Segment → the take picked (1-based).")
+    via: Literal["ui", "review-page", "variable", "timeout", "auto"]
     at: datetime = Field(default_factory=utcnow)
     round: int = 1
     run_id: str | None = None
