@@ -34,6 +34,10 @@ OPTION_TO_DECISION: dict[str, Literal["approve", "reject", "redo"]] = {
 }
 DECISION_TO_OPTION = {value: key for key, value in OPTION_TO_DECISION.items()}
 
+#: What the review page puts in an answer's ``source`` field: the gate records the answer as made there
+#: (``via: review-page``) rather than in the Required Action form (``via: ui``).
+REVIEW_PAGE = "review-page"
+
 #: Bounds on an answer. A Variable's raw text is measured before JSON parsing; nesting is measured before
 #: parsing too (the deepest valid decision is 2: ``{"prompts": {"3": "…"}}``).
 MAX_VARIABLE_CHARS = 256 * 1024
@@ -333,6 +337,14 @@ def _form_segments(raw: Any) -> list[int]:
         except ValueError as exc:
             raise DecisionError(str(exc)) from None
     return segments
+
+
+def answer_via(via: str, params_input: Any) -> str:
+    """Where an answer came from: an answer from Airflow's HITL API (``ui``) that the review page sent says
+    so in its ``source`` field. Only the channel: who answered is Airflow's record, whatever the field says."""
+    if via == "ui" and isinstance(params_input, dict) and params_input.get("source") == REVIEW_PAGE:
+        return REVIEW_PAGE
+    return via
 
 
 def check_segments(request: DecisionRequest, available: list[int]) -> None:

@@ -56,6 +56,9 @@ VoiceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+
 LanguageCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$")]
 
 JOB_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+#: An Airflow connection id as a job may name one (escalate_to).
+CONN_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$"
+MAX_REMINDERS = 10
 DEFAULT_MAX_SEGMENTS = 500
 MAX_SEGMENTS_ENV = "VIDEO_PIPELINE_MAX_SEGMENTS"
 MIN_DURATION_S = 2
@@ -371,6 +374,22 @@ class JobSettings(BaseModel):
     on_gate_timeout: Literal["reject", "approve"] = Field(
         default="reject", description="What a gate does when nobody answers in time."
     )
+    reminders: list[Annotated[float, Field(gt=0, lt=1)]] = Field(
+        default_factory=lambda: [0.5, 0.9],
+        max_length=MAX_REMINDERS,
+        description=(
+            "When a waiting gate reminds its reviewers (the notify connection), as fractions of gate_timeout "
+            "(each between 0 and 1, exclusive)."
+        ),
+    )
+    escalate_to: str | None = Field(
+        default=None,
+        pattern=CONN_ID_PATTERN,
+        description=(
+            "An Airflow connection (Apprise) told at the last reminder that a gate is about to time out; "
+            "a connection id, never the target itself (targets hold tokens)."
+        ),
+    )
     max_redo_rounds: int = Field(default=3, ge=0, le=20)
     finishing: Finishing = Field(
         default_factory=Finishing,
@@ -401,6 +420,11 @@ class JobSettings(BaseModel):
     def of(cls, data: Mapping[str, Any]) -> JobSettings:
         """The settings of a job spec, or of settings alone (a spec's content is left out)."""
         return cls.model_validate({k: v for k, v in data.items() if k not in CONTENT_FIELDS})
+
+    @field_validator("reminders")
+    @classmethod
+    def _reminders_in_order(cls, value: list[float]) -> list[float]:
+        return sorted(set(value))
 
     @model_validator(mode="after")
     def _choices_exist(self) -> JobSettings:
