@@ -120,6 +120,17 @@ class DecisionRequest(BaseModel):
         return self
 
 
+def gate_task_id(stage: Stage) -> str:
+    """The task id of a stage's gate in the pipeline's DAG (the review page finds the stage by it)."""
+    return f"{stage}_gate"
+
+
+def gate_stage(task_id: str) -> Stage | None:
+    """The stage whose gate has the task id ``task_id``, if any."""
+    stages: tuple[Stage, ...] = ("images", "clips")
+    return next((stage for stage in stages if gate_task_id(stage) == task_id), None)
+
+
 def variable_key(job_id: str, stage: Stage) -> str:
     return f"video_approval__{job_id}__{stage}"
 

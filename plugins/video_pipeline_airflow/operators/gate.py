@@ -44,8 +44,8 @@ from video_pipeline.manifest import decisions_for, load_manifest, merge_segments
 from video_pipeline.models import Decision, JobSpec, Manifest, SegmentStatus, Stage, VideoSegment, utcnow
 from video_pipeline.narration import NotSpoken
 from video_pipeline.progress import record_completion
-from video_pipeline.reminders import schedule
 from video_pipeline.providers import registry
+from video_pipeline.reminders import schedule
 from video_pipeline.storage import Storage
 from video_pipeline.submissions import credits_spent
 from video_pipeline_airflow import metrics
@@ -579,8 +579,12 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         return None
 
     def _review_link(self, context: Context) -> str:
-        map_index = getattr(context.get("task_instance"), "map_index", None)  # a gate is not mapped in our DAG
-        return review_url(self.dag_id, context["run_id"], self.task_id, -1 if map_index is None else map_index)
+        map_index = getattr(
+            context.get("task_instance"), "map_index", None
+        )  # a gate is not mapped in our DAG
+        return review_url(
+            self.dag_id, context["run_id"], self.task_id, -1 if map_index is None else map_index
+        )
 
     def _form_link(self, context: Context) -> str:
         try:
