@@ -181,7 +181,6 @@ def test_publish_announces_the_final_video_through_the_asset_alias(dagbag: DagBa
 
 
 def test_gates_have_the_task_ids_the_review_page_finds_their_stage_by(dagbag: DagBag) -> None:
-    dag = dagbag.get_dag("video_generation")
-    assert dag is not None
+    dag = dagbag.dags["video_generation"]
     gates = {t.task_id: t.stage for t in dag.tasks if isinstance(t, ApprovalGateOperator)}
     assert gates == {gate_task_id("images"): "images", gate_task_id("clips"): "clips"}
