@@ -50,7 +50,7 @@ def tab_url(airflow: LocalAirflow, run_id: str, task_id: str) -> str:
 
 
 def twelve_segment_job(job_id: str) -> dict[str, object]:
-    spec = six_segment_job(job_id, seed=31, approval="clips", clips={"provider": "storyboard"})
+    spec = six_segment_job(job_id, seed=31, approval="clips", clips={"provider": "storyboard", "takes": 2})
     spec["segments"] = [
         {"prompt": f"Scene {i}: a lantern over dark water", "duration_s": 2} for i in range(1, SEGMENTS + 1)
     ]
@@ -126,11 +126,12 @@ def test_reviewer_plays_picks_redoes_and_approves_on_the_review_page(
         frame = review_frame(page)
         expect(frame.locator("article.segment")).to_have_count(SEGMENTS)
         expect(frame.locator("section.first article.segment")).to_have_count(3)
-        assert frame.locator("video[preload='none']").count() == SEGMENTS  # TMP no takes
+        assert frame.locator("video[preload='none']").count() == 2 * SEGMENTS  # two takes each, lazy
 
         played = play_to_end(frame)
         assert played["duration"] > 1.5 and abs(played["time"] - played["duration"]) < 0.1, played
 
+        frame.locator(f"input[name='pick-{PICKED}'][value='{PICK}']").check()
         frame.locator(f"#prompt-{REDONE}").fill(NEW_MOTION)  # editing ticks the segment's Redo box
         expect(frame.locator(f"#redo-{REDONE}")).to_be_checked()
         assert send(page, frame, "redo") == 200
@@ -141,6 +142,7 @@ def test_reviewer_plays_picks_redoes_and_approves_on_the_review_page(
         frame = review_frame(page)
         expect(frame.locator(f"#segment-{REDONE} details.history")).to_contain_text(NEW_MOTION)
         expect(frame.locator(f"#segment-{REDONE} dd").nth(1)).to_have_text(NEW_MOTION)
+        frame.locator(f"input[name='pick-{PICKED}'][value='{PICK}']").check()
         screenshot(page, screenshots / "review-page-desktop.png")
 
         late = context.new_page()  # a second tab, open before the answer, that answers after it
@@ -174,6 +176,9 @@ def test_reviewer_plays_picks_redoes_and_approves_on_the_review_page(
         ("approve", "review-page", USER),
     ]
     assert clips[0].segments == [REDONE] and clips[0].prompts == {REDONE: NEW_MOTION.strip()}
+    assert clips[1].picks.get(PICKED) == PICK
+    segment = next(s for s in manifest.segments if s.index == PICKED)
+    assert segment.clip_pick == PICK and len(segment.clip_takes) == 2
     redone = next(s for s in manifest.segments if s.index == REDONE)
     assert redone.motion_prompt == NEW_MOTION
 
