@@ -79,6 +79,9 @@ class LocalAirflow:
     extra_env: dict[str, str] = field(default_factory=dict)
     #: ``(user, password)``: real logins (simple auth manager). None: everyone is admin (demo only).
     login: tuple[str, str] | None = None
+    #: More logins beside ``login``: name → (password, role); role ``viewer``, ``user``, ``op``, ``admin``, or
+    #: ``""`` (a user the simple auth manager allows nothing: no DAG may be read).
+    users: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: More DAG folders, each its own DAG bundle beside the pipeline's ``dags/`` (e.g. ``examples/dags``).
     extra_dag_folders: tuple[Path, ...] = ()
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False)
@@ -121,8 +124,11 @@ class LocalAirflow:
             env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "True"
         else:
             passwords = self.home / "passwords.json"
-            passwords.write_text(json.dumps({self.login[0]: self.login[1]}))
-            env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = f"{self.login[0]}:admin"
+            logins = {self.login[0]: (self.login[1], "admin"), **self.users}
+            passwords.write_text(json.dumps({name: password for name, (password, _) in logins.items()}))
+            env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = ",".join(
+                f"{name}:{role}" for name, (_, role) in logins.items()
+            )
             env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(passwords)
         if self.storage_url:  # else the Variable (set through the API) decides
             env["AIRFLOW_VAR_VIDEO_PIPELINE_STORAGE_URL"] = self.storage_url
@@ -259,6 +265,16 @@ class LocalAirflow:
             response.raise_for_status()
             self._token = str(response.json()["access_token"])
         return self._token
+
+    def token_for(self, username: str, password: str) -> str:
+        """A bearer token for another login (``users``)."""
+        response = httpx.post(
+            f"{self.base_url}/auth/token",
+            json={"username": username, "password": password},
+            timeout=API_TIMEOUT_S,
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token()}"}

@@ -34,6 +34,10 @@ OPTION_TO_DECISION: dict[str, Literal["approve", "reject", "redo"]] = {
 }
 DECISION_TO_OPTION = {value: key for key, value in OPTION_TO_DECISION.items()}
 
+#: What the review page puts in an answer's ``source`` field: the gate records the answer as made there
+#: (``via: review-page``) rather than in the Required Action form (``via: ui``).
+REVIEW_PAGE = "review-page"
+
 #: Bounds on an answer. A Variable's raw text is measured before JSON parsing; nesting is measured before
 #: parsing too (the deepest valid decision is 2: ``{"prompts": {"3": "…"}}``).
 MAX_VARIABLE_CHARS = 256 * 1024
@@ -114,6 +118,17 @@ class DecisionRequest(BaseModel):
             raise ValueError("a new narration must hold text")
         self.segments = list(dict.fromkeys([*self.segments, *self.prompts, *self.narrations]))
         return self
+
+
+def gate_task_id(stage: Stage) -> str:
+    """The task id of a stage's gate in the pipeline's DAG (the review page finds the stage by it)."""
+    return f"{stage}_gate"
+
+
+def gate_stage(task_id: str) -> Stage | None:
+    """The stage whose gate has the task id ``task_id``, if any."""
+    stages: tuple[Stage, ...] = ("images", "clips")
+    return next((stage for stage in stages if gate_task_id(stage) == task_id), None)
 
 
 def variable_key(job_id: str, stage: Stage) -> str:
@@ -333,6 +348,14 @@ def _form_segments(raw: Any) -> list[int]:
         except ValueError as exc:
             raise DecisionError(str(exc)) from None
     return segments
+
+
+def answer_via(via: str, params_input: Any) -> str:
+    """Where an answer came from: an answer from Airflow's HITL API (``ui``) that the review page sent says
+    so in its ``source`` field. Only the channel: who answered is Airflow's record, whatever the field says."""
+    if via == "ui" and isinstance(params_input, dict) and params_input.get("source") == REVIEW_PAGE:
+        return REVIEW_PAGE
+    return via
 
 
 def check_segments(request: DecisionRequest, available: list[int]) -> None:

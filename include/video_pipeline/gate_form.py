@@ -127,13 +127,20 @@ def gate_body(
     next_stage_estimate: float,
     changed: list[int],
     note: str | None = None,
+    review_url: str | None = None,
 ) -> str:
-    """The form's markdown body. Every piece of user text goes through :func:`inert`."""
+    """The form's markdown body. Every piece of user text goes through :func:`inert`; ``review_url`` (the
+    review page, built by the pipeline from URL-quoted ids) is the one link that is not a preview."""
     count = len(segments)
     lines = [
         f"**{inert(job.title)}** — **{count} {stage}** ready for review — job {inert(job.job_id)}, "
         f"{_made_by(job)}, ratio {job.ratio}.",
         "",
+    ]
+    if review_url:
+        what = "watch every clip" if stage == "clips" else "see every image full size"
+        lines += [f"**[Open the review page]({review_url})**: {what}, pick takes, redo with new prompts.", ""]
+    lines += [
         f"Credits spent so far: **{credits_spent:g}**; estimate for the next stage: **{next_stage_estimate:g}**.",
     ]
     if changed:

@@ -86,6 +86,11 @@ class JobLayout:
     def progress_event(self, run_id: str, round_: int, stage: str, count: int) -> str:
         return f"{self.progress_run(run_id)}/r{round_}/{stage}/events/{count:05d}.json"
 
+    def gate_reminder(self, run_id: str, stage: str, opened_at: str, name: str) -> str:
+        """Created exclusively by whoever sends reminder ``name`` of one opening of a gate (``opened_at``: its
+        time, as ``reminders.opening_stamp`` writes it), so it goes out once across triggerer restarts."""
+        return f"{self.root}/gate-reminders/{run_key(run_id)}/{stage}/{opened_at}/{name}"
+
     # -- paid work: the run's claim, provider-task records, the spend ledger, stop markers -------------------
 
     @property

@@ -56,6 +56,9 @@ VoiceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+
 LanguageCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$")]
 
 JOB_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+#: An Airflow connection id as a job may name one (escalate_to).
+CONN_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$"
+MAX_REMINDERS = 10
 DEFAULT_MAX_SEGMENTS = 500
 MAX_SEGMENTS_ENV = "VIDEO_PIPELINE_MAX_SEGMENTS"
 MIN_DURATION_S = 2
@@ -247,6 +250,9 @@ class StageChoice(ProviderChoice):
     fallback: ProviderChoice | None = Field(
         default=None, description="Used when the provider reports unavailability or exhausted quota."
     )
+    takes: int = Field(
+        default=1, ge=1, le=4, description="Candidates made per segment; the reviewer picks one."
+    )
 
 
 def _default_voice_provider() -> str:
@@ -368,6 +374,22 @@ class JobSettings(BaseModel):
     on_gate_timeout: Literal["reject", "approve"] = Field(
         default="reject", description="What a gate does when nobody answers in time."
     )
+    reminders: list[Annotated[float, Field(gt=0, lt=1)]] = Field(
+        default_factory=lambda: [0.5, 0.9],
+        max_length=MAX_REMINDERS,
+        description=(
+            "When a waiting gate reminds its reviewers (the notify connection), as fractions of gate_timeout "
+            "(each between 0 and 1, exclusive)."
+        ),
+    )
+    escalate_to: str | None = Field(
+        default=None,
+        pattern=CONN_ID_PATTERN,
+        description=(
+            "An Airflow connection (Apprise) told at the last reminder that a gate is about to time out; "
+            "a connection id, never the target itself (targets hold tokens)."
+        ),
+    )
     max_redo_rounds: int = Field(default=3, ge=0, le=20)
     finishing: Finishing = Field(
         default_factory=Finishing,
@@ -398,6 +420,11 @@ class JobSettings(BaseModel):
     def of(cls, data: Mapping[str, Any]) -> JobSettings:
         """The settings of a job spec, or of settings alone (a spec's content is left out)."""
         return cls.model_validate({k: v for k, v in data.items() if k not in CONTENT_FIELDS})
+
+    @field_validator("reminders")
+    @classmethod
+    def _reminders_in_order(cls, value: list[float]) -> list[float]:
+        return sorted(set(value))
 
     @model_validator(mode="after")
     def _choices_exist(self) -> JobSettings:
@@ -579,6 +606,14 @@ class VideoSegment(BaseModel):
     image_finished_at: datetime | None = None
     clip_started_at: datetime | None = None
     clip_finished_at: datetime | None = None
+    image_takes: list[str] = Field(
+        default_factory=list, description="Every take's image key, take 1 first (empty or one: one take)."
+    )
+    clip_takes: list[str] = Field(
+        default_factory=list, description="Every take's clip key, take 1 first (empty or one: one take)."
+    )
+    image_pick: int = Field(default=1, ge=1, description="The image take that goes forward (1-based).")
+    clip_pick: int = Field(default=1, ge=1, description="The clip take that goes forward (1-based).")
 
     @property
     def label(self) -> str:
@@ -596,7 +631,8 @@ class Decision(BaseModel):
     narrations: dict[int, str] = Field(default_factory=dict, description="New narration per redone segment.")
     note: str | None = None
     by: str | None = None
-    via: Literal["ui", "variable", "timeout", "auto"]
+    picks: dict[int, int] = Field(default_factory=dict, description="Segment → the take picked (1-based).")
+    via: Literal["ui", "review-page", "variable", "timeout", "auto"]
     at: datetime = Field(default_factory=utcnow)
     round: int = 1
     run_id: str | None = None

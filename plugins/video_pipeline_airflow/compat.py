@@ -25,20 +25,28 @@ if TYPE_CHECKING:  # what the type checker sees; at run time :func:`__getattr__`
     from airflow.api_fastapi.core_api.security import get_user
     from airflow.configuration import conf
     from airflow.models.dag import DagModel
+    from airflow.models.dagrun import DagRun
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import TaskInstance
     from airflow.sdk.execution_time.hitl import (
         get_hitl_detail_content_detail,
         update_hitl_detail_response,
         upsert_hitl_detail,
     )
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+    from airflow.utils.session import create_session
 
 __all__ = [
     "SYMBOLS",
     "BaseUser",
     "DagDetails",
     "DagModel",
+    "DagRun",
+    "HITLDetail",
     "RuntimeTaskInstance",
+    "TaskInstance",
     "conf",
+    "create_session",
     "get_auth_manager",
     "get_hitl_detail_content_detail",
     "get_user",
@@ -119,6 +127,26 @@ SYMBOLS: dict[str, InternalSymbol] = {
         "airflow.models.dag",
         "DagModel",
         "its get_team_name gives the DAG's team for the preview route's check when multi-team is on",
+    ),
+    "TaskInstance": InternalSymbol(
+        "airflow.models.taskinstance",
+        "TaskInstance",
+        "the review page finds the task instance it is shown on (is it a gate? its request's id)",
+    ),
+    "DagRun": InternalSymbol(
+        "airflow.models.dagrun",
+        "DagRun",
+        "the review page reads the run's conf (the job spec) for the job id",
+    ),
+    "HITLDetail": InternalSymbol(
+        "airflow.models.hitl",
+        "HITLDetail",
+        "the review page reads whether (and by whom) the gate's request was answered",
+    ),
+    "create_session": InternalSymbol(
+        "airflow.utils.session",
+        "create_session",
+        "the review page reads the metadata database in the api-server (task instance, run, request)",
     ),
     "conf": InternalSymbol(
         "airflow.configuration",

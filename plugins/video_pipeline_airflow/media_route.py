@@ -69,19 +69,24 @@ app = FastAPI(title="Video pipeline previews", docs_url=None, redoc_url=None, op
 app.add_middleware(NoSniff)
 
 
-def _media_dag() -> DagDetails:
+def _dag_details(dag_id: str) -> DagDetails:
     team = None
     if compat.conf.getboolean("core", "multi_team", fallback=False):
-        team = compat.DagModel.get_team_name(MEDIA_DAG_ID)
-    return DagDetails(id=MEDIA_DAG_ID, team_name=team)
+        team = compat.DagModel.get_team_name(dag_id)
+    return DagDetails(id=dag_id, team_name=team)
+
+
+def check_dag_reader(dag_id: str, user: BaseUser) -> BaseUser:
+    """``user``, if the auth manager lets them read the DAG ``dag_id``; else 403."""
+    allowed = get_auth_manager().is_authorized_dag(method="GET", details=_dag_details(dag_id), user=user)
+    if not allowed:
+        raise HTTPException(status_code=403, detail="Forbidden")
+    return user
 
 
 def media_reader(user: Annotated[BaseUser, Depends(get_user)]) -> BaseUser:
     """The caller, if the auth manager lets them read the DAG the media belong to; else 403."""
-    allowed = get_auth_manager().is_authorized_dag(method="GET", details=_media_dag(), user=user)
-    if not allowed:
-        raise HTTPException(status_code=403, detail="Forbidden")
-    return user
+    return check_dag_reader(MEDIA_DAG_ID, user)
 
 
 def media_storage() -> Storage:

@@ -9,12 +9,15 @@ anything else someone could write into storage.
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 from video_pipeline.models import JOB_ID_PATTERN
 from video_pipeline.storage import LocalStorage, Storage
 from video_pipeline_airflow import compat
 
 URL_PREFIX = "/video-previews"
+#: The review page's tab on a task instance in the Airflow UI (``external_views`` ``url_route``).
+REVIEW_ROUTE = "video-review"
 PRESIGNED_TTL_S = 7 * 86_400
 #: The DAG that produces every object the route serves: reading its runs is what lets a user see them.
 MEDIA_DAG_ID = "video_generation"
@@ -54,9 +57,20 @@ def media_type_for(key: str) -> str | None:
     return MEDIA_TYPES.get(match["ext"]) if match else None
 
 
+def ui_base_url() -> str:
+    return str(compat.conf.get("api", "base_url", fallback="http://localhost:8080")).rstrip("/")
+
+
+def review_url(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
+    """The gate's review page as a tab of its task instance in the Airflow UI (which asks for a login first,
+    then shows the page in a frame): the link every "gate opened" notification and form carries."""
+    parts = [quote(p, safe="") for p in (dag_id, run_id, task_id)]
+    mapped = f"/mapped/{map_index}" if map_index >= 0 else ""
+    return f"{ui_base_url()}/dags/{parts[0]}/runs/{parts[1]}/tasks/{parts[2]}{mapped}/plugin/{REVIEW_ROUTE}"
+
+
 def preview_url(storage: Storage, key: str) -> str:
     """A URL a browser can open: presigned for S3, this api-server's preview route for local storage."""
     if isinstance(storage, LocalStorage):
-        base = compat.conf.get("api", "base_url", fallback="http://localhost:8080").rstrip("/")
-        return f"{base}{URL_PREFIX}/files/{key}"
+        return f"{ui_base_url()}{URL_PREFIX}/files/{key}"
     return storage.url_for_preview(key, PRESIGNED_TTL_S)

@@ -14,6 +14,7 @@ from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.definitions.mappedoperator import MappedOperator
 from airflow.serialization.definitions.param import SerializedParamsDict
 
+from video_pipeline.approval import gate_task_id
 from video_pipeline_airflow.operators.gate import ApprovalGateOperator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -177,3 +178,9 @@ def test_publish_announces_the_final_video_through_the_asset_alias(dagbag: DagBa
     assert [(type(o).__name__, o.name) for o in publish.outlets] == [
         ("AssetAlias", "video_pipeline_final_video")
     ]
+
+
+def test_gates_have_the_task_ids_the_review_page_finds_their_stage_by(dagbag: DagBag) -> None:
+    dag = dagbag.dags["video_generation"]
+    gates = {t.task_id: t.stage for t in dag.tasks if isinstance(t, ApprovalGateOperator)}
+    assert gates == {gate_task_id("images"): "images", gate_task_id("clips"): "clips"}

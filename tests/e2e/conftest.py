@@ -51,6 +51,12 @@ def moto_endpoint(moto_s3: MotoS3) -> str:
     return moto_s3.endpoint
 
 
+#: Logins beside the reviewer (admin): one who may read every DAG but change nothing, and one who may read no
+#: DAG at all (the simple auth manager allows a user without a role nothing).
+VIEWER = ("watcher", "e2e-watch", "viewer")
+OUTSIDER = ("outsider", "e2e-out", "")
+OTHER_USERS = {name: (password, role) for name, password, role in (VIEWER, OUTSIDER)}
+
 #: Where the arrival test keeps its storage: only its inbox notifies the queue (other tests' inboxes do not).
 EVENTS_ROOT = "events"
 
@@ -189,6 +195,7 @@ def airflow(
             parallelism=6,
             extra_env=env,
             login=("reviewer", "e2e-pass"),
+            users=dict(OTHER_USERS),
             sql_alchemy_conn=metadata,
             # the example consumer of the finished-video asset runs beside the pipeline (test_outputs.py)
             extra_dag_folders=(EXAMPLE_DAGS,),

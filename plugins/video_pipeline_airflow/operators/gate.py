@@ -29,8 +29,10 @@ from video_pipeline.approval import (
     MAX_REPLACEMENT_PROMPTS,
     OPTIONS,
     REJECT,
+    REVIEW_PAGE,
     DecisionError,
     DecisionRequest,
+    answer_via,
     check_segments,
     parse_form_answer,
     variable_key,
@@ -43,6 +45,7 @@ from video_pipeline.models import Decision, JobSpec, Manifest, SegmentStatus, St
 from video_pipeline.narration import NotSpoken
 from video_pipeline.progress import record_completion
 from video_pipeline.providers import registry
+from video_pipeline.reminders import schedule
 from video_pipeline.storage import Storage
 from video_pipeline.submissions import credits_spent
 from video_pipeline_airflow import metrics
@@ -55,7 +58,7 @@ from video_pipeline_airflow.operators.segment import (
     GenerateImageOperator,
     SegmentOperator,
 )
-from video_pipeline_airflow.preview_links import preview_url
+from video_pipeline_airflow.preview_links import preview_url, review_url
 from video_pipeline_airflow.settings import gate_poll_seconds
 from video_pipeline_airflow.stages import end_run
 from video_pipeline_airflow.triggers.gate import ApprovalGateTrigger
@@ -103,6 +106,13 @@ def form_params() -> dict[str, Param]:
             type=["string", "null"],
             maxLength=MAX_NOTE_CHARS,
             description=f"Optional note for the audit trail (at most {MAX_NOTE_CHARS} characters).",
+            source="task",
+        ),
+        "source": Param(
+            None,
+            type=["string", "null"],
+            maxLength=20,
+            description=f'Set to "{REVIEW_PAGE}" by the review page; leave empty here.',
             source="task",
         ),
     }
@@ -191,6 +201,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         segments = manifest.segments
         preview = build_preview(storage, job, self.stage, segments, round_)
         key = variable_key(job.job_id, self.stage)
+        review = self._review_link(context)
         self.subject = gate_subject(job, self.stage, round_)
         self.body = gate_body(
             job,
@@ -203,6 +214,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             next_stage_estimate=stage_estimates(job, segments)["clips"] if self.stage == "images" else 0.0,
             changed=changed,
             note=note,
+            review_url=review,
         )
         if price := self.redo_price(storage, job, segments):
             self.body = f"{self.body}\n\n{price}"
@@ -228,7 +240,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         )
         notify(
             self.subject,
-            f"Review: {self._form_link(context)} — or set the Variable {key}"
+            f"Review page: {review} — or the form: {self._form_link(context)} — or set the Variable {key}"
             + (f". {price}" if price else ""),
         )
         self._wait(context, job, manifest.gates_opened_at[self.stage])
@@ -246,6 +258,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
     def _wait(self, context: Context, job: JobSpec, opened_at: datetime) -> None:
         key = variable_key(job.job_id, self.stage)
         timeout_option = APPROVE if job.on_gate_timeout == "approve" else REJECT
+        reminders = schedule(job, self.stage, context["run_id"], opened_at, self._review_link(context))
         self.defer(
             trigger=ApprovalGateTrigger(
                 ti_id=str(context["task_instance"].id),
@@ -254,6 +267,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
                 timeout_option=timeout_option,
                 poll_interval=gate_poll_seconds(),
                 settle_until=settle_deadline(),
+                reminders=[r.to_json() for r in reminders],
             ),
             method_name="execute_complete",
         )
@@ -282,7 +296,9 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             return self._open(context, storage, job, manifest, changed=[])
 
         user = event.get("responded_by_user") or {}
-        via = event.get("via", "ui")
+        # The REST handler resumes a deferred gate itself, with an event that carries no "via": an answer
+        # through Airflow's HITL API, from the form or from the review page (which says so in "source").
+        via = answer_via(event.get("via", "ui"), event.get("params_input"))
         decision = Decision(
             stage=self.stage,
             decision=request.decision,
@@ -561,6 +577,14 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         self.log.info("Rejected: skipping %d downstream tasks", len(downstream))
         self.skip(ti=context["ti"], tasks=downstream)
         return None
+
+    def _review_link(self, context: Context) -> str:
+        map_index = getattr(
+            context.get("task_instance"), "map_index", None
+        )  # a gate is not mapped in our DAG
+        return review_url(
+            self.dag_id, context["run_id"], self.task_id, -1 if map_index is None else map_index
+        )
 
     def _form_link(self, context: Context) -> str:
         try:

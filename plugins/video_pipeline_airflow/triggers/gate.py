@@ -4,6 +4,10 @@ The form is Airflow's human-in-the-loop request for the gate's task instance. A 
 into that request (``update_hitl_detail_response``) so the UI shows the gate as answered, then the Variable is
 deleted (consumed). If a form answer lands between our read and our write, the write fails and the next loop
 reads the form answer: first answer wins.
+
+While it waits, it also sends the gate's reminders and its escalation (``video_pipeline.reminders``), each
+claimed in storage before it is sent, so a triggerer restart (which runs the trigger again from the top) never
+sends one twice.
 """
 
 from __future__ import annotations
@@ -19,7 +23,11 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from asgiref.sync import sync_to_async
 
 from video_pipeline.approval import DECISION_TO_OPTION, REJECT, DecisionError, parse_variable_value
+from video_pipeline.reminders import MAX_SEND_ATTEMPTS, Reminder, claim, release
 from video_pipeline_airflow.compat import get_hitl_detail_content_detail, update_hitl_detail_response
+from video_pipeline_airflow.hooks.storage import get_storage
+from video_pipeline_airflow.notify import NotConfigured, send
+from video_pipeline_airflow.settings import NOTIFY_CONN_ID
 from video_pipeline_airflow.triggers.settle import wait_until_settled
 
 TIMEOUT_NOTE = "gate timed out"
@@ -36,6 +44,8 @@ class ApprovalGateTrigger(BaseTrigger):
     :param timeout_option: the option recorded at the timeout (reject unless the job says approve).
     :param poll_interval: seconds between two looks at the request and the Variable.
     :param settle_until: epoch seconds before which the trigger does not look (see ``settle.py``); None: at once.
+    :param reminders: the reminders (and escalation) of this opening, as ``Reminder.to_json`` gives them: each
+        is sent once when due, while nobody has answered.
     """
 
     def __init__(
@@ -47,6 +57,7 @@ class ApprovalGateTrigger(BaseTrigger):
         timeout_option: str = REJECT,
         poll_interval: float = 10.0,
         settle_until: float | None = None,
+        reminders: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         self.ti_id = str(ti_id)
@@ -55,6 +66,9 @@ class ApprovalGateTrigger(BaseTrigger):
         self.timeout_option = timeout_option
         self.poll_interval = poll_interval
         self.settle_until = settle_until
+        self.reminders = list(reminders or [])
+        self._pending = [Reminder.from_json(r) for r in self.reminders]
+        self._attempts: dict[str, int] = {}
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -66,6 +80,7 @@ class ApprovalGateTrigger(BaseTrigger):
                 "timeout_option": self.timeout_option,
                 "poll_interval": self.poll_interval,
                 "settle_until": self.settle_until,
+                "reminders": self.reminders,
             },
         )
 
@@ -76,7 +91,37 @@ class ApprovalGateTrigger(BaseTrigger):
             if event is not None:
                 yield TriggerEvent(event)
                 return
+            await self._remind()
             await asyncio.sleep(self.poll_interval)
+
+    async def _remind(self) -> None:
+        """Send every reminder that is due and not yet sent (by this trigger or an earlier one)."""
+        now = datetime.now(UTC)
+        for reminder in [r for r in self._pending if r.due(now)]:
+            if await sync_to_async(self._send_once)(reminder):
+                self._pending.remove(reminder)
+
+    def _send_once(self, reminder: Reminder) -> bool:
+        """Claim, send, and give the claim back if the send failed; True when done with this reminder."""
+        storage = get_storage()
+        if not claim(storage, reminder):
+            self.log.info("%s was sent already (claimed in storage)", reminder.name)
+            return True
+        try:
+            send(reminder.title, reminder.body, reminder.conn_id or NOTIFY_CONN_ID)
+        except NotConfigured as exc:  # nobody to tell: done (the claim stays), and said in the log
+            self.log.warning("%s not sent: %s", reminder.name, exc)
+            return True
+        except Exception as exc:
+            attempts = self._attempts[reminder.name] = self._attempts.get(reminder.name, 0) + 1
+            if attempts >= MAX_SEND_ATTEMPTS:
+                self.log.error("%s not sent after %d attempts (%s); giving up", reminder.name, attempts, exc)
+                return True
+            release(storage, reminder)
+            self.log.warning("%s not sent (%s); trying again at the next look", reminder.name, exc)
+            return False
+        self.log.info("Sent %s: %s", reminder.name, reminder.title)
+        return True
 
     async def _form_answer(self) -> dict[str, Any] | None:
         try:

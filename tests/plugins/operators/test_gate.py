@@ -17,6 +17,7 @@ import pytest
 from airflow.sdk import DAG
 from airflow.sdk.definitions.param import process_params
 
+from video_pipeline.approval import answer_via, gate_stage
 from video_pipeline.gate_form import GatePreview, inert
 from video_pipeline.generation import animate_segment, generate_image, plan_clip
 from video_pipeline.manifest import load_manifest, save_manifest
@@ -68,8 +69,8 @@ def test_the_request_carries_empty_form_fields_whatever_the_conf(
     gate._open(context, LocalStorage(tmp_path), job, Manifest(job=job), changed=[])
 
     params = sent["params"]
-    assert set(params) == {"segments", "prompts", "narrations", "note"}
-    assert params["segments"]["value"] is None and params["note"]["value"] is None
+    assert set(params) == {"segments", "prompts", "narrations", "note", "source"}
+    assert all(params[name]["value"] is None for name in params)
     assert params["segments"]["schema"] == {"type": ["array", "null"]}
     assert all(p["source"] == "task" for p in params.values())
     assert isinstance(params["segments"]["description"], str)
@@ -342,3 +343,26 @@ def test_a_new_narration_the_budget_cannot_pay_for_is_refused_and_the_gate_reope
     assert [d.decision for d in manifest.decisions] == []  # the refused redo is not recorded as taken
     body = harness.requests[-1]["body"]
     assert "Redo refused" in body and "budget" in body
+
+
+def test_an_answer_from_the_review_page_is_recorded_via_review_page_with_its_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness = GateHarness(tmp_path, monkeypatch, "images", spec("gate-page"))
+    body = harness.requests[0]["body"]
+    assert "[Open the review page](" in body and "/tasks/images_gate/plugin/video-review)" in body
+    harness.answer("Approve", {"note": "from my phone", "source": "review-page"}, user="ana")
+    (decision,) = harness.manifest().decisions
+    assert (decision.decision, decision.via, decision.by, decision.note) == (
+        "approve",
+        "review-page",
+        "ana",
+        "from my phone",
+    )
+
+
+def test_a_source_field_does_not_relabel_a_variable_answer() -> None:
+    assert answer_via("variable", {"source": "review-page"}) == "variable"
+    assert answer_via("ui", {"source": "something"}) == "ui"
+    assert answer_via("ui", ["source"]) == "ui"
+    assert gate_stage("clips_gate") == "clips" and gate_stage("validate_job") is None

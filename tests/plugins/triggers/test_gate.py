@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,6 +19,9 @@ from airflow.sdk.timezone import utcnow
 
 from tests.plugins.conditions import until
 from video_pipeline.approval import parse_form_answer
+from video_pipeline.models import JobSettings
+from video_pipeline.reminders import schedule
+from video_pipeline.storage import LocalStorage
 from video_pipeline_airflow.triggers import gate as gate_module
 from video_pipeline_airflow.triggers.gate import ApprovalGateTrigger
 
@@ -194,3 +202,92 @@ async def test_timeout_takes_the_configured_option(fake: FakeAirflow, option: st
     event = await first_event(trigger(timeout_at=utcnow() - timedelta(seconds=1), timeout_option=option))
     assert (event["chosen_options"], event["via"]) == ([option], "timeout")
     assert fake.answer is not None and fake.answer["options"] == [option]
+
+
+# -- reminders: sent through a real Apprise connection (json://) to a local receiver, claimed in storage ----------
+
+
+@pytest.fixture
+def reminder_setup(
+    fake: FakeAirflow, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[tuple[LocalStorage, list[dict[str, Any]], int]]:
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(
+                {**json.loads(self.rfile.read(int(self.headers["Content-Length"]))), "path": self.path}
+            )
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    for conn_id, path in (("VIDEO_PIPELINE_NOTIFY", "notify"), ("ONCALL", "oncall")):
+        conn = {"conn_type": "apprise", "extra": {"config": {"path": f"json://127.0.0.1:{port}/{path}"}}}
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id}", json.dumps(conn))
+    storage = LocalStorage(tmp_path / "store")
+    monkeypatch.setattr(gate_module, "get_storage", lambda: storage)
+    yield storage, received, port
+    server.shutdown()
+
+
+def due_reminders(escalate_to: str | None = "oncall", past: bool = True) -> list[dict[str, Any]]:
+    job = JobSettings.model_validate(
+        {"job_id": "fox", "title": "Fox", "gate_timeout": 100, "reminders": [0.5], "escalate_to": escalate_to}
+    )
+    opened = utcnow() - timedelta(seconds=60 if past else 0)
+    return [r.to_json() for r in schedule(job, "images", "r1", opened, "http://ui/review")]
+
+
+async def wait_a_little(t: ApprovalGateTrigger) -> None:
+    with pytest.raises(TimeoutError):  # nobody answers: the trigger keeps waiting
+        await asyncio.wait_for(t.run().__anext__(), 3)
+
+
+async def test_due_reminders_are_sent_once_even_by_a_restarted_trigger(
+    reminder_setup: tuple[LocalStorage, list[dict[str, Any]], int],
+) -> None:
+    storage, received, _ = reminder_setup
+    reminders = due_reminders()
+    await wait_a_little(trigger(reminders=reminders))
+    await wait_a_little(trigger(reminders=reminders))  # the triggerer restarted: run() from the top
+    assert [(r["path"], r["title"].split(":")[0]) for r in received] == [
+        ("/notify", "Reminder"),
+        ("/oncall", "Escalation"),
+    ]
+    assert "http://ui/review" in received[0]["message"]
+    assert all(storage.exists(r["claim_key"]) for r in reminders)
+
+
+async def test_a_reminder_not_yet_due_is_not_sent(
+    reminder_setup: tuple[LocalStorage, list[dict[str, Any]], int],
+) -> None:
+    _, received, _ = reminder_setup
+    await wait_a_little(trigger(reminders=due_reminders(past=False)))
+    assert received == []
+
+
+async def test_a_failed_send_gives_its_claim_back(
+    reminder_setup: tuple[LocalStorage, list[dict[str, Any]], int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage, received, _ = reminder_setup
+    conn = {"conn_type": "apprise", "extra": {"config": {"path": "json://127.0.0.1:9/down"}}}
+    monkeypatch.setenv("AIRFLOW_CONN_VIDEO_PIPELINE_NOTIFY", json.dumps(conn))  # nothing listens on port 9
+    reminders = due_reminders(escalate_to=None)
+    t = trigger(reminders=reminders, poll_interval=5)  # one look within the wait
+    await wait_a_little(t)
+    assert received == [] and not storage.exists(reminders[0]["claim_key"])  # free for the next look
+
+
+async def test_an_answer_ends_the_wait_with_no_reminder_sent(
+    fake: FakeAirflow, reminder_setup: tuple[LocalStorage, list[dict[str, Any]], int]
+) -> None:
+    _, received, _ = reminder_setup
+    fake.answer = {"options": ["Approve"], "params": {}, "user": "ana"}
+    assert (await first_event(trigger(reminders=due_reminders())))["via"] == "ui"
+    assert received == []
