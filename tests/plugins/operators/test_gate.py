@@ -68,8 +68,9 @@ def test_the_request_carries_empty_form_fields_whatever_the_conf(
     gate._open(context, LocalStorage(tmp_path), job, Manifest(job=job), changed=[])
 
     params = sent["params"]
-    assert set(params) == {"segments", "prompts", "narrations", "note"}
+    assert set(params) == {"segments", "prompts", "narrations", "picks", "note"}
     assert params["segments"]["value"] is None and params["note"]["value"] is None
+    assert params["picks"]["value"] is None and params["picks"]["schema"] == {"type": ["object", "null"]}
     assert params["segments"]["schema"] == {"type": ["array", "null"]}
     assert all(p["source"] == "task" for p in params.values())
     assert isinstance(params["segments"]["description"], str)
