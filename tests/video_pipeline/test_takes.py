@@ -102,7 +102,7 @@ def test_take_one_keeps_todays_key_and_the_others_get_their_own() -> None:
     assert layout.take_key("clips", 12, 4) == "jobs/fox/clips/012.t4.mp4"
     for take in range(1, 5):
         check_key(layout.take_key("clips", 1, take))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="start at 1"):
         layout.take_key("images", 1, 0)
 
 

@@ -18,7 +18,7 @@ from airflow.sdk import DAG
 from airflow.sdk.definitions.param import process_params
 
 from video_pipeline.gate_form import GatePreview, inert
-from video_pipeline.generation import animate_segment, generate_image, plan_clip
+from video_pipeline.generation import make_takes, plan_clip
 from video_pipeline.manifest import load_manifest, save_manifest
 from video_pipeline.models import JobSpec, Manifest, Stage
 from video_pipeline.providers.storyboard import StoryboardProvider
@@ -122,9 +122,9 @@ class GateHarness:
         monkeypatch.setattr(ApprovalGateOperator, "_wait", lambda *args: self._deferred())
         monkeypatch.setattr(ApprovalGateOperator, "_form_link", lambda *args: "http://ui/form")
         provider = StoryboardProvider()
-        segments = [generate_image(self.storage, self.job, s, provider) for s in segments_for(self.job)]
+        segments = [make_takes(self.storage, self.job, s, provider, "images") for s in segments_for(self.job)]
         if stage == "clips":
-            segments = [animate_segment(self.storage, self.job, s, provider) for s in segments]
+            segments = [make_takes(self.storage, self.job, s, provider, "clips") for s in segments]
         self.gate = ApprovalGateOperator(
             task_id=f"{stage}_gate",
             stage=stage,
