@@ -290,7 +290,7 @@ def test_a_stage_with_takes_says_so_and_links_each_take_the_picked_one_in_bold()
 
     images = body("images")
     assert "**3 takes per segment**" in images and '"picks": {"3": 2}' in images
-    assert takes_line(job, "images") in images
+    assert (takes_line(job, "images") or "?") in images
     cell = f"[1]({PREVIEWS}{keys[0]}) · **[2]({PREVIEWS}{keys[1]})** · [3]({PREVIEWS}{keys[2]})"
     assert f"| {cell} |" in images
     assert "| # | preview | prompt | takes |" in images

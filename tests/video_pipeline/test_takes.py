@@ -15,6 +15,7 @@ from video_pipeline.layout import JobLayout
 from video_pipeline.manifest import load_manifest, save_manifest
 from video_pipeline.models import Decision, JobSettings, JobSpec, Manifest, VideoSegment
 from video_pipeline.outputs import verify_output
+from video_pipeline.providers.base import ClipRequest
 from video_pipeline.providers.storyboard import PROVIDER as STORYBOARD
 from video_pipeline.segmentation import segments_for
 from video_pipeline.storage import LocalStorage, check_key
@@ -136,10 +137,9 @@ def test_every_take_of_a_storyboard_segment_differs_and_is_stored_at_its_key(tmp
     assert storage.get_bytes(clip.clip_takes[0]) != storage.get_bytes(clip.clip_takes[1])
     # the clips are made from the picked image: picking take 2 plans the clips from it
     picked = apply_picks([image], "images", {1: 2})[0]
-    assert (
-        plan_clip(storage, job, picked).request.image_sha256
-        != plan_clip(storage, job, image).request.image_sha256
-    )
+    from_pick, from_first = plan_clip(storage, job, picked).request, plan_clip(storage, job, image).request
+    assert isinstance(from_pick, ClipRequest) and isinstance(from_first, ClipRequest)
+    assert from_pick.image_sha256 != from_first.image_sha256
 
 
 def test_one_take_lists_no_takes(tmp_path: Path) -> None:

@@ -170,7 +170,10 @@ class SegmentOperator(BaseOperator):
         choice: ProviderChoice | None = None,
         take: int = 1,
     ) -> Planned:
-        raise NotImplementedError
+        """What take ``take`` of the segment's output is, by the stage's provider (or ``choice``)."""
+        if self.stage == "images":
+            return plan_image(job, segment, choice, take)
+        return plan_clip(storage, job, segment, choice, take)
 
     def submit(self, client: RemoteClient, storage: Storage, planned: Planned, segment: VideoSegment) -> str:
         raise NotImplementedError
@@ -675,16 +678,6 @@ class GenerateImageOperator(SegmentOperator):
     def local_step(self) -> Step:
         return generate_image
 
-    def plan(
-        self,
-        storage: Storage,
-        job: JobSettings,
-        segment: VideoSegment,
-        choice: ProviderChoice | None = None,
-        take: int = 1,
-    ) -> Planned:
-        return plan_image(job, segment, choice, take)
-
     def submit(self, client: RemoteClient, storage: Storage, planned: Planned, segment: VideoSegment) -> str:
         assert isinstance(planned.request, ImageRequest)
         return client.submit_image(planned.request)
@@ -706,16 +699,6 @@ class AnimateSegmentOperator(SegmentOperator):
 
     def local_step(self) -> Step:
         return animate_segment
-
-    def plan(
-        self,
-        storage: Storage,
-        job: JobSettings,
-        segment: VideoSegment,
-        choice: ProviderChoice | None = None,
-        take: int = 1,
-    ) -> Planned:
-        return plan_clip(storage, job, segment, choice, take)
 
     def submit(self, client: RemoteClient, storage: Storage, planned: Planned, segment: VideoSegment) -> str:
         assert isinstance(planned.request, ClipRequest) and segment.image_key
