@@ -296,10 +296,26 @@ def parse_form_answer(chosen_options: Any, params_input: Any) -> DecisionRequest
     )
 
 
+#: The longest picks field given as JSON text: every segment a job may list, each ``"999999": 4, ``.
+MAX_PICKS_TEXT_CHARS = MAX_LISTED_SEGMENTS * 16
+
+
 def _form_picks(raw: Any) -> dict[Any, Any]:
-    """The form's picks field: an object ``{"<segment number>": <take number>}`` (checked by the decision)."""
+    """The form's picks field: an object ``{"<segment number>": <take number>}`` (checked by the decision), or
+    that object as JSON text (a form's JSON field may hand its text over); empty text is no picks."""
     if raw is None:
         return {}
+    if isinstance(raw, str):
+        text = raw.strip()
+        if not text:
+            return {}
+        if len(text) > MAX_PICKS_TEXT_CHARS:
+            raise DecisionError(f"the picks field is too long (at most {MAX_PICKS_TEXT_CHARS} characters)")
+        _check_nesting(text)
+        try:
+            raw = json.loads(text)
+        except (ValueError, RecursionError):
+            raise DecisionError(f"{PICKS_HINT}; got {shown(text)}") from None
     if not isinstance(raw, dict):
         raise DecisionError(f"{PICKS_HINT}; got {shown(raw)}")
     if len(raw) > MAX_LISTED_SEGMENTS:

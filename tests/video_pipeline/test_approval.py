@@ -352,6 +352,16 @@ def test_picks_from_the_variable_and_the_form_are_the_same_decision() -> None:
     assert by_form.decision == "approve" and by_form.segments == []
 
 
+def test_picks_as_json_text_or_an_empty_field_are_read_as_the_object_or_none() -> None:
+    assert parse_form_answer(["Approve"], {"picks": ' {"3": 2} '}).picks == {3: 2}
+    assert parse_form_answer(["Approve"], {"picks": ""}).picks == {}
+    assert parse_form_answer(["Approve"], {"picks": "  "}).picks == {}
+    assert parse_form_answer(["Approve"], {"picks": {}}).picks == {}
+    for text in ('{"3": ', "[[[[[[[[1]]]]]]]]", "x" * 20_000):
+        with pytest.raises(DecisionError, match=r"picks|nested"):
+            parse_form_answer(["Approve"], {"picks": text})
+
+
 def test_a_redo_carries_picks_for_the_segments_it_keeps() -> None:
     request = parse_form_answer(["Redo segments"], {"segments": ["2"], "picks": {"1": 2}})
     assert (request.decision, request.segments, request.picks) == ("redo", [2], {1: 2})
@@ -375,8 +385,9 @@ def test_a_reject_picks_nothing_whatever_the_field_holds() -> None:
         {"3": None},
         [3, 2],
         "3: 2",
+        7,
     ],
-    ids=["string", "float", "bool", "zero", "five", "word", "superscript", "null", "list", "text"],
+    ids=["string", "float", "bool", "zero", "five", "word", "superscript", "null", "list", "text", "number"],
 )
 def test_a_pick_that_is_not_a_segment_and_a_take_number_is_refused(picks: Any) -> None:
     with pytest.raises(DecisionError, match="picks"):
