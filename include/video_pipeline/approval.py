@@ -21,7 +21,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from video_pipeline.models import MAX_NARRATION_CHARS, MAX_PROMPT_CHARS, Prompt, Stage
+from video_pipeline.models import (
+    MAX_NARRATION_CHARS,
+    MAX_PROMPT_CHARS,
+    MAX_TAKES,
+    Prompt,
+    Stage,
+    VideoSegment,
+)
+from video_pipeline.takes import pick_errors
 
 APPROVE = "Approve"
 REJECT = "Reject"
@@ -97,6 +105,18 @@ def _segment_number(value: Any) -> int:
 
 SegmentNumber = Annotated[int, BeforeValidator(_segment_number)]
 
+PICKS_HINT = f'picks are {{"<segment number>": <take number>}}, a take a whole number from 1 to {MAX_TAKES}'
+
+
+def _take_number(value: Any) -> int:
+    """A take number: a JSON integer (not a boolean, a float or a string) from 1 to ``MAX_TAKES``."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_TAKES:
+        return value
+    raise ValueError(f"{PICKS_HINT}; got {shown(value)}")
+
+
+TakeNumber = Annotated[int, BeforeValidator(_take_number)]
+
 
 class DecisionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -107,12 +127,16 @@ class DecisionRequest(BaseModel):
     narrations: dict[SegmentNumber, Annotated[str, Field(max_length=MAX_NARRATION_CHARS)]] = Field(
         default_factory=dict, max_length=MAX_REPLACEMENT_PROMPTS
     )
+    picks: dict[SegmentNumber, TakeNumber] = Field(default_factory=dict, max_length=MAX_LISTED_SEGMENTS)
     note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS)
     by: str | None = Field(default=None, max_length=MAX_BY_CHARS)
 
     @model_validator(mode="after")
     def _prompts_name_their_segments(self) -> DecisionRequest:
-        """A replacement prompt or narration names its segment: it is redone even if not listed again."""
+        """A replacement prompt or narration names its segment: it is redone even if not listed again. A
+        reject goes nowhere: it picks nothing."""
+        if self.decision == "reject":
+            self.picks = {}
         self.narrations = {n: text.strip() for n, text in self.narrations.items()}
         if any(not text for text in self.narrations.values()):
             raise ValueError("a new narration must hold text")
@@ -264,8 +288,11 @@ def parse_form_answer(chosen_options: Any, params_input: Any) -> DecisionRequest
         raise DecisionError(f"the form's fields must be an object, got {shown(params_input)}")
     decision = OPTION_TO_DECISION[chosen_options[0]]
     note = _form_note(params.get("note"))
-    if decision != "redo":  # the segments field is for a redo only: whatever it holds, Approve/Reject stand
+    if decision == "reject":  # the other fields are for approve and redo: whatever they hold, Reject stands
         return _validated({"decision": decision, "note": note}, FORM_HINT)
+    picks = _form_picks(params.get("picks"))
+    if decision == "approve":  # the segments field is for a redo only: whatever it holds, Approve stands
+        return _validated({"decision": decision, "note": note, "picks": picks}, FORM_HINT)
     prompts = _form_prompts(params.get("prompts"))
     narrations = _form_prompts(params.get("narrations"), field="narrations", max_chars=MAX_NARRATION_CHARS)
     segments = list(dict.fromkeys([*_form_segments(params.get("segments")), *prompts, *narrations]))
@@ -277,10 +304,38 @@ def parse_form_answer(chosen_options: Any, params_input: Any) -> DecisionRequest
             "segments": segments,
             "prompts": prompts,
             "narrations": narrations,
+            "picks": picks,
             "note": note,
         },
         FORM_HINT,
     )
+
+
+#: The longest picks field given as JSON text: every segment a job may list, each ``"999999": 4, ``.
+MAX_PICKS_TEXT_CHARS = MAX_LISTED_SEGMENTS * 16
+
+
+def _form_picks(raw: Any) -> dict[Any, Any]:
+    """The form's picks field: an object ``{"<segment number>": <take number>}`` (checked by the decision), or
+    that object as JSON text (a form's JSON field may hand its text over); empty text is no picks."""
+    if raw is None:
+        return {}
+    if isinstance(raw, str):
+        text = raw.strip()
+        if not text:
+            return {}
+        if len(text) > MAX_PICKS_TEXT_CHARS:
+            raise DecisionError(f"the picks field is too long (at most {MAX_PICKS_TEXT_CHARS} characters)")
+        _check_nesting(text)
+        try:
+            raw = json.loads(text)
+        except (ValueError, RecursionError):
+            raise DecisionError(f"{PICKS_HINT}; got {shown(text)}") from None
+    if not isinstance(raw, dict):
+        raise DecisionError(f"{PICKS_HINT}; got {shown(raw)}")
+    if len(raw) > MAX_LISTED_SEGMENTS:
+        raise DecisionError(f"picks name {len(raw)} segments; at most {MAX_LISTED_SEGMENTS}")
+    return raw
 
 
 def _form_note(raw: Any) -> str | None:
@@ -368,3 +423,11 @@ def check_segments(request: DecisionRequest, available: list[int]) -> None:
         raise DecisionError(
             f"segments [{listed}] are not in this job (valid: {min(available)}–{max(available)})"
         )
+
+
+def check_picks(request: DecisionRequest, segments: list[VideoSegment], stage: Stage) -> None:
+    """Every pick names a segment of this gate and a take it has."""
+    problems = pick_errors(request.picks, segments, stage)
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise DecisionError(f"picks: {'; '.join(problems[:5])}{more}")

@@ -34,9 +34,18 @@ def segment_estimate(
     return provider.estimate(clip_request(job, segment, _UNKNOWN_IMAGE, choice))
 
 
+def takes_estimate(job: JobSettings, segment: VideoSegment, stage: SpendStage) -> float:
+    """Credits one segment costs at a stage with all its takes (each take is one paid output; a narration
+    is spoken once)."""
+    takes = 1 if stage == "narration" else job.stage_takes(stage)
+    return segment_estimate(job, segment, stage) * takes
+
+
 def stage_estimates(job: JobSettings, segments: list[VideoSegment]) -> dict[SpendStage, float]:
+    """Credits per stage for ``segments``, every take counted (only the picked image is animated: the clips
+    cost their own takes, not the images' times the clips')."""
     return {
-        stage: sum(segment_estimate(job, s, stage) for s in segments)
+        stage: sum(takes_estimate(job, s, stage) for s in segments)
         for stage in ("narration", "images", "clips")
     }
 

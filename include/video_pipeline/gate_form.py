@@ -148,13 +148,17 @@ def gate_body(
         if note:
             lines += ["", f"The reviewer's note: {inert(note)}"]
     lines += _spoken_summary(job, segments)
+    if takes := takes_line(job, stage):
+        lines += ["", takes]
     by_index = {s.index: s for s in segments}
     shown = [by_index[item.index] for item in preview.items]
     narrated = any(s.narration for s in shown)
     spoken = any(s.narration_key for s in shown)
     motion = stage == "clips" and any(s.motion_prompt for s in shown)
+    with_takes = any(len(s.takes(stage)) > 1 for s in shown)
     header = (
         "| # | preview | prompt |"
+        + (" takes |" if with_takes else "")
         + (" motion |" if motion else "")
         + (" narration |" if narrated else "")
         + (" spoken |" if spoken else "")
@@ -166,6 +170,8 @@ def gate_body(
             f"[![#{item.index}]({url_for(item.image_key)})]({url_for(item.link_key)})",
             inert(segment.prompt),
         ]
+        if with_takes:
+            cells.append(_takes_cell(segment, stage, url_for))
         if motion:
             cells.append(inert(segment.motion_prompt or ""))
         if narrated:
@@ -184,6 +190,27 @@ def gate_body(
         '`{"decision": "redo", "segments": [2, 5]}`.',
     ]
     return "\n".join(lines)
+
+
+def takes_line(job: JobSpec, stage: Stage) -> str | None:
+    """One line saying that the stage made several takes per segment and how to pick (``None``: one take)."""
+    takes = job.stage_takes(stage)
+    if takes < 2:
+        return None
+    return (
+        f"**{takes} takes per segment** (take 1 goes forward unless picked): pick on the review page, or with "
+        '`picks`, e.g. `{"3": 2}` in the form or `{"decision": "approve", "picks": {"3": 2}}` in the Variable.'
+    )
+
+
+def _takes_cell(segment: VideoSegment, stage: Stage, url_for: Callable[[str], str]) -> str:
+    """A link to each take of the segment, the picked one in bold."""
+    pick = segment.image_pick if stage == "images" else segment.clip_pick
+    links = []
+    for number, key in enumerate(segment.takes(stage), start=1):
+        link = f"[{number}]({url_for(key)})"
+        links.append(f"**{link}**" if number == pick else link)
+    return " · ".join(links)
 
 
 def _segment_length(segment: VideoSegment) -> float:

@@ -19,6 +19,7 @@ from video_pipeline.models import JobSettings, ProviderChoice, SegmentStatus, St
 from video_pipeline.outputs import verify_output
 from video_pipeline.providers.base import ClipRequest, ImageRequest, LocalProvider
 from video_pipeline.storage import Storage
+from video_pipeline.takes import merge_takes, take_seed
 
 
 @dataclass(frozen=True)
@@ -101,17 +102,27 @@ def _planned(kind: CacheKind, request: ImageRequest | ClipRequest, provider: str
     return Planned(kind, request, provider, content_hash(fields), cache_key(kind, fields), target)
 
 
-def plan_image(job: JobSettings, segment: VideoSegment, choice: ProviderChoice | None = None) -> Planned:
-    """The segment's image, by the stage's provider and model (or ``choice``: its fallback)."""
+def plan_image(
+    job: JobSettings, segment: VideoSegment, choice: ProviderChoice | None = None, take: int = 1
+) -> Planned:
+    """The segment's image (take ``take``: its own seed and key), by the stage's provider and model (or
+    ``choice``: its fallback)."""
     choice = choice or job.choice("images")
     request = image_request(job, segment, choice)
-    return _planned("images", request, choice.provider, JobLayout(job.job_id).image(segment.index))
+    request = request.model_copy(update={"seed": take_seed(request.seed, take)})
+    target = JobLayout(job.job_id).take_key("images", segment.index, take)
+    return _planned("images", request, choice.provider, target)
 
 
 def plan_clip(
-    storage: Storage, job: JobSettings, segment: VideoSegment, choice: ProviderChoice | None = None
+    storage: Storage,
+    job: JobSettings,
+    segment: VideoSegment,
+    choice: ProviderChoice | None = None,
+    take: int = 1,
 ) -> Planned:
-    """Fails clearly if the approved image is missing: animating nothing would waste a paid call."""
+    """The segment's clip (take ``take``) from its picked image. Fails clearly if that image is missing:
+    animating nothing would waste a paid call."""
     if not segment.image_key or not storage.exists(segment.image_key):
         raise FileNotFoundError(
             f"{segment.label}: image object {segment.image_key!r} is missing from {storage.url}; "
@@ -119,7 +130,9 @@ def plan_clip(
         )
     choice = choice or job.choice("clips")
     request = clip_request(job, segment, sha256_of(storage, segment.image_key), choice)
-    return _planned("clips", request, choice.provider, JobLayout(job.job_id).clip(segment.index))
+    request = request.model_copy(update={"seed": take_seed(request.seed, take)})
+    target = JobLayout(job.job_id).take_key("clips", segment.index, take)
+    return _planned("clips", request, choice.provider, target)
 
 
 def _done(planned: Planned, segment: VideoSegment, *, hit: bool, task_id: str | None) -> VideoSegment:
@@ -175,10 +188,11 @@ def local_choice(job: JobSettings, stage: Stage, provider: LocalProvider) -> Pro
 
 
 def generate_image(
-    storage: Storage, job: JobSettings, segment: VideoSegment, provider: LocalProvider
+    storage: Storage, job: JobSettings, segment: VideoSegment, provider: LocalProvider, take: int = 1
 ) -> VideoSegment:
-    """Render (or reuse) the segment's image and store it at ``jobs/<id>/images/NNN.png``."""
-    planned = plan_image(job, segment, local_choice(job, "images", provider))
+    """Render (or reuse) take ``take`` of the segment's image and store it (take 1 at
+    ``jobs/<id>/images/NNN.png``)."""
+    planned = plan_image(job, segment, local_choice(job, "images", provider), take)
     if (hit := reuse(storage, planned, segment)) is not None:
         return hit
     assert isinstance(planned.request, ImageRequest)
@@ -188,10 +202,11 @@ def generate_image(
 
 
 def animate_segment(
-    storage: Storage, job: JobSettings, segment: VideoSegment, provider: LocalProvider
+    storage: Storage, job: JobSettings, segment: VideoSegment, provider: LocalProvider, take: int = 1
 ) -> VideoSegment:
-    """Turn the segment's approved image into a clip at ``jobs/<id>/clips/NNN.mp4``."""
-    planned = plan_clip(storage, job, segment, local_choice(job, "clips", provider))
+    """Turn the segment's approved (picked) image into take ``take`` of its clip (take 1 at
+    ``jobs/<id>/clips/NNN.mp4``)."""
+    planned = plan_clip(storage, job, segment, local_choice(job, "clips", provider), take)
     if (hit := reuse(storage, planned, segment)) is not None:
         return hit
     assert isinstance(planned.request, ClipRequest) and segment.image_key
@@ -199,3 +214,13 @@ def animate_segment(
         image = storage.download_to(segment.image_key, Path(tmp) / "image.png")
         path = provider.render_clip(planned.request, image, Path(tmp) / "clip.mp4")
         return store(storage, planned, segment, path, task_id=None)
+
+
+def make_takes(
+    storage: Storage, job: JobSettings, segment: VideoSegment, provider: LocalProvider, stage: Stage
+) -> VideoSegment:
+    """Every take of the segment's image or clip on a local provider (each from the cache when made before),
+    take 1 picked."""
+    step = generate_image if stage == "images" else animate_segment
+    takes = range(1, job.stage_takes(stage) + 1)
+    return merge_takes(stage, [step(storage, job, segment, provider, take) for take in takes])

@@ -38,6 +38,15 @@ class JobLayout:
     def clip(self, index: int) -> str:
         return f"{self.root}/clips/{index:03d}.mp4"
 
+    def take_key(self, kind: Literal["images", "clips"], index: int, take: int) -> str:
+        """Where take ``take`` (1-based) of a segment's image or clip lives: take 1 at the stage's own key
+        (``images/NNN.png``: a one-take job is laid out as before takes existed), take t at ``NNN.t<t>.png``."""
+        if take < 1:
+            raise ValueError(f"take numbers start at 1, got {take}")
+        if take == 1:
+            return self.image(index) if kind == "images" else self.clip(index)
+        return f"{self.root}/{kind}/{index:03d}.t{take}{SUFFIXES[kind]}"
+
     def narration(self, index: int, suffix: str) -> str:
         """The segment's spoken narration, in the voice's own audio format (``suffix``: ``.wav``, ``.mp3``)."""
         return f"{self.root}/narration/{index:03d}{suffix}"

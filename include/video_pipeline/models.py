@@ -66,6 +66,9 @@ MAX_DURATION_S = 10
 
 MAX_PROMPT_CHARS = 1000
 MAX_NARRATION_CHARS = 2000
+#: Candidates a stage may make per segment (``takes``): the reviewer picks one at the gate.
+MAX_TAKES = 4
+Takes = Annotated[int, Field(ge=1, le=MAX_TAKES)]
 
 #: Letters that draw nothing (Hangul fillers, the blank Braille pattern): a "prompt" of them is empty.
 BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
@@ -245,13 +248,15 @@ class ProviderChoice(BaseModel):
 
 
 class StageChoice(ProviderChoice):
-    """What makes a stage's outputs, and what takes over when it is unavailable or out of quota."""
+    """What makes a stage's outputs, what takes over when it is unavailable or out of quota, and how many
+    candidates (takes) it makes per segment."""
 
     fallback: ProviderChoice | None = Field(
         default=None, description="Used when the provider reports unavailability or exhausted quota."
     )
-    takes: int = Field(
-        default=1, ge=1, le=4, description="Candidates made per segment; the reviewer picks one."
+    takes: Takes = Field(
+        default=1,
+        description=f"Candidates per segment (1–{MAX_TAKES}), each paid; the reviewer picks one at the gate.",
     )
 
 
@@ -366,6 +371,13 @@ class JobSettings(BaseModel):
         default=None, description="The clip stage's provider and model (and fallback), instead of the above."
     )
     seed: int = Field(default=0, ge=0, le=4_294_967_295, description="Base seed; segment n uses seed + n.")
+    takes: Takes = Field(
+        default=1,
+        description=(
+            f"Candidates per segment (1–{MAX_TAKES}) at both stages, each paid; the reviewer picks one at the "
+            "gate. A stage's own `takes` (in `images` / `clips`) wins."
+        ),
+    )
     budget_credits: int | None = Field(default=None, ge=0, description="Refuse to spend more than this.")
     approval: ApprovalMode = Field(default="both", description="Which stages wait for a reviewer.")
     gate_timeout: int = Field(
@@ -416,6 +428,23 @@ class JobSettings(BaseModel):
             return {**data, "voice": None}
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _takes_shorthand(cls, data: Any) -> Any:
+        """A top-level ``takes`` applies to a stage object that gives none, so the resolved value travels with
+        the stage (a dumped spec reads back the same)."""
+        if not isinstance(data, dict) or "takes" not in data:
+            return data
+        takes = data["takes"]
+        if not isinstance(takes, int) or isinstance(takes, bool):
+            return data  # refused, with the top-level field named
+        stages = {
+            stage: {**data[stage], "takes": takes}
+            for stage in ("images", "clips")
+            if isinstance(data.get(stage), dict) and "takes" not in data[stage]
+        }
+        return {**data, **stages} if stages else data
+
     @classmethod
     def of(cls, data: Mapping[str, Any]) -> JobSettings:
         """The settings of a job spec, or of settings alone (a spec's content is left out)."""
@@ -465,7 +494,9 @@ class JobSettings(BaseModel):
         from video_pipeline.providers.registry import model_spec
 
         chosen = self._stage_field(stage) or StageChoice(
-            provider=self.provider, model=self.image_model if stage == "images" else self.video_model
+            provider=self.provider,
+            model=self.image_model if stage == "images" else self.video_model,
+            takes=self.takes,
         )
         resolved = chosen.model_copy(update={"model": model_spec(chosen.provider, stage, chosen.model).name})
         if chosen.fallback is not None:
@@ -475,6 +506,11 @@ class JobSettings(BaseModel):
             )
             resolved = resolved.model_copy(update={"fallback": fallback})
         return resolved
+
+    def stage_takes(self, stage: Stage) -> int:
+        """How many candidates the stage makes per segment: the stage's own ``takes``, else the job's."""
+        own = self._stage_field(stage)
+        return own.takes if own is not None else self.takes
 
     def clip_durations(self) -> tuple[int, ...]:
         """Clip lengths (s) every model of the clip stage (and its fallback) can make; empty: any 2–10 s."""
@@ -607,18 +643,28 @@ class VideoSegment(BaseModel):
     clip_started_at: datetime | None = None
     clip_finished_at: datetime | None = None
     image_takes: list[str] = Field(
-        default_factory=list, description="Every take's image key, take 1 first (empty or one: one take)."
+        default_factory=list,
+        description="Every take's image key, take 1 first (empty with one take); image_key is the picked one.",
     )
     clip_takes: list[str] = Field(
-        default_factory=list, description="Every take's clip key, take 1 first (empty or one: one take)."
+        default_factory=list,
+        description="Every take's clip key, take 1 first (empty with one take); clip_key is the picked one.",
     )
-    image_pick: int = Field(default=1, ge=1, description="The image take that goes forward (1-based).")
-    clip_pick: int = Field(default=1, ge=1, description="The clip take that goes forward (1-based).")
+    image_pick: int = Field(default=1, ge=1, le=MAX_TAKES, description="The image take that goes forward.")
+    clip_pick: int = Field(default=1, ge=1, le=MAX_TAKES, description="The clip take that goes forward.")
 
     @property
     def label(self) -> str:
         short = self.prompt if len(self.prompt) <= 40 else self.prompt[:39] + "…"
         return f'seg {self.index:03d} – "{short}"'
+
+    def takes(self, stage: Stage) -> list[str]:
+        """Every take's key at ``stage``, take 1 first (one take: the stage's key alone, if it has one)."""
+        keys = self.image_takes if stage == "images" else self.clip_takes
+        if keys:
+            return list(keys)
+        key = self.image_key if stage == "images" else self.clip_key
+        return [key] if key else []
 
 
 class Decision(BaseModel):
@@ -629,9 +675,12 @@ class Decision(BaseModel):
     segments: list[int] = Field(default_factory=list)
     prompts: dict[int, str] = Field(default_factory=dict)
     narrations: dict[int, str] = Field(default_factory=dict, description="New narration per redone segment.")
+    picks: dict[int, int] = Field(
+        default_factory=dict,
+        description="The take picked per segment (segment → take number; others: as were).",
+    )
     note: str | None = None
     by: str | None = None
-    picks: dict[int, int] = Field(default_factory=dict, description="Segment → the take picked (1-based).")
     via: Literal["ui", "review-page", "variable", "timeout", "auto"]
     at: datetime = Field(default_factory=utcnow)
     round: int = 1

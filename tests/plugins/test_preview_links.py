@@ -39,6 +39,8 @@ def test_every_media_object_a_job_stores_can_be_served() -> None:
     media = {
         layout.image(1): "image/png",
         layout.clip(500): "video/mp4",
+        layout.take_key("images", 7, 2): "image/png",
+        layout.take_key("clips", 500, 4): "video/mp4",
         layout.preview("clips-r2-007.jpg"): "image/jpeg",
         layout.preview("images-r1-contact-sheet.jpg"): "image/jpeg",
         layout.final: "video/mp4",

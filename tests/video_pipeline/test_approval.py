@@ -14,11 +14,13 @@ from video_pipeline.approval import (
     REJECT,
     DecisionError,
     DecisionRequest,
+    check_picks,
     check_segments,
     parse_form_answer,
     parse_variable_value,
     variable_key,
 )
+from video_pipeline.models import VideoSegment
 
 
 def test_variable_key() -> None:
@@ -338,3 +340,90 @@ def test_the_nesting_bound_counts_what_json_parses() -> None:
         except DecisionError as exc:
             reason = str(exc)
         assert ("nested too deeply" in reason) == (depth_of(value) > 4), value
+
+
+# -- picks: which take goes forward -------------------------------------------------------------------------
+
+
+def test_picks_from_the_variable_and_the_form_are_the_same_decision() -> None:
+    by_variable = parse_variable_value('{"decision": "approve", "picks": {"3": 2, "1": 4}}')
+    by_form = parse_form_answer(["Approve"], {"segments": None, "picks": {"3": 2, "1": 4}, "note": None})
+    assert by_variable.picks == by_form.picks == {3: 2, 1: 4}
+    assert by_form.decision == "approve" and by_form.segments == []
+
+
+def test_picks_as_json_text_or_an_empty_field_are_read_as_the_object_or_none() -> None:
+    assert parse_form_answer(["Approve"], {"picks": ' {"3": 2} '}).picks == {3: 2}
+    assert parse_form_answer(["Approve"], {"picks": ""}).picks == {}
+    assert parse_form_answer(["Approve"], {"picks": "  "}).picks == {}
+    assert parse_form_answer(["Approve"], {"picks": {}}).picks == {}
+    for text in ('{"3": ', "[[[[[[[[1]]]]]]]]", "x" * 20_000):
+        with pytest.raises(DecisionError, match=r"picks|nested"):
+            parse_form_answer(["Approve"], {"picks": text})
+
+
+def test_a_redo_carries_picks_for_the_segments_it_keeps() -> None:
+    request = parse_form_answer(["Redo segments"], {"segments": ["2"], "picks": {"1": 2}})
+    assert (request.decision, request.segments, request.picks) == ("redo", [2], {1: 2})
+
+
+def test_a_reject_picks_nothing_whatever_the_field_holds() -> None:
+    assert parse_form_answer(["Reject"], {"picks": "not an object"}).picks == {}
+    assert parse_variable_value('{"decision": "reject", "picks": {"1": 2}}').picks == {}
+
+
+@pytest.mark.parametrize(
+    "picks",
+    [
+        {"3": "2"},
+        {"3": 2.0},
+        {"3": True},
+        {"3": 0},
+        {"3": 5},
+        {"x": 1},
+        {"²": 1},
+        {"3": None},
+        [3, 2],
+        "3: 2",
+        7,
+    ],
+    ids=["string", "float", "bool", "zero", "five", "word", "superscript", "null", "list", "text", "number"],
+)
+def test_a_pick_that_is_not_a_segment_and_a_take_number_is_refused(picks: Any) -> None:
+    with pytest.raises(DecisionError, match="picks"):
+        parse_form_answer(["Approve"], {"picks": picks})
+    with pytest.raises(DecisionError):
+        parse_variable_value(json.dumps({"decision": "approve", "picks": picks}))
+
+
+def test_too_many_picks_are_refused_before_they_are_read() -> None:
+    with pytest.raises(DecisionError, match="at most 1000"):
+        parse_form_answer(["Approve"], {"picks": {str(i): 1 for i in range(1, 1200)}})
+
+
+def test_picks_are_checked_against_the_gates_segments_and_their_takes() -> None:
+    two_takes = VideoSegment(
+        index=1,
+        prompt="p",
+        duration_s=5,
+        seed=1,
+        image_key="jobs/j/images/001.png",
+        image_takes=["jobs/j/images/001.png", "jobs/j/images/001.t2.png"],
+    )
+    one_take = VideoSegment(index=2, prompt="p", duration_s=5, seed=2, image_key="jobs/j/images/002.png")
+    check_picks(
+        parse_variable_value('{"decision": "approve", "picks": {"1": 2, "2": 1}}'),
+        [two_takes, one_take],
+        "images",
+    )
+    for picks, problem in (
+        ('{"1": 3}', "segment 1 has 2 takes"),
+        ('{"2": 2}', "segment 2 has 1 take"),
+        ('{"9": 1}', "segment 9 is not in this job"),
+    ):
+        request = parse_variable_value(f'{{"decision": "approve", "picks": {picks}}}')
+        with pytest.raises(DecisionError, match=f"picks: {problem}"):
+            check_picks(request, [two_takes, one_take], "images")
+    # the clips gate looks at the clips' takes: segment 1 has one clip
+    with pytest.raises(DecisionError, match="segment 1 has 1 take"):
+        check_picks(parse_variable_value('{"decision": "approve", "picks": {"1": 2}}'), [two_takes], "clips")

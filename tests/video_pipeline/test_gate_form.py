@@ -25,6 +25,7 @@ from video_pipeline.gate_form import (
     gate_body,
     gate_subject,
     plain_text,
+    takes_line,
 )
 from video_pipeline.models import JobSpec, VideoSegment
 
@@ -257,3 +258,42 @@ def test_a_prompt_cannot_break_out_of_its_row() -> None:
         readable(rendered.cells[1][2])
         == "dawn | 9 | ![](https://evil.test/pixel.png) | [Approved by legal](https://evil.test) |"
     )
+
+
+def test_a_stage_with_takes_says_so_and_links_each_take_the_picked_one_in_bold() -> None:
+    job = JobSpec.model_validate(
+        {
+            "job_id": "form-k",
+            "title": "t",
+            "segments": [{"prompt": "a fox"}],
+            "images": {"provider": "storyboard", "takes": 3},
+        }
+    )
+    keys = [f"jobs/form-k/images/001{suffix}.png" for suffix in ("", ".t2", ".t3")]
+    segment = VideoSegment(
+        index=1, prompt="a fox", duration_s=5, seed=1, image_key=keys[1], image_takes=keys, image_pick=2
+    )
+    preview = GatePreview("jobs/form-k/preview/sheet.jpg", [PreviewItem(1, keys[1], keys[1])])
+
+    def body(stage: Any) -> str:
+        return gate_body(
+            job,
+            stage,
+            [segment],
+            preview,
+            lambda key: PREVIEWS + key,
+            variable_key="video_approval__form-k__images",
+            credits_spent=0,
+            next_stage_estimate=0,
+            changed=[],
+        )
+
+    images = body("images")
+    assert "**3 takes per segment**" in images and '"picks": {"3": 2}' in images
+    assert (takes_line(job, "images") or "?") in images
+    cell = f"[1]({PREVIEWS}{keys[0]}) · **[2]({PREVIEWS}{keys[1]})** · [3]({PREVIEWS}{keys[2]})"
+    assert f"| {cell} |" in images
+    assert "| # | preview | prompt | takes |" in images
+    # one take at the clips gate: no word of takes, no column
+    assert takes_line(job, "clips") is None
+    assert "take" not in body("clips")

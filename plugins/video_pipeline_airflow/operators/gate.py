@@ -33,13 +33,14 @@ from video_pipeline.approval import (
     DecisionError,
     DecisionRequest,
     answer_via,
+    check_picks,
     check_segments,
     parse_form_answer,
     variable_key,
 )
-from video_pipeline.costs import segment_estimate, stage_estimates
-from video_pipeline.gate_form import build_preview, gate_body, gate_subject, inert
-from video_pipeline.generation import animate_segment, generate_image
+from video_pipeline.costs import stage_estimates, takes_estimate
+from video_pipeline.gate_form import build_preview, gate_body, gate_subject, inert, takes_line
+from video_pipeline.generation import make_takes
 from video_pipeline.manifest import decisions_for, load_manifest, merge_segments, save_manifest
 from video_pipeline.models import Decision, JobSpec, Manifest, SegmentStatus, Stage, VideoSegment, utcnow
 from video_pipeline.narration import NotSpoken
@@ -48,6 +49,7 @@ from video_pipeline.providers import registry
 from video_pipeline.reminders import schedule
 from video_pipeline.storage import Storage
 from video_pipeline.submissions import credits_spent
+from video_pipeline.takes import apply_picks
 from video_pipeline_airflow import metrics
 from video_pipeline_airflow.compat import get_hitl_detail_content_detail, upsert_hitl_detail
 from video_pipeline_airflow.hooks.storage import get_storage
@@ -99,6 +101,14 @@ def form_params() -> dict[str, Param]:
             maxItems=MAX_REPLACEMENT_PROMPTS,
             description='Redo only, optional: a new narration per segment, one "<number>: <new narration>" per '
             "line (only that segment is spoken again; at the images gate its image stays unless also listed).",
+            source="task",
+        ),
+        "picks": Param(
+            None,
+            type=["object", "null"],
+            description="Approve or Redo, optional, for a job with takes: the take that goes forward per segment, "
+            'e.g. {"3": 2} (segment 3, take 2); segments left out keep theirs (take 1 unless picked before). A '
+            "redo of a segment replaces its takes (its pick is not used).",
             source="task",
         ),
         "note": Param(
@@ -241,7 +251,8 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         notify(
             self.subject,
             f"Review page: {review} — or the form: {self._form_link(context)} — or set the Variable {key}"
-            + (f". {price}" if price else ""),
+            + (f". {price}" if price else "")
+            + (f" {takes}" if (takes := takes_line(job, self.stage)) else ""),
         )
         self._wait(context, job, manifest.gates_opened_at[self.stage])
 
@@ -290,6 +301,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         try:
             request = parse_form_answer(event.get("chosen_options"), _params_of(event))
             check_segments(request, [s.index for s in manifest.segments])
+            check_picks(request, manifest.segments, self.stage)
         except DecisionError as exc:
             # Re-opening writes a fresh request (upsert wipes the answer), so a retry cannot replay this one.
             self.log.error("Unusable answer (%s); re-opening the gate", exc)
@@ -305,6 +317,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             segments=request.segments,
             prompts=request.prompts,
             narrations=request.narrations,
+            picks=request.picks,
             note=request.note,
             by=user.get("name") or (via if via in ("timeout", "variable") else None),
             via=via,
@@ -374,19 +387,27 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             update = {prompt_field: prompt} if prompt else {"seed": segment.seed + round_ * REDO_SEED_STEP}
             wanted.append(segment.model_copy(update=update))
         if not wanted:
+            self._apply_picks(manifest, request)
             return self._open(context, storage, job, manifest, changed=request.segments, note=request.note)
         choice = job.choice(self.stage)
         if registry.is_remote(choice.provider):
             return self._redo_remote(context, storage, job, manifest, request, round_, wanted)
+        self._apply_picks(manifest, request)
         provider = registry.local(choice.provider)
-        step = generate_image if self.stage == "images" else animate_segment
         redone = []
         for segment in wanted:
-            redone.append(step(storage, job, segment, provider))
+            redone.append(make_takes(storage, job, segment, provider, self.stage))
             self.log.info("Regenerated %s", redone[-1].label)
             self._progress(context, job, redone[-1].index, len(wanted), round_)
         merge_segments(manifest, redone)
         return self._open(context, storage, job, manifest, changed=request.segments, note=request.note)
+
+    def _apply_picks(self, manifest: Manifest, request: DecisionRequest) -> None:
+        """The reviewer's picks (checked: ``check_picks``) on the segments the answer does not redo: their
+        takes stay, the picked one goes forward."""
+        if request.picks:
+            skip = request.segments if request.decision == "redo" else []
+            manifest.segments = apply_picks(manifest.segments, self.stage, request.picks, skip=skip)
 
     def _progress(self, context: Context, job: JobSpec, index: int, total: int, round_: int) -> None:
         for event in record_completion(
@@ -405,11 +426,13 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
     def redo_price(self, storage: Storage, job: JobSpec, segments: list[VideoSegment]) -> str | None:
         """What a redo costs, shown with the form and in the notification before anyone asks for one (``None``
         for a free provider)."""
-        prices = {s.index: segment_estimate(job, s, self.stage) for s in segments}
+        prices = {s.index: takes_estimate(job, s, self.stage) for s in segments}
         if not any(prices.values()):
             return None
         low, high = min(prices.values()), max(prices.values())
         each = f"~{low:g}" if low == high else f"~{low:g}–{high:g}"
+        takes = job.stage_takes(self.stage)
+        each += f" ({takes} takes)" if takes > 1 else ""
         left = (
             f"; the budget has {job.budget_credits - credits_spent(storage, job.job_id):g} of "
             f"{job.budget_credits} credits left"
@@ -421,8 +444,9 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         )
 
     def redo_cost(self, job: JobSpec, segments: list[VideoSegment]) -> float:
-        """Credits regenerating ``segments`` at this gate costs on the stage's provider (a cache hit: less)."""
-        return sum(segment_estimate(job, s, self.stage) for s in segments)
+        """Credits regenerating ``segments`` (every take of each) at this gate costs on the stage's provider (a
+        cache hit: less)."""
+        return sum(takes_estimate(job, s, self.stage) for s in segments)
 
     def _generator(self, job: JobSpec, segment: VideoSegment, total: int, round_: int) -> SegmentOperator:
         """The stage's segment operator as the redo's engine: the same records, reservations, stop checks and
@@ -463,7 +487,8 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         self.log.info(
             "Redo of segments %s: ~%g credits on %s %s", request.segments, cost, choice.provider, choice.model
         )
-        save_manifest(storage, manifest)  # the decision, before anything is paid for
+        self._apply_picks(manifest, request)
+        save_manifest(storage, manifest)  # the decision (and picks), before anything is paid for
         done: list[dict[str, Any]] = []
         pending: list[dict[str, Any]] = []
         failed: list[str] = []
@@ -528,6 +553,12 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         generator = self._generator(job, segment, len(state["changed"]), state["round"])
         try:
             result = generator.execute_complete(context, event, **deferral)
+        except TaskDeferred as deferred:  # the segment's next take is submitted: wait for it, then go on
+            self.defer(
+                trigger=deferred.trigger,
+                method_name="execute_redo_complete",
+                kwargs={"pending": pending, "state": state, "deferral": deferred.kwargs},
+            )
         except Exception as exc:  # failed at the provider: the segment keeps its earlier output
             state["failed"].append(f"{segment.label}: redo failed: {exc}")
             self.log.error("Redo of %s failed: %s", segment.label, exc)
@@ -562,6 +593,8 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
 
     def _act(self, context: Context, storage: Storage, manifest: Manifest, decision: Decision) -> Any:
         if decision.decision == "approve":
+            # Picks are absolute (segment → take), so a replayed decision applies them again to the same end.
+            manifest.segments = apply_picks(manifest.segments, self.stage, decision.picks)
             for segment in manifest.segments:
                 segment.status = APPROVED_STATUS[self.stage]
             manifest.status = "running"

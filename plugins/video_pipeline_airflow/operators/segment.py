@@ -73,6 +73,7 @@ from video_pipeline.submissions import (
     stop_job,
     update_submission,
 )
+from video_pipeline.takes import merge_takes
 from video_pipeline_airflow import metrics
 from video_pipeline_airflow.hooks.provider import ProviderHook
 from video_pipeline_airflow.hooks.storage import get_storage
@@ -92,7 +93,7 @@ SEGMENT_MAP_INDEX_TEMPLATE = (
     "seg {{ '%03d' % task.segment['index'] }} – \"{{ task.segment['prompt'] | truncate(40, True, '…', 0) }}\""
 )
 
-Step = Callable[[Storage, JobSettings, VideoSegment, LocalProvider], VideoSegment]
+Step = Callable[[Storage, JobSettings, VideoSegment, LocalProvider, int], VideoSegment]
 
 #: Seconds to keep retrying the record of a paid submission while storage is unreachable: without the record
 #: an Airflow retry would submit (and pay) again.
@@ -162,9 +163,17 @@ class SegmentOperator(BaseOperator):
         raise NotImplementedError
 
     def plan(
-        self, storage: Storage, job: JobSettings, segment: VideoSegment, choice: ProviderChoice | None = None
+        self,
+        storage: Storage,
+        job: JobSettings,
+        segment: VideoSegment,
+        choice: ProviderChoice | None = None,
+        take: int = 1,
     ) -> Planned:
-        raise NotImplementedError
+        """What take ``take`` of the segment's output is, by the stage's provider (or ``choice``)."""
+        if self.stage == "images":
+            return plan_image(job, segment, choice, take)
+        return plan_clip(storage, job, segment, choice, take)
 
     def submit(self, client: RemoteClient, storage: Storage, planned: Planned, segment: VideoSegment) -> str:
         raise NotImplementedError
@@ -177,18 +186,50 @@ class SegmentOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         job = JobSettings.of(self.job)
         segment = VideoSegment.model_validate(self.segment)
-        storage = get_storage()
-        started = utcnow()
+        return self._takes_from(context, get_storage(), job, segment, utcnow(), take=1, made=[])
+
+    def _takes_from(
+        self,
+        context: Context,
+        storage: Storage,
+        job: JobSettings,
+        segment: VideoSegment,
+        started: datetime,
+        take: int,
+        made: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        """Make takes ``take``…k of the segment in order, then finish with take 1 picked.
+
+        One take at a time, each stored before the next is submitted: every take is its own submission (its own
+        record and reservation: never paid twice, resumed after a worker is lost), and the task holds one pool
+        slot, so the pool still bounds how many outputs the provider makes at once. ``made`` (the stored takes,
+        as JSON) travels through each deferral."""
+        for number in range(take, job.stage_takes(self.stage) + 1):
+            result = self._take(context, storage, job, segment, number, started, made)
+            made = [*made, result.model_dump(mode="json")]
+        merged = merge_takes(self.stage, [VideoSegment.model_validate(m) for m in made])
+        return self._finish(storage, job, merged, started)
+
+    def _take(
+        self,
+        context: Context,
+        storage: Storage,
+        job: JobSettings,
+        segment: VideoSegment,
+        take: int,
+        started: datetime,
+        made: list[dict[str, Any]],
+    ) -> VideoSegment:
+        """One take: from the cache, rendered locally, or submitted (or resumed) and deferred on."""
         choice = job.choice(self.stage)
         if not registry.is_remote(choice.provider):
-            result = self.local_step()(storage, job, segment, registry.local(choice.provider))
-            return self._finish(storage, job, result, started)
+            return self.local_step()(storage, job, segment, registry.local(choice.provider), take)
 
         options = [choice, *([choice.fallback] if choice.fallback else [])]
-        plans = [self.plan(storage, job, segment, option) for option in options]
+        plans = [self.plan(storage, job, segment, option, take) for option in options]
         for planned in plans:  # made already (by either provider), or under way after an earlier try
             if (hit := reuse(storage, planned, segment)) is not None:
-                return self._finish(storage, job, hit, started)
+                return hit
         resumable = [p for p in plans if self._submitted(storage, job, p)]
         for planned in resumable[:1] or plans:
             try:
@@ -207,17 +248,24 @@ class SegmentOperator(BaseOperator):
                 )
                 # A local fallback (e.g. free camera moves for an animatic) renders here and now.
                 if not registry.is_remote(fallback.provider):
-                    result = self.local_step()(storage, job, segment, registry.local(fallback.provider))
-                    return self._finish(storage, job, result, started)
+                    return self.local_step()(storage, job, segment, registry.local(fallback.provider), take)
                 continue
-            self._defer(job, record, planned, started)
+            self._defer(job, record, planned, started, take, made)
         raise AssertionError("unreachable: every option either defers or raises")
 
     def _submitted(self, storage: Storage, job: JobSettings, planned: Planned) -> bool:
         record = load_submission(storage, job.job_id, planned.kind, planned.digest)
         return record is not None and record.state == "submitted"
 
-    def _defer(self, job: JobSettings, record: Submission, planned: Planned, started: datetime) -> None:
+    def _defer(
+        self,
+        job: JobSettings,
+        record: Submission,
+        planned: Planned,
+        started: datetime,
+        take: int = 1,
+        made: list[dict[str, Any]] | None = None,
+    ) -> None:
         # The plan made at submission travels with the deferral: completion stores under *its* cache key,
         # even if the inputs changed meanwhile (e.g. the approved image was replaced).
         carried = Planned.from_dict(record.plan) if record.plan else planned
@@ -238,7 +286,13 @@ class SegmentOperator(BaseOperator):
                 record_id=record.record_id,
             ),
             method_name="execute_complete",
-            kwargs={"started": started.isoformat(), "plan": carried.to_dict(), "record_id": record.record_id},
+            kwargs={
+                "started": started.isoformat(),
+                "plan": carried.to_dict(),
+                "record_id": record.record_id,
+                "take": take,
+                "made": list(made or []),
+            },
         )
 
     def _resume_or_submit(
@@ -435,13 +489,17 @@ class SegmentOperator(BaseOperator):
         started: str,
         plan: dict[str, Any] | None = None,
         record_id: str | None = None,
+        take: int = 1,
+        made: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
+        """Take ``take``'s provider task ended: store its output, then go on with the next take (``made``: the
+        takes stored before it). A deferral made before takes existed carries neither: one take."""
         job = JobSettings.of(self.job)
         segment = VideoSegment.model_validate(self.segment)
         storage = get_storage()
         # The plan made at submission (re-planning would hash the image as it is *now*). A deferral made
         # before plans travelled with it has none: re-plan then.
-        planned = Planned.from_dict(plan) if plan else self.plan(storage, job, segment)
+        planned = Planned.from_dict(plan) if plan else self.plan(storage, job, segment, take=take)
         record = load_submission(storage, job.job_id, planned.kind, planned.digest)
         if record is not None and record_id is not None and record.record_id != record_id:
             record = None  # a newer attempt's record: not ours to settle
@@ -461,11 +519,16 @@ class SegmentOperator(BaseOperator):
             # triggerer was down), or the same output was made elsewhere. No download needed.
             if record is not None:
                 clear_submission(storage, record)
-            return self._finish(storage, job, salvaged, datetime.fromisoformat(started))
-        result = self._download(storage, planned, segment, status, record)
-        if record is not None:
-            clear_submission(storage, record)
-        return self._finish(storage, job, result, datetime.fromisoformat(started))
+            result = salvaged
+        else:
+            result = self._download(storage, planned, segment, status, record)
+            if record is not None:
+                clear_submission(storage, record)
+        self.log.info("%s: take %d of %d stored", segment.label, take, job.stage_takes(self.stage))
+        stored = [*(made or []), result.model_dump(mode="json")]
+        return self._takes_from(
+            context, storage, job, segment, datetime.fromisoformat(started), take + 1, stored
+        )
 
     def _download(
         self,
@@ -615,11 +678,6 @@ class GenerateImageOperator(SegmentOperator):
     def local_step(self) -> Step:
         return generate_image
 
-    def plan(
-        self, storage: Storage, job: JobSettings, segment: VideoSegment, choice: ProviderChoice | None = None
-    ) -> Planned:
-        return plan_image(job, segment, choice)
-
     def submit(self, client: RemoteClient, storage: Storage, planned: Planned, segment: VideoSegment) -> str:
         assert isinstance(planned.request, ImageRequest)
         return client.submit_image(planned.request)
@@ -641,11 +699,6 @@ class AnimateSegmentOperator(SegmentOperator):
 
     def local_step(self) -> Step:
         return animate_segment
-
-    def plan(
-        self, storage: Storage, job: JobSettings, segment: VideoSegment, choice: ProviderChoice | None = None
-    ) -> Planned:
-        return plan_clip(storage, job, segment, choice)
 
     def submit(self, client: RemoteClient, storage: Storage, planned: Planned, segment: VideoSegment) -> str:
         assert isinstance(planned.request, ClipRequest) and segment.image_key

@@ -158,6 +158,7 @@ class ApprovalGateTrigger(BaseTrigger):
             "segments": request.segments or None,
             "prompts": [f"{index}: {prompt}" for index, prompt in request.prompts.items()] or None,
             "narrations": [f"{index}: {text}" for index, text in request.narrations.items()] or None,
+            "picks": {str(index): take for index, take in request.picks.items()} or None,
             "note": request.note,
         }
         try:

@@ -19,7 +19,7 @@ from airflow.sdk.definitions.param import process_params
 
 from video_pipeline.approval import answer_via, gate_stage
 from video_pipeline.gate_form import GatePreview, inert
-from video_pipeline.generation import animate_segment, generate_image, plan_clip
+from video_pipeline.generation import make_takes, plan_clip
 from video_pipeline.manifest import load_manifest, save_manifest
 from video_pipeline.models import JobSpec, Manifest, Stage
 from video_pipeline.providers.storyboard import StoryboardProvider
@@ -69,8 +69,9 @@ def test_the_request_carries_empty_form_fields_whatever_the_conf(
     gate._open(context, LocalStorage(tmp_path), job, Manifest(job=job), changed=[])
 
     params = sent["params"]
-    assert set(params) == {"segments", "prompts", "narrations", "note", "source"}
+    assert set(params) == {"segments", "prompts", "narrations", "picks", "note", "source"}
     assert all(params[name]["value"] is None for name in params)
+    assert params["picks"]["schema"] == {"type": ["object", "null"]}
     assert params["segments"]["schema"] == {"type": ["array", "null"]}
     assert all(p["source"] == "task" for p in params.values())
     assert isinstance(params["segments"]["description"], str)
@@ -122,9 +123,9 @@ class GateHarness:
         monkeypatch.setattr(ApprovalGateOperator, "_wait", lambda *args: self._deferred())
         monkeypatch.setattr(ApprovalGateOperator, "_form_link", lambda *args: "http://ui/form")
         provider = StoryboardProvider()
-        segments = [generate_image(self.storage, self.job, s, provider) for s in segments_for(self.job)]
+        segments = [make_takes(self.storage, self.job, s, provider, "images") for s in segments_for(self.job)]
         if stage == "clips":
-            segments = [animate_segment(self.storage, self.job, s, provider) for s in segments]
+            segments = [make_takes(self.storage, self.job, s, provider, "clips") for s in segments]
         self.gate = ApprovalGateOperator(
             task_id=f"{stage}_gate",
             stage=stage,

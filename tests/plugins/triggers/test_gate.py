@@ -128,9 +128,19 @@ async def test_variable_answer_is_recorded_and_consumed(fake: FakeAirflow) -> No
     assert event["responded_by_user"]["name"] == "ben"
     assert fake.answer == {
         "options": ["Redo segments"],
-        "params": {"segments": [2, 4], "prompts": None, "narrations": None, "note": None},
+        "params": {"segments": [2, 4], "prompts": None, "narrations": None, "picks": None, "note": None},
     }
     assert KEY not in fake.variables
+
+
+async def test_variable_picks_are_recorded_as_the_form_would_send_them(fake: FakeAirflow) -> None:
+    fake.variables[KEY] = '{"decision": "approve", "picks": {"3": 2, "1": 1}}'
+    event = await first_event(trigger())
+    assert event["chosen_options"] == ["Approve"]
+    assert event["params_input"]["picks"] == {"3": 2, "1": 1}
+    assert fake.answer is not None and fake.answer["params"] == event["params_input"]
+    request = parse_form_answer(event["chosen_options"], event["params_input"])
+    assert (request.decision, request.picks) == ("approve", {3: 2, 1: 1})
 
 
 async def test_variable_prompts_are_recorded_as_the_form_would_send_them(fake: FakeAirflow) -> None:
@@ -141,6 +151,7 @@ async def test_variable_prompts_are_recorded_as_the_form_would_send_them(fake: F
         "segments": [2, 4],
         "prompts": ["4: a red fox: at dawn"],
         "narrations": None,
+        "picks": None,
         "note": None,
     }
     assert fake.answer is not None and fake.answer["params"] == event["params_input"]
