@@ -172,10 +172,11 @@ def _summary(view: ReviewView) -> str:
         else f"the next stage ({text(view.next_stage)}) has no provider cost"
     )
     rounds = sum(1 for d in view.decisions if d.decision == "redo")
+    plural = "s" if rounds > 1 else ""
     return (
         f"<header><h1>Review {text(view.stage)}: “{text(job.title)}”</h1>"
         f'<p class="muted">Job {text(job.job_id)} · run {text(view.run_id)} · {count} segments'
-        f"{f' · {rounds} redo rounds so far' if rounds else ''}</p>"
+        f"{f' · {rounds} redo round{plural} so far' if rounds else ''}</p>"
         f'<p class="cost">{text(view.stage.capitalize())} so far: <strong>{view.stage_credits:g}</strong> credits '
         f"(the job: {view.job_credits:g}); {next_cost}.</p></header>"
     )

@@ -145,16 +145,7 @@ def test_reviewer_plays_picks_redoes_and_approves_on_the_review_page(
         frame.locator(f"input[name='pick-{PICKED}'][value='{PICK}']").check()
         screenshot(page, screenshots / "review-page-desktop.png")
 
-        late = context.new_page()  # a second tab, open before the answer, that answers after it
-        late.goto(page_url(airflow, run_id, "clips_gate"))
-        expect(late.locator("#approve")).to_be_enabled()
-
-        assert send(page, frame, "approve") == 200
-        with late.expect_response(lambda r: r.request.method == "PATCH") as refused:
-            late.locator("#reject").click()
-        assert refused.value.status == 409
-        expect(late.locator("#status")).to_contain_text(f"already answered by {USER}")
-
+        # The same page on a phone, while the gate still waits (so its buttons show)
         phone = browser.new_context(
             viewport={"width": 390, "height": 844}, is_mobile=True, storage_state=context.storage_state()
         )
@@ -165,6 +156,16 @@ def test_reviewer_plays_picks_redoes_and_approves_on_the_review_page(
         assert widths[0] <= widths[1] == 390, widths  # no horizontal scroll
         screenshot(mobile, screenshots / "review-page-phone.png")
         phone.close()
+        late = context.new_page()  # a second tab, open before the answer, that answers after it
+        late.goto(page_url(airflow, run_id, "clips_gate"))
+        expect(late.locator("#approve")).to_be_enabled()
+
+        assert send(page, frame, "approve") == 200
+        with late.expect_response(lambda r: r.request.method == "PATCH") as refused:
+            late.locator("#reject").click()
+        assert refused.value.status == 409
+        expect(late.locator("#status")).to_contain_text(f"already answered by {USER}")
+
     finally:
         context.close()
 
