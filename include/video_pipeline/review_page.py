@@ -68,13 +68,9 @@ class ReviewView:
 
 def takes_of(segment: VideoSegment, stage: Stage) -> tuple[list[str], int]:
     """A segment's takes at this gate (take 1 first) and the one picked; one take when the stage made one."""
-    if stage == "clips":
-        keys, pick, single = segment.clip_takes, segment.clip_pick, segment.clip_key
-    else:
-        keys, pick, single = segment.image_takes, segment.image_pick, segment.image_key
-    if len(keys) > 1:
-        return list(keys), pick if 1 <= pick <= len(keys) else 1
-    return ([single] if single else []), 1
+    keys = segment.takes(stage)
+    pick = segment.clip_pick if stage == "clips" else segment.image_pick
+    return keys, pick if len(keys) > 1 and 1 <= pick <= len(keys) else 1
 
 
 def _media(view: ReviewView, segment: VideoSegment, key: str, number: int) -> str:
