@@ -36,16 +36,15 @@ def runway(fake: FakeRunway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     return fake
 
 
-def finish(fake: FakeRunway, harness: GateHarness, deferred: TaskDeferred) -> Any:
+def finish(fake: FakeRunway, harness: GateHarness, deferred: TaskDeferred, key: str = KEY) -> Any:
     """What the triggerer does: wait for the provider task to end, then hand its status to the gate."""
-    task_id = deferred.trigger.provider_task_id
     deadline = time.monotonic() + 20
-    with RunwayClient(fake.base_url, KEY) as client:
-        while not (status := client.get_task(task_id)).terminal and time.monotonic() < deadline:
+    with RunwayClient(fake.base_url, key) as client:
+        while not (status := client.get_task(deferred.trigger.provider_task_id)).terminal:
+            assert time.monotonic() < deadline
             time.sleep(0.05)
     event = {"event": "done", **remote_status(status).model_dump(mode="json")}
-    method = getattr(harness.gate, deferred.method_name)
-    return method(harness.context, event, **(deferred.kwargs or {}))
+    return getattr(harness.gate, deferred.method_name)(harness.context, event, **(deferred.kwargs or {}))
 
 
 def test_a_paid_redo_submits_the_listed_segments_once_and_reopens_with_them(

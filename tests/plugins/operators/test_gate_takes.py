@@ -5,7 +5,6 @@ every take of the redone segments, one after another."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
 from tests.plugins.operators.test_gate import GateHarness, spec
-from video_pipeline.providers.runway import RunwayClient, remote_status
+from tests.plugins.operators.test_gate_paid_redo import finish
 from video_pipeline.submissions import credits_spent, job_submissions
 from video_pipeline_airflow.operators import gate as gate_module
 from video_pipeline_dev.fake_runway import FakeRunway, point_pipeline_at
@@ -139,17 +138,6 @@ def runway(fake: FakeRunway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     return fake
 
 
-def finish(fake: FakeRunway, harness: GateHarness, deferred: TaskDeferred) -> Any:
-    """What the triggerer does: wait for the provider task to end, then hand its status to the gate."""
-    deadline = time.monotonic() + 20
-    with RunwayClient(fake.base_url, KEY) as client:
-        while not (status := client.get_task(deferred.trigger.provider_task_id)).terminal:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-    event = {"event": "done", **remote_status(status).model_dump(mode="json")}
-    return getattr(harness.gate, deferred.method_name)(harness.context, event, **(deferred.kwargs or {}))
-
-
 def test_a_paid_redo_makes_every_take_once_one_after_another(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runway: FakeRunway
 ) -> None:
@@ -160,10 +148,10 @@ def test_a_paid_redo_makes_every_take_once_one_after_another(
         harness.answer("Redo segments", {"segments": ["2"], "picks": {"1": 2}})
     assert runway.stats()["tasks_created"] == {"gen4_image": 1}
     with pytest.raises(TaskDeferred) as second:
-        finish(runway, harness, first.value)  # take 1 stored; take 2 submitted, the gate waits on it
+        finish(runway, harness, first.value, key=KEY)  # take 1 stored; take 2 submitted, the gate waits on it
     assert second.value.method_name == "execute_redo_complete"
     assert runway.stats()["tasks_created"] == {"gen4_image": 2}
-    finish(runway, harness, second.value)  # take 2 stored: the gate re-opens
+    finish(runway, harness, second.value, key=KEY)  # take 2 stored: the gate re-opens
 
     manifest = harness.manifest()
     kept, redone = manifest.segments
