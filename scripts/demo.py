@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from video_pipeline.approval import variable_key
+from video_pipeline.contact_sheets import sheet_pages
 from video_pipeline.layout import JobLayout
 from video_pipeline.media.probe import probe
 from video_pipeline.models import Manifest
@@ -41,9 +42,10 @@ def review(airflow: LocalAirflow, run_id: str, job_id: str, stage: str, data: Pa
     task_id = f"{stage}_gate"
     print(f"\n⏸  {task_id}: waiting for a reviewer")
     airflow.wait_for_task_state(DAG_ID, run_id, task_id, {"deferred", "success", "skipped"}, timeout=300)
-    preview = data / JobLayout(job_id).preview("")
-    sheet = sorted(preview.glob(f"{stage}-r*-contact-sheet.jpg"))
-    print(f"  contact sheet of all segments: {sheet[-1] if sheet else '(none)'}")
+    manifest = Manifest.model_validate_json((data / JobLayout(job_id).manifest).read_text())
+    sheets = sheet_pages(manifest.job, stage, manifest.segments)  # type: ignore[arg-type]
+    for sheet in sheets:
+        print(f"  contact sheet of segments {sheet.label}: {data / sheet.key}")
     folder = data / JobLayout(job_id).root / stage
     for path in sorted(folder.iterdir())[: 5 if stage == "images" else 3]:
         print(f"  preview: {path}")

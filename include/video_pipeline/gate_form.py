@@ -6,17 +6,23 @@ to the MP4 (see docs/notes/airflow-3.3.md).
 
 from __future__ import annotations
 
+import logging
 import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from video_pipeline.contact_sheets import ContactSheet, make_sheets, thumbnail_source
 from video_pipeline.layout import JobLayout
 from video_pipeline.models import JobSpec, Stage, VideoSegment
 from video_pipeline.storage import Storage
 
+log = logging.getLogger(__name__)
+
 PREVIEW_COUNT: dict[Stage, int] = {"images": 5, "clips": 3}
+#: Segment numbers a line of the form lists before it says how many more (redone, spoken, cut).
+LISTED_IN_FORM = 20
 
 
 @dataclass(frozen=True)
@@ -28,44 +34,30 @@ class PreviewItem:
 
 @dataclass(frozen=True)
 class GatePreview:
-    contact_sheet_key: str
+    sheets: list[ContactSheet]  # every segment, SHEET_SIZE to a page
     items: list[PreviewItem]
 
 
 def build_preview(
     storage: Storage, job: JobSpec, stage: Stage, segments: list[VideoSegment], round_: int
 ) -> GatePreview:
-    """Write the contact sheet of all segments and the first N previews (posters for clips) to storage."""
-    # Imported here: Pillow would cost every task process of the DAG its import time (the gate's module is
-    # imported to parse the DAG file), and only an opening gate draws.
-    from video_pipeline.media.thumbnails import contact_sheet, poster_from_clip
-
+    """Write the gate's contact sheets (the pages not already in storage) and the first N previews (posters
+    for clips) to storage."""
     layout = JobLayout(job.job_id)
+    sheets, made = make_sheets(storage, job, stage, segments)
+    log.info("Contact sheets: %d pages, made %s (the others were in storage)", len(sheets), made or "none")
     items: list[PreviewItem] = []
     with tempfile.TemporaryDirectory(prefix="vp-preview-") as tmp:
-        workdir = Path(tmp)
-        thumbs: list[tuple[int, Path]] = []
-        for segment in segments:
+        for segment in segments[: PREVIEW_COUNT[stage]]:
             if stage == "images":
                 assert segment.image_key is not None
-                local = storage.download_to(segment.image_key, workdir / f"{segment.index:03d}.png")
-                shown, link = segment.image_key, segment.image_key
-            else:
-                assert segment.clip_key is not None
-                clip = storage.download_to(segment.clip_key, workdir / f"{segment.index:03d}.mp4")
-                local = poster_from_clip(clip, workdir / f"{segment.index:03d}.jpg")
-                clip.unlink()
-                shown = layout.preview(f"clips-r{round_}-{segment.index:03d}.jpg")
-                link = segment.clip_key
-                if len(items) < PREVIEW_COUNT[stage]:
-                    storage.put_file(shown, local, "image/jpeg")
-            thumbs.append((segment.index, local))
-            if len(items) < PREVIEW_COUNT[stage]:
-                items.append(PreviewItem(segment.index, shown, link))
-        sheet_key = layout.preview(f"{stage}-r{round_}-contact-sheet.jpg")
-        sheet = contact_sheet(thumbs, workdir / "contact-sheet.jpg")
-        storage.put_file(sheet_key, sheet, "image/jpeg")
-    return GatePreview(sheet_key, items)
+                items.append(PreviewItem(segment.index, segment.image_key, segment.image_key))
+                continue
+            assert segment.clip_key is not None
+            shown = layout.preview(f"clips-r{round_}-{segment.index:03d}.jpg")
+            storage.put_file(shown, thumbnail_source(storage, stage, segment, Path(tmp)), "image/jpeg")
+            items.append(PreviewItem(segment.index, shown, segment.clip_key))
+    return GatePreview(sheets, items)
 
 
 #: Characters that end or break a line, or that could make text look other than it is: C0/C1 controls
@@ -144,7 +136,7 @@ def gate_body(
         f"Credits spent so far: **{credits_spent:g}**; estimate for the next stage: **{next_stage_estimate:g}**.",
     ]
     if changed:
-        lines += ["", f"Regenerated in the last round: {', '.join(f'#{i}' for i in changed)}."]
+        lines += ["", f"Regenerated in the last round: {listed([f'#{i}' for i in changed])}."]
         if note:
             lines += ["", f"The reviewer's note: {inert(note)}"]
     lines += _spoken_summary(job, segments)
@@ -179,12 +171,11 @@ def gate_body(
         if spoken:
             cells.append(_spoken_cell(job, segment, url_for))
         lines.append("| " + " | ".join(cells) + " |")
+    if (others := count - len(preview.items)) > 0:
+        where = " and on the review page" if review_url else ""
+        lines += ["", f"The other {others} are on the contact sheets below{where}."]
+    lines += ["", f"### All {count} segments", "", *_sheet_lines(preview.sheets, url_for, review_url), ""]
     lines += [
-        "",
-        f"### All {count} segments",
-        "",
-        f"[![contact sheet]({url_for(preview.contact_sheet_key)})]({url_for(preview.contact_sheet_key)})",
-        "",
         "**Approve** continues, **Reject** stops the job, **Redo segments** regenerates the numbers you list.",
         f"Or set the Variable `{variable_key}` to `approve`, `reject` or "
         '`{"decision": "redo", "segments": [2, 5]}`.',
@@ -243,12 +234,34 @@ def _spoken_summary(job: JobSpec, segments: list[VideoSegment]) -> list[str]:
     spoken = [s for s in segments if s.narration_key and s.narration_s is not None]
     if not spoken or job.voice is None:
         return []
-    lengths = ", ".join(f"#{s.index} {s.narration_s:.1f} s" for s in spoken)
+    lengths = listed([f"#{s.index} {s.narration_s:.1f} s" for s in spoken])
     cut = [f"#{s.index}" for s in spoken if runs_over(job, s)]
     line = (
         f"Narration spoken by `{job.voice.provider}` ({sum(s.narration_s or 0.0 for s in spoken):.1f} s in all): "
         f"{lengths}."
     )
     if cut:
-        line += f" Longer than their segments (cut at the segment's end): {', '.join(cut)}."
+        line += f" Longer than their segments (cut at the segment's end): {listed(cut)}."
     return ["", line]
+
+
+def listed(items: list[str]) -> str:
+    """Items joined by commas, at most :data:`LISTED_IN_FORM` of them (then how many more): the form's body
+    stays the same size at 1000 segments as at 10; the review page lists every one."""
+    shown = ", ".join(items[:LISTED_IN_FORM])
+    more = len(items) - LISTED_IN_FORM
+    return f"{shown} and {more} more (see the review page)" if more > 0 else shown
+
+
+def _sheet_lines(
+    sheets: list[ContactSheet], url_for: Callable[[str], str], review_url: str | None
+) -> list[str]:
+    """The first contact sheet as an image, the other pages as links (one image per page would make the form
+    load every sheet at once)."""
+    first = url_for(sheets[0].key)
+    lines = [f"[![contact sheet {sheets[0].label}]({first})]({first})"]
+    if len(sheets) > 1:
+        pages = " · ".join(f"[{sheet.label}]({url_for(sheet.key)})" for sheet in sheets[1:])
+        where = " (and every segment on the review page)" if review_url else ""
+        lines += ["", f"More contact sheets{where}: {pages}"]
+    return lines

@@ -25,6 +25,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from tests.e2e.conftest import DAG_ID, manifest_of, six_segment_job
 from video_pipeline.approval import APPROVE
+from video_pipeline.contact_sheets import sheet_pages
+from video_pipeline.models import Stage
 from video_pipeline.storage import Storage
 from video_pipeline_dev.local import LocalAirflow
 
@@ -115,6 +117,12 @@ def loaded_previews(page: Page) -> list[dict[str, Any]]:
     return previews
 
 
+def first_sheet(storage: Storage, job_id: str, stage: Stage) -> str:
+    """The key of the gate's first contact sheet (named by what it shows), from the job's manifest."""
+    manifest = manifest_of(storage, job_id)
+    return sheet_pages(manifest.job, stage, manifest.segments)[0].key
+
+
 def check_previews(context: BrowserContext, previews: list[dict[str, Any]], expected: dict[str, str]) -> None:
     """Each expected image loaded (decoded to a real size) and its link opens the full object for this user."""
     by_path = {httpx.URL(p["src"]).path: p for p in previews}
@@ -163,7 +171,7 @@ def test_reviewer_logs_in_sees_previews_and_approves_both_gates(
 
         previews = loaded_previews(page)
         expected = {f"{files}/images/{i:03d}.png": "image/png" for i in range(1, SEGMENTS + 1)}
-        expected[f"{files}/preview/images-r1-contact-sheet.jpg"] = "image/jpeg"
+        expected[f"/video-previews/files/{first_sheet(local_storage, job_id, 'images')}"] = "image/jpeg"
         check_previews(context, previews, expected)
         assert len(previews) == len(expected), previews
         # the same URLs refuse a browser that has not logged in: the login cookie is what lets them load
@@ -188,7 +196,7 @@ def test_reviewer_logs_in_sees_previews_and_approves_both_gates(
         expect(page.get_by_test_id(f"hitl-option-{APPROVE}")).to_be_visible()
         previews = loaded_previews(page)
         expected = {f"{files}/preview/clips-r1-{i:03d}.jpg": "video/mp4" for i in range(1, SEGMENTS + 1)}
-        expected[f"{files}/preview/clips-r1-contact-sheet.jpg"] = "image/jpeg"
+        expected[f"/video-previews/files/{first_sheet(local_storage, job_id, 'clips')}"] = "image/jpeg"
         check_previews(context, previews, expected)
         assert len(previews) == len(expected), previews
         screenshot(page, screenshots / "clips-gate-form.png")

@@ -140,8 +140,10 @@ def test_redo_regenerates_exactly_the_listed_segments(airflow: LocalAirflow, loc
     answer = {"segments": ["2"], "prompts": ["5: Scene 5: a red fox on the pier"], "note": "fix 2 and 5"}
     assert airflow.answer_gate(DAG_ID, run_id, "images_gate", "Redo segments", answer).is_success
 
-    def round_two_open() -> bool:
-        return local_storage.exists(f"jobs/{job_id}/preview/images-r2-contact-sheet.jpg")
+    def round_two_open() -> bool:  # opened again after the redo was recorded (and done)
+        manifest = manifest_of(local_storage, job_id)
+        redo = [d.at for d in manifest.decisions if d.decision == "redo"]
+        return bool(redo) and manifest.gates_opened_at["images"] > redo[0]
 
     airflow.wait_until(round_two_open, 120, "the gate to re-open after the redo")
     after = {i: local_storage.get_bytes(f"jobs/{job_id}/images/{i:03d}.png") for i in range(1, 7)}

@@ -18,6 +18,7 @@ from typing import Any
 import regex
 from markdown_it import MarkdownIt
 
+from video_pipeline.contact_sheets import ContactSheet, sheet_pages
 from video_pipeline.gate_form import (
     WORD_JOINER,
     GatePreview,
@@ -171,7 +172,7 @@ def render(
         for i, (p, m, n) in enumerate(zip(prompts, motions, narrations, strict=True), start=1)
     ]
     preview = GatePreview(
-        "jobs/review-body/preview/sheet.jpg",
+        [ContactSheet(1, "jobs/review-body/preview/sheet.jpg", tuple(s.index for s in segments))],
         [
             PreviewItem(s.index, f"jobs/review-body/p/{s.index}.jpg", f"jobs/review-body/c/{s.index}.mp4")
             for s in segments
@@ -273,7 +274,9 @@ def test_a_stage_with_takes_says_so_and_links_each_take_the_picked_one_in_bold()
     segment = VideoSegment(
         index=1, prompt="a fox", duration_s=5, seed=1, image_key=keys[1], image_takes=keys, image_pick=2
     )
-    preview = GatePreview("jobs/form-k/preview/sheet.jpg", [PreviewItem(1, keys[1], keys[1])])
+    preview = GatePreview(
+        [ContactSheet(1, "jobs/form-k/preview/sheet.jpg", (1,))], [PreviewItem(1, keys[1], keys[1])]
+    )
 
     def body(stage: Any) -> str:
         return gate_body(
@@ -297,3 +300,57 @@ def test_a_stage_with_takes_says_so_and_links_each_take_the_picked_one_in_bold()
     # one take at the clips gate: no word of takes, no column
     assert takes_line(job, "clips") is None
     assert "take" not in body("clips")
+
+
+def big_gate_body(count: int) -> str:
+    """The images gate's body for ``count`` narrated, spoken (and cut) segments after a redo of all of them."""
+    job = JobSpec.model_validate(
+        {"job_id": "big", "title": "Big", "segments": [{"prompt": "p", "narration": "n", "duration_s": 2}]}
+    )
+    segments = [
+        VideoSegment(
+            index=i,
+            prompt=f"Scene {i}: a lantern over dark water",
+            narration=f"Line {i} of the narration.",
+            duration_s=2,
+            seed=i,
+            narration_s=2.5,
+            narration_key=f"jobs/big/narration/{i:03d}.wav",
+            image_key=f"jobs/big/images/{i:03d}.png",
+        )
+        for i in range(1, count + 1)
+    ]
+    preview = build_preview_of(job, segments)
+    return gate_body(
+        job,
+        "images",
+        segments,
+        preview,
+        lambda key: PREVIEWS + key,
+        variable_key="video_approval__big__images",
+        credits_spent=0,
+        next_stage_estimate=0,
+        changed=list(range(1, count + 1)),
+        review_url="https://airflow.test/review",
+    )
+
+
+def build_preview_of(job: JobSpec, segments: list[VideoSegment]) -> GatePreview:
+    items = [PreviewItem(s.index, str(s.image_key), str(s.image_key)) for s in segments[:5]]
+    return GatePreview(sheet_pages(job, "images", segments), items)
+
+
+def test_the_body_stays_small_at_1000_segments() -> None:
+    small, large = big_gate_body(100), big_gate_body(1000)
+    # The first 5 in the table, 20 numbers per list, one sheet shown and the others linked: what grows with N
+    # is one link per 100 segments (and wider numbers).
+    assert len(large) < len(small) + 1500 and len(large) < 9000, (len(small), len(large))
+    assert large.count("![") == 6  # 5 previews + the first contact sheet
+    assert "The other 995 are on the contact sheets below and on the review page." in large
+    assert "#1–#100" in large and f"[#901–#1000]({PREVIEWS}jobs/big/preview/images-sheet-010-" in large
+    assert "#20 2.5 s and 980 more (see the review page)" in large  # spoken lengths
+    assert "#20 and 980 more (see the review page)" in large  # redone and cut
+    assert "#21 " not in large
+    rendered = Rendered()
+    rendered.feed(MARKDOWN.render(large))
+    assert rendered.tags["tr"] == 6 and rendered.tags["img"] == 6

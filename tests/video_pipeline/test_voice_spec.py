@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from video_pipeline.approval import DecisionError, parse_form_answer, parse_variable_value
+from video_pipeline.contact_sheets import ContactSheet
 from video_pipeline.costs import stage_estimates
 from video_pipeline.gate_form import GatePreview, PreviewItem, gate_body
 from video_pipeline.models import JobSpec, VideoSegment
@@ -116,7 +117,8 @@ def test_gate_1_shows_each_spoken_length_links_its_audio_and_flags_a_cut() -> No
         ),
     ]
     preview = GatePreview(
-        "sheet.jpg", [PreviewItem(s.index, str(s.image_key), str(s.image_key)) for s in segments]
+        [ContactSheet(1, "jobs/v/preview/sheet.jpg", (1, 2))],
+        [PreviewItem(s.index, str(s.image_key), str(s.image_key)) for s in segments],
     )
     body = gate_body(
         job,

@@ -1,4 +1,4 @@
-"""Thumbnails: a numbered contact sheet of all segments and poster frames for the gates; a poster and a short
+"""Thumbnails: numbered contact sheets of the segments and poster frames for the gates; a poster and a short
 animated skim (GIF or WebP) of the finished video."""
 
 from __future__ import annotations
@@ -12,14 +12,16 @@ from video_pipeline.atomic_write import atomic_write
 from video_pipeline.media.ffmpeg import run_ffmpeg
 
 
-def contact_sheet(
-    images: list[tuple[int, Path]], dest: Path, *, columns: int = 5, thumb_width: int = 320
-) -> Path:
-    """A grid of numbered thumbnails; opens one image at a time, so memory stays bounded for 500 segments."""
+def contact_sheet(images: list[tuple[int, Path]], dest: Path, *, columns: int = 10, box: int = 192) -> Path:
+    """A grid of numbered thumbnails, each fitted into a ``box`` × ``box`` square (the first image's shape sets
+    the cell), so a sheet of n images is at most ``columns`` × ⌈n / columns⌉ boxes however large the images
+    are. Opens one image at a time: memory stays bounded by the sheet, not the number of images."""
     if not images:
         raise ValueError("contact sheet needs at least one image")
     with Image.open(images[0][1]) as first:
-        thumb_height = max(1, round(thumb_width * first.height / first.width))
+        scale = box / max(first.width, first.height)
+        thumb_width = max(1, round(first.width * scale))
+        thumb_height = max(1, round(first.height * scale))
     columns = min(columns, len(images))
     rows = math.ceil(len(images) / columns)
     gap = 6
@@ -27,17 +29,17 @@ def contact_sheet(
         "RGB", (columns * (thumb_width + gap) + gap, rows * (thumb_height + gap) + gap), (24, 24, 24)
     )
     draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default(size=max(14, thumb_width // 10))
+    font = ImageFont.load_default(size=max(14, box // 10))
     for position, (index, path) in enumerate(images):
         x = gap + (position % columns) * (thumb_width + gap)
         y = gap + (position // columns) * (thumb_height + gap)
         with Image.open(path) as image:
-            thumb = image.convert("RGB")
-            thumb.thumbnail((thumb_width, thumb_height))
-            sheet.paste(thumb, (x, y))
+            image.draft("RGB", (thumb_width, thumb_height))  # a JPEG poster decodes at a reduced size
+            image.thumbnail((thumb_width, thumb_height))
+            sheet.paste(image.convert("RGB"), (x, y))
         label = f"{index}"
-        box = draw.textbbox((x + 6, y + 4), label, font=font)
-        draw.rectangle((box[0] - 4, box[1] - 2, box[2] + 4, box[3] + 2), fill=(0, 0, 0))
+        around = draw.textbbox((x + 6, y + 4), label, font=font)
+        draw.rectangle((around[0] - 4, around[1] - 2, around[2] + 4, around[3] + 2), fill=(0, 0, 0))
         draw.text((x + 6, y + 4), label, font=font, fill=(255, 255, 255))
     with atomic_write(dest) as tmp:
         sheet.save(tmp, format="JPEG", quality=85)

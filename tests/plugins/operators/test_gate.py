@@ -18,6 +18,7 @@ from airflow.sdk import DAG
 from airflow.sdk.definitions.param import process_params
 
 from video_pipeline.approval import answer_via, gate_stage
+from video_pipeline.contact_sheets import ContactSheet
 from video_pipeline.gate_form import GatePreview, inert
 from video_pipeline.generation import make_takes, plan_clip
 from video_pipeline.manifest import load_manifest, save_manifest
@@ -59,7 +60,11 @@ def test_the_request_carries_empty_form_fields_whatever_the_conf(
 
     sent: dict[str, Any] = {}
     monkeypatch.setattr(gate_module, "upsert_hitl_detail", lambda **kwargs: sent.update(kwargs))
-    monkeypatch.setattr(gate_module, "build_preview", lambda *args: GatePreview("jobs/x/sheet.jpg", []))
+    monkeypatch.setattr(
+        gate_module,
+        "build_preview",
+        lambda *args: GatePreview([ContactSheet(1, "jobs/x/sheet.jpg", (1,))], []),
+    )
     monkeypatch.setattr(gate_module, "notify", lambda *args: False)
     monkeypatch.setattr(ApprovalGateOperator, "_wait", lambda *args: None)
     monkeypatch.setattr(ApprovalGateOperator, "_form_link", lambda *args: "http://ui/form")

@@ -23,10 +23,15 @@ def test_contact_sheet_grid(tmp_path: Path) -> None:
         )
         for i in range(1, 8)
     ]
-    sheet = contact_sheet(images, tmp_path / "sheet.jpg", columns=5, thumb_width=200)
+    sheet = contact_sheet(images, tmp_path / "sheet.jpg", columns=5, box=200)
     with Image.open(sheet) as image:
         assert image.format == "JPEG"
         assert image.size == (5 * (200 + 6) + 6, 2 * (112 + 6) + 6)  # thumbs 200x112, 6 px gaps
+    portrait = Image.new("RGB", (720, 1280), (200, 40, 40))
+    portrait.save(tmp_path / "tall.png")
+    sheet = contact_sheet([(1, tmp_path / "tall.png")], tmp_path / "tall.jpg", box=200)
+    with Image.open(sheet) as image:  # a tall image fits the same square: 112x200
+        assert image.size == (112 + 12, 200 + 12)
 
 
 def test_poster_from_clip(tmp_path: Path) -> None:
