@@ -1,6 +1,11 @@
 """The review page of a gate, as HTML: every segment (the first 3 on top), its clip playing in a ``<video>``
 (or its image at full size), its prompts, narration, credits and redo history, takes side by side with one
-choice per segment, and the reviewer's Approve / Reject / Redo (``review.js`` sends them to Airflow's HITL API).
+choice per segment, the gate's contact sheets, and the reviewer's Approve / Reject / Redo (``review.js`` sends
+them to Airflow's HITL API).
+
+The page holds the first :data:`PAGE_SIZE` segments; ``review.js`` fetches the others :data:`PAGE_SIZE` at a
+time (:func:`render_segments`, the same cards) as the reviewer scrolls to them, so the first render costs the
+same at 1000 segments as at 50. Media load lazily (``preload="none"``, ``loading="lazy"``).
 
 Everything a person or a provider wrote (title, prompts, narration, notes, names) is hostile input: it only
 ever appears HTML-escaped as text or as an escaped attribute value, never in a script, a style or a URL. URLs
@@ -16,10 +21,13 @@ from datetime import datetime
 from html import escape
 from urllib.parse import urlsplit
 
+from video_pipeline.contact_sheets import ContactSheet
 from video_pipeline.models import Decision, JobSettings, Stage, VideoSegment
 
 #: Segments shown first, in their own row, with their clips ready to play (the original design's preview).
 FIRST = 3
+#: Segments in the page itself and in each fetch of more (``render_segments``).
+PAGE_SIZE = 50
 PROMPT_MAX_CHARS = 1000
 
 
@@ -44,6 +52,7 @@ class Assets:
     script_url: str
     style_url: str
     hitl_url: str
+    segments_url: str = ""  # more segments as HTML (``render_segments``), with ``?start=<position>``
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,7 @@ class ReviewView:
     answer: Answer | None = None
     waiting: bool = True  # the gate is open (deferred, its request unanswered)
     notice: str | None = None
+    sheets: list[ContactSheet] = field(default_factory=list)
 
 
 def takes_of(segment: VideoSegment, stage: Stage) -> tuple[list[str], int]:
@@ -203,8 +213,9 @@ def _actions(view: ReviewView) -> str:
 
 
 def render_review_page(view: ReviewView) -> str:
-    """The whole page. Its script finds what it needs in ``data-`` attributes and the form controls."""
-    first, rest = view.segments[:FIRST], view.segments[FIRST:]
+    """The page with its first :data:`PAGE_SIZE` segments. Its script finds what it needs in ``data-``
+    attributes and the form controls."""
+    first, rest = view.segments[:FIRST], view.segments[FIRST:PAGE_SIZE]
     what = "clips" if view.stage == "clips" else "images"
     sections = [
         f'<section class="first"><h2>First {len(first)} {what}</h2><div class="grid">'
@@ -212,16 +223,58 @@ def render_review_page(view: ReviewView) -> str:
     ]
     if rest:
         sections.append(
-            f'<section class="rest"><h2>Segments {rest[0].index}–{rest[-1].index}</h2><div class="grid">'
-            f"{''.join(segment_card(view, s) for s in rest)}</div></section>"
+            f'<section class="rest"><h2>Segments {rest[0].index}–{view.segments[-1].index}</h2>'
+            f'<div class="grid">{"".join(segment_card(view, s) for s in rest)}</div>{_more(view, PAGE_SIZE)}'
+            "</section>"
         )
     waiting = "true" if view.waiting and view.answer is None else "false"
     return _document(
         f"Review {view.stage}: {view.job.title}",
         view.assets,
         f'<main id="review" data-hitl="{text(view.assets.hitl_url)}" data-stage="{text(view.stage)}" '
-        f'data-waiting="{waiting}">{_summary(view)}{_state(view)}{"".join(sections)}{_actions(view)}</main>',
+        f'data-waiting="{waiting}">{_summary(view)}{_state(view)}{_sheets(view)}{"".join(sections)}'
+        f"{_actions(view)}</main>",
     )
+
+
+def render_segments(view: ReviewView, start: int) -> str:
+    """The cards of the :data:`PAGE_SIZE` segments from position ``start`` (0-based), for the page's script
+    to add below the others, with where the next ones start (``data-next``; empty after the last)."""
+    chunk = view.segments[start : start + PAGE_SIZE]
+    following = start + PAGE_SIZE if start + PAGE_SIZE < len(view.segments) else ""
+    return (
+        f'<div id="chunk" data-next="{following}" data-label="{text(_more_label(view, start + PAGE_SIZE))}">'
+        f"{''.join(segment_card(view, s) for s in chunk)}</div>"
+    )
+
+
+def _more_label(view: ReviewView, start: int) -> str:
+    chunk = view.segments[start : start + PAGE_SIZE]
+    if not chunk:
+        return ""
+    return f"Show segments {chunk[0].index}–{chunk[-1].index} (of {len(view.segments)})"
+
+
+def _more(view: ReviewView, start: int) -> str:
+    """Where the script adds the segments after ``start``: a button (and the point that loads them when
+    scrolled near)."""
+    if start >= len(view.segments):
+        return ""
+    return (
+        f'<div class="more" id="more" data-url="{text(view.assets.segments_url)}" data-next="{start}">'
+        f'<button type="button" id="load-more">{text(_more_label(view, start))}</button></div>'
+    )
+
+
+def _sheets(view: ReviewView) -> str:
+    """Links to the gate's contact sheets (one per 100 segments): every segment at a glance."""
+    if not view.sheets:
+        return ""
+    links = "".join(
+        f'<li><a href="{text(view.url_for(sheet.key))}" target="_blank" rel="noopener">{text(sheet.label)}</a></li>'
+        for sheet in view.sheets
+    )
+    return f'<nav class="sheets" aria-label="Contact sheets"><h2>Contact sheets</h2><ul>{links}</ul></nav>'
 
 
 def render_not_a_gate(reason: str, assets: Assets) -> str:

@@ -8,25 +8,29 @@ Airflow UI as a tab of every task instance (``external_views`` in ``plugins/vide
   PATCHes Airflow's own ``hitlDetails`` endpoint (``static/review.js``), as the logged-in user.
 - A task instance that is not a gate gets a short "not a review gate" page (the tab is on every one).
 - Strict Content-Security-Policy: the page's script and style sheet come from this app, nothing inline.
+- The page holds the first ``PAGE_SIZE`` segments; its script fetches the others from ``…/segments?start=``
+  (the same checks, the same cards), so a 1000-segment gate's page is as quick to show as a 50-segment one's.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from video_pipeline.approval import gate_stage
+from video_pipeline.contact_sheets import sheet_pages
 from video_pipeline.costs import stage_estimates
 from video_pipeline.manifest import decisions_for, load_manifest
-from video_pipeline.models import JOB_ID_PATTERN, Stage
+from video_pipeline.models import JOB_ID_PATTERN, Stage, VideoSegment
 from video_pipeline.review_page import (
+    PAGE_SIZE,
     Answer,
     Assets,
     ReviewView,
@@ -34,6 +38,7 @@ from video_pipeline.review_page import (
     origin_of,
     render_not_a_gate,
     render_review_page,
+    render_segments,
 )
 from video_pipeline.storage import LocalStorage, Storage
 from video_pipeline.submissions import credits_spent, ledger
@@ -126,10 +131,15 @@ def page_assets(prefix: str, dag_id: str, run_id: str, task_id: str, map_index: 
         script_url=f"{prefix}/static/review.js",
         style_url=f"{prefix}/static/review.css",
         hitl_url=f"{api}/api/v2/dags/{dag}/dagRuns/{run}/taskInstances/{task}/{map_index}/hitlDetails",
+        segments_url=f"{prefix}/review/{dag}/{run}/{task}/{map_index}/segments",
     )
 
 
-def _view(storage: Storage, gate: Gate, run_id: str, assets: Assets, prefix: str) -> ReviewView | str:
+def _view(
+    storage: Storage, gate: Gate, run_id: str, assets: Assets, prefix: str, *, whole: bool = True
+) -> ReviewView | str:
+    """What the page shows; ``whole=False``: only what segment cards need (more segments, fetched by the
+    page's script), not the credits and sheets of the page's header."""
     manifest = load_manifest(storage, gate.job_id)
     if manifest is None:
         return f"The job {gate.job_id} has no manifest in {storage.url} yet."
@@ -143,8 +153,7 @@ def _view(storage: Storage, gate: Gate, run_id: str, assets: Assets, prefix: str
             return f"{prefix}/files/{quote(key, safe='/')}"
         return preview_url(storage, key)
 
-    next_estimate = stage_estimates(manifest.job, segments)["clips"] if gate.stage == "images" else 0.0
-    return ReviewView(
+    view = ReviewView(
         job=manifest.job,
         stage=gate.stage,
         run_id=run_id,
@@ -152,13 +161,19 @@ def _view(storage: Storage, gate: Gate, run_id: str, assets: Assets, prefix: str
         url_for=url_for,
         assets=assets,
         decisions=decisions_for(manifest, run_id, gate.stage),
-        stage_credits=sum(e.credits for e in ledger(storage, gate.job_id) if e.stage == gate.stage),
-        job_credits=credits_spent(storage, gate.job_id),
-        next_stage="clips" if gate.stage == "images" else "assembly",
-        next_estimate=next_estimate,
         answer=gate.answer,
         waiting=gate.waiting and notice is None,
         notice=notice,
+    )
+    if not whole:
+        return view
+    return replace(
+        view,
+        stage_credits=sum(e.credits for e in ledger(storage, gate.job_id) if e.stage == gate.stage),
+        job_credits=credits_spent(storage, gate.job_id),
+        next_stage="clips" if gate.stage == "images" else "assembly",
+        next_estimate=stage_estimates(manifest.job, segments)["clips"] if gate.stage == "images" else 0.0,
+        sheets=sheet_pages(manifest.job, gate.stage, segments),
     )
 
 
@@ -171,6 +186,14 @@ def _page(html: str, media_origins: set[str]) -> HTMLResponse:
             "Referrer-Policy": "no-referrer",
         },
     )
+
+
+def _media_origins(view: ReviewView, segments: list[VideoSegment]) -> set[str]:
+    """The origins of the media the page links (one for all objects of a storage; the segments it renders
+    are enough to find it)."""
+    keys = [k for s in segments for k in (*s.image_takes, *s.clip_takes, s.image_key, s.clip_key) if k]
+    keys += [sheet.key for sheet in view.sheets]
+    return {o for k in keys if (o := origin_of(view.url_for(k)))}
 
 
 @router.get("/review/{dag_id}/{run_id}/{task_id}/{map_index}", response_class=HTMLResponse)
@@ -190,5 +213,26 @@ def review_page(
     view = gate if isinstance(gate, str) else _view(storage, gate, run_id, assets, prefix)
     if isinstance(view, str):
         return _page(render_not_a_gate(view, assets), set())
-    keys = [k for s in view.segments for k in (*s.image_takes, *s.clip_takes, s.image_key, s.clip_key) if k]
-    return _page(render_review_page(view), {o for k in keys if (o := origin_of(view.url_for(k)))})
+    return _page(render_review_page(view), _media_origins(view, view.segments[:PAGE_SIZE]))
+
+
+@router.get("/review/{dag_id}/{run_id}/{task_id}/{map_index}/segments", response_class=HTMLResponse)
+def review_segments(
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    map_index: str,
+    request: Request,
+    user: Annotated[BaseUser, Depends(review_reader)],
+    storage: Annotated[Storage, Depends(media_storage)],
+    start: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> HTMLResponse:
+    """More segment cards of the page (``render_segments``), for its script; the same checks as the page."""
+    index = map_index_of(map_index)
+    prefix = mount_prefix(request)
+    assets = page_assets(prefix, dag_id, run_id, task_id, index)
+    gate = find_gate(dag_id, run_id, task_id, index)
+    view = gate if isinstance(gate, str) else _view(storage, gate, run_id, assets, prefix, whole=False)
+    if isinstance(view, str):
+        raise HTTPException(status_code=404, detail=view)
+    return _page(render_segments(view, start), set())

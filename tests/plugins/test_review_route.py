@@ -128,3 +128,31 @@ def test_map_index_and_links() -> None:
     assets = page_assets("/base/video-previews", "d", "a/b c", "t", 2)
     assert assets.hitl_url == "/base/api/v2/dags/d/dagRuns/a%2Fb%20c/taskInstances/t/2/hitlDetails"
     assert assets.script_url == "/base/video-previews/static/review.js"
+
+
+def test_more_segments_come_from_the_page_route_with_the_same_checks(
+    client: TestClient, storage: LocalStorage
+) -> None:
+    job = JobSpec.model_validate({"job_id": "fox", "title": "Fox", "segments": [{"prompt": "a fox"}]})
+    segments = [
+        VideoSegment(index=i, prompt=f"fox {i}", duration_s=5, seed=i, clip_key=f"jobs/fox/clips/{i:03d}.mp4")
+        for i in range(1, 131)
+    ]
+    save_manifest(storage, Manifest(job=job, run_id="manual__2026-11-30T10:00:00+00:00", segments=segments))
+    more = f"{PAGE}/segments?start=50"
+    as_user(None)
+    assert client.get(more).status_code == 401
+    as_user("ben")
+    assert client.get(more).status_code == 403
+    as_user("ana")
+    page = client.get(PAGE)
+    assert page.text.count('<article class="segment"') == 50
+    assert f'data-url="{PAGE}/segments" data-next="50"'.replace("+", "%2B").replace(":", "%3A") in page.text
+    assert page.text.count("/clips-sheet-00") == 2  # two contact sheets linked
+    fetched = client.get(more)
+    assert fetched.status_code == 200 and fetched.headers["cache-control"] == "no-store"
+    assert fetched.text.count('<article class="segment"') == 50 and 'id="segment-51"' in fetched.text
+    assert 'data-next="100"' in fetched.text
+    tail = client.get(f"{PAGE}/segments?start=100").text
+    assert tail.count('<article class="segment"') == 30 and 'data-next=""' in tail
+    assert client.get(f"{PAGE}/segments?start=-1").status_code == 422

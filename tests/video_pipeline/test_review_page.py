@@ -4,11 +4,14 @@ the not-a-gate page and the Content-Security-Policy."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 
+from video_pipeline.contact_sheets import sheet_pages
 from video_pipeline.models import Decision, JobSettings, VideoSegment
 from video_pipeline.review_page import (
+    PAGE_SIZE,
     Answer,
     Assets,
     ReviewView,
@@ -16,6 +19,7 @@ from video_pipeline.review_page import (
     origin_of,
     render_not_a_gate,
     render_review_page,
+    render_segments,
     takes_of,
 )
 
@@ -182,3 +186,43 @@ def test_content_security_policy_allows_only_our_assets_and_the_media_origins() 
     assert "connect-src 'self'" in policy and "frame-ancestors 'self'" in policy
     assert origin_of("https://h.example:9000/b/k?X-Amz=1") == "https://h.example:9000"
     assert origin_of("/video-previews/files/x") is None and origin_of("javascript:alert(1)") is None
+
+
+def test_a_long_gate_renders_its_first_page_and_the_rest_in_pages_of_50() -> None:
+    segments = [segment(i) for i in range(1, 121)]
+    sheets = sheet_pages(JobSettings.model_validate({"job_id": "j", "title": "A fox"}), "clips", segments)
+    shown = view(segments, sheets=sheets, assets=replace(ASSETS, segments_url="/vp/review/d/r/t/-1/segments"))
+    page = render_review_page(shown)
+    assert page.count('<article class="segment"') == PAGE_SIZE == 50
+    assert 'id="segment-50"' in page and 'id="segment-51"' not in page
+    assert '<h2>Segments 4–120</h2>' in page
+    assert (
+        '<div class="more" id="more" data-url="/vp/review/d/r/t/-1/segments" data-next="50">'
+        '<button type="button" id="load-more">Show segments 51–100 (of 120)</button></div>'
+    ) in page
+    assert page.count('preload="none"') == 50
+    links = re.findall(r'<li><a href="([^"]+)"[^>]*>([^<]+)</a></li>', page)
+    assert [label for _, label in links] == ["#1–#100", "#101–#120"]
+    assert all(href == f"/vp/files/{s.key}" for (href, _), s in zip(links, sheets, strict=True))
+
+    second = render_segments(shown, 50)
+    assert second.startswith('<div id="chunk" data-next="100" data-label="Show segments 101–120 (of 120)">')
+    assert re.findall(r'id="segment-(\d+)"', second) == [str(i) for i in range(51, 101)]
+    assert 'id="redo-51"' in second  # the same controls as the page's own cards
+    last = render_segments(shown, 100)
+    assert last.startswith('<div id="chunk" data-next="" data-label="">')
+    assert re.findall(r'id="segment-(\d+)"', last) == [str(i) for i in range(101, 121)]
+
+    # What the page weighs does not grow with the number of segments past the first page.
+    thousand = [segment(i) for i in range(1, 1001)]
+    big = render_review_page(view(thousand, assets=shown.assets))
+    small = render_review_page(view(thousand[:50], assets=shown.assets))
+    assert len(big) < len(small) + 400, (len(small), len(big))
+
+
+def test_hostile_text_in_fetched_segments_stays_text() -> None:
+    segments = [segment(i, prompt=HOSTILE) for i in range(1, 61)]
+    chunk = render_segments(view(segments), 50)
+    parsed = Parsed(chunk)
+    assert not [t for t, _ in parsed.tags if t in ("script", "img")]
+    assert HOSTILE in "".join(parsed.text)

@@ -1,12 +1,18 @@
 // The review page's one script (no inline script: the page's Content-Security-Policy forbids it). It answers
 // the gate through Airflow's own HITL API, as the logged-in user (the UI's cookie goes along, same origin), so
 // Airflow's permissions, first-answer-wins and audit apply. Text from the page is only ever read or set as
-// text (value, textContent), never as HTML.
+// text (value, textContent), never as HTML. The one HTML it adds is more segment cards from the page's own
+// route (the server's rendering, every piece of user text escaped as in the page; the page's
+// Content-Security-Policy would refuse any script in it), parsed inert by DOMParser and moved in.
 "use strict";
 
 (function () {
   const main = document.getElementById("review");
-  if (!main || main.dataset.waiting !== "true") {
+  if (!main) {
+    return;
+  }
+  loadSegmentsOnScroll();
+  if (main.dataset.waiting !== "true") {
     return;
   }
   const hitlUrl = main.dataset.hitl;
@@ -126,13 +132,78 @@
       prompts: request.prompts.length ? request.prompts : null,
     });
   });
-  // Editing a prompt means redoing that segment.
-  for (const edit of document.querySelectorAll("textarea.redo-prompt")) {
-    edit.addEventListener("input", function () {
-      const box = document.getElementById("redo-" + edit.dataset.index);
-      if (box) {
-        box.checked = true;
+  // Editing a prompt means redoing that segment (also in the segments added later: one listener on the page).
+  main.addEventListener("input", function (event) {
+    const edit = event.target;
+    if (!edit.matches || !edit.matches("textarea.redo-prompt")) {
+      return;
+    }
+    const box = document.getElementById("redo-" + edit.dataset.index);
+    if (box) {
+      box.checked = true;
+    }
+  });
+
+  // The page holds the first segments; the others come a page at a time when the reviewer scrolls near the
+  // end (or clicks the button), added below, so what was ticked, picked or typed stays as it is.
+  function loadSegmentsOnScroll() {
+    const more = document.getElementById("more");
+    if (!more) {
+      return;
+    }
+    const grid = more.parentElement.querySelector(".grid");
+    const button = document.getElementById("load-more");
+    const margin = 1500; // px below the viewport: fetch before the reviewer gets there
+    let loading = false;
+
+    function near() {
+      return more.dataset.next !== "" && more.getBoundingClientRect().top < window.innerHeight + margin;
+    }
+
+    async function loadMore() {
+      if (loading || more.dataset.next === "") {
+        return;
       }
-    });
+      loading = true;
+      button.disabled = true;
+      const label = button.textContent;
+      button.textContent = "Loading…";
+      try {
+        const response = await fetch(more.dataset.url + "?start=" + encodeURIComponent(more.dataset.next), {
+          credentials: "same-origin",
+          headers: { Accept: "text/html" },
+        });
+        if (!response.ok) {
+          throw new Error("Airflow answered " + response.status);
+        }
+        const parsed = new DOMParser().parseFromString(await response.text(), "text/html");
+        const chunk = parsed.getElementById("chunk");
+        for (const card of Array.from(chunk.querySelectorAll(":scope > article.segment"))) {
+          grid.appendChild(document.adoptNode(card));
+        }
+        more.dataset.next = chunk.dataset.next;
+        button.textContent = chunk.dataset.label;
+        if (more.dataset.next === "") {
+          more.remove();
+        }
+      } catch (error) {
+        button.textContent = label + " (could not load: " + error.message + "; try again)";
+      } finally {
+        loading = false;
+        button.disabled = false;
+      }
+      if (near()) {
+        loadMore();
+      }
+    }
+
+    button.addEventListener("click", loadMore);
+    if ("IntersectionObserver" in window) {
+      new IntersectionObserver(function (entries) {
+        if (entries.some(function (e) { return e.isIntersecting; })) {
+          loadMore();
+        }
+      }, { rootMargin: "0px 0px " + margin + "px 0px" }).observe(more);
+    }
   }
 })();
