@@ -28,21 +28,11 @@ from video_pipeline.approval import APPROVE
 from video_pipeline.contact_sheets import sheet_pages
 from video_pipeline.models import Stage
 from video_pipeline.storage import Storage
+from video_pipeline_dev.browser import CHROMIUM, CHROMIUM_ARGS
 from video_pipeline_dev.local import LocalAirflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-# As root on a closed network: no sandbox, and nothing that phones home (refused connections otherwise pile up).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 USER, PASSWORD = "reviewer", "e2e-pass"  # the `airflow` fixture's login
 SEGMENTS = 3
 MIN_WAIT_BEFORE_ANSWER_S = 3  # an answer within ~1 s of the gate opening hits Airflow bug #71172

@@ -195,7 +195,7 @@ def test_a_long_gate_renders_its_first_page_and_the_rest_in_pages_of_50() -> Non
     page = render_review_page(shown)
     assert page.count('<article class="segment"') == PAGE_SIZE == 50
     assert 'id="segment-50"' in page and 'id="segment-51"' not in page
-    assert '<h2>Segments 4–120</h2>' in page
+    assert "<h2>Segments 4–120</h2>" in page
     assert (
         '<div class="more" id="more" data-url="/vp/review/d/r/t/-1/segments" data-next="50">'
         '<button type="button" id="load-more">Show segments 51–100 (of 120)</button></div>'
