@@ -149,6 +149,11 @@ class JobLayout:
         """The whole job submits nothing more (e.g. the provider account ran out of credits)."""
         return f"{self.root}/STOPPED"
 
+    def handoff(self, run_id: str, step: str, index: int) -> str:
+        """Segment ``index`` as the sequential step ``step`` (a task id) handed it to the mapped stage after it
+        (``video_pipeline.handoff``)."""
+        return f"{self.root}/runs/{run_key(run_id)}/handoff/{step}/{index:03d}.json"
+
     def run_stopped(self, run_id: str) -> str:
         """One run of the job submits nothing more (it was stopped, rejected or failed)."""
         return f"{self.root}/runs/{run_key(run_id)}/STOPPED"

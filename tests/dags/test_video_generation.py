@@ -73,6 +73,26 @@ def test_segment_tasks_get_the_settings_not_the_whole_spec(dagbag: DagBag) -> No
     assert (gate.job.operator.task_id, gate.job.key) == ("validate_job", "job")
 
 
+def test_mapped_tasks_after_a_sequential_step_read_their_own_segment(dagbag: DagBag) -> None:
+    """Airflow gives every task mapped over an unmapped task's return value all of it: such a step returns
+    segment numbers and hands the segments off, and its mapped tasks read theirs (segment_from)."""
+    dag = dagbag.dags["video_generation"]
+    for task_id, step in (
+        ("narrate_segment", "validate_job"),
+        ("generate_image", None),
+        ("animate_segment", "images_gate"),
+    ):
+        task = dag.get_task(task_id)
+        assert isinstance(task, MappedOperator), task_id
+        (upstream,) = (arg.operator for arg in task.expand_input.value.values())  # type: ignore[attr-defined]
+        assert task.partial_kwargs.get("segment_from") == step, task_id
+        assert upstream.is_mapped == (step is None), task_id  # a mapped upstream is read item by item
+        if step is not None:
+            assert upstream.task_id == step, task_id
+    gates = {task_id: dag.get_task(task_id) for task_id in ("images_gate", "clips_gate")}
+    assert [gate.hands_off for gate in gates.values()] == [True, False]  # type: ignore[attr-defined]
+
+
 def test_generation_tasks_retry_with_backoff(dagbag: DagBag) -> None:
     dag = dagbag.dags["video_generation"]
     for task_id in ("generate_image", "animate_segment"):
