@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.definitions.mappedoperator import MappedOperator
+from airflow.sdk.definitions.xcom_arg import PlainXComArg
 from airflow.serialization.definitions.param import SerializedParamsDict
 
 from video_pipeline.approval import gate_task_id
@@ -84,13 +85,15 @@ def test_mapped_tasks_after_a_sequential_step_read_their_own_segment(dagbag: Dag
     ):
         task = dag.get_task(task_id)
         assert isinstance(task, MappedOperator), task_id
-        (upstream,) = (arg.operator for arg in task.expand_input.value.values())  # type: ignore[attr-defined]
+        mapped = task.expand_input.value
+        assert isinstance(mapped, dict) and isinstance(mapped["segment"], PlainXComArg), task_id
+        upstream = mapped["segment"].operator
         assert task.partial_kwargs.get("segment_from") == step, task_id
         assert upstream.is_mapped == (step is None), task_id  # a mapped upstream is read item by item
         if step is not None:
             assert upstream.task_id == step, task_id
-    gates = {task_id: dag.get_task(task_id) for task_id in ("images_gate", "clips_gate")}
-    assert [gate.hands_off for gate in gates.values()] == [True, False]  # type: ignore[attr-defined]
+    gates = [dag.get_task(task_id) for task_id in ("images_gate", "clips_gate")]
+    assert [isinstance(gate, ApprovalGateOperator) and gate.hands_off for gate in gates] == [True, False]
 
 
 def test_generation_tasks_retry_with_backoff(dagbag: DagBag) -> None:

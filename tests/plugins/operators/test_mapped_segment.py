@@ -68,9 +68,12 @@ def test_a_handed_off_number_is_read_once_labelled_and_made(
     op = in_dag(cls, 1, segment_from="validate_job")
     reads: list[str] = []
     get_bytes = LocalStorage.get_bytes
-    monkeypatch.setattr(
-        LocalStorage, "get_bytes", lambda self, key: reads.append(key) or get_bytes(self, key)
-    )
+
+    def counted(self: LocalStorage, key: str) -> bytes:
+        reads.append(key)
+        return get_bytes(self, key)
+
+    monkeypatch.setattr(LocalStorage, "get_bytes", counted)
     assert label(op) == 'seg 001 – "A lantern over dark water, seen from a …"'
     made = VideoSegment.model_validate(op.execute({"run_id": RUN_ID}))
     assert made.index == 1 and made.prompt == SPEC.segments[0].prompt  # type: ignore[index]
