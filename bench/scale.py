@@ -21,7 +21,7 @@ of segments, serially; render(N) = N × (mean image + mean clip) + the assembly 
 measured (``final.assembly_s`` in the manifest; domain code, timed inside the task).
 
 Per-task cost of each mapped stage = its window × the task slots it had ÷ N (slots: its pool, capped by the
-executor's parallelism and the DAG's ``max_active_tasks``; and N; the floor.s: those caps but the pool), for the pipeline and the
+executor's parallelism, the DAG's ``max_active_tasks`` and N; the floor's: those caps), for the pipeline and the
 floor; the pipeline's overhead = that − the render per task. Its ratio to the first N's says whether a task's
 cost grows with N.
 
