@@ -371,7 +371,8 @@ def report(
             wall_table,
             "Where the time goes (windows from the task instances' start/end dates):",
             stage_table,
-            f"Per-task cost of each mapped stage: window × task slots ÷ N (slots: the stage's pool, at most the "
+            f"Per-task cost of each mapped stage: window × task slots ÷ N, the slot-seconds a task took (slots: "
+            "the stage's pool, at most the "
             f"parallelism {parallelism}, `max_active_tasks` {MAX_ACTIVE_TASKS} and N; the floor's: the same but "
             "the pool), minus the render per task (in-process) = the overhead:",
             per_task_table(results, render, pools, parallelism),
