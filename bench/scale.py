@@ -2,16 +2,16 @@
 
     .venv/bin/python -m bench.scale                      # N = 100, then N = 1000
     .venv/bin/python -m bench.scale --quick              # N = 10 smoke run (never writes RESULTS.md)
-    .venv/bin/python -m bench.scale --segments 1000 --pool-slots 8
+    .venv/bin/python -m bench.scale --segments 100,1000,2000 --pool-slots 8
 
 One Airflow (api-server, scheduler, dag-processor, triggerer; SQLite + LocalExecutor) with a DAGs folder holding
 the product's ``dags/video_generation.py`` and ``bench/dags/bench_noop_fanout.py`` (symlinks), env
 ``VIDEO_PIPELINE_MAX_SEGMENTS`` = the largest N. For each N, in this order:
 
-1. Floor: ``bench_noop_fanout`` with ``n = N`` — the pipeline's task graph (1 → N mapped → 1 → N mapped → 1 → 1
-   → 1 = 2N + 5 task instances) of no-op tasks. Wall = the DAG run's end − start (REST).
+1. Floor: ``bench_noop_fanout`` with ``n = N`` — the pipeline's task graph (1 → N mapped → N mapped → 1 → N
+   mapped → 1 → 1 → 1 = 3N + 5 task instances) of no-op tasks. Wall = the DAG run's end − start.
 2. Pipeline: ``video_generation``, provider ``storyboard`` (renders locally), ``approval: none``, N segments of
-   ``duration_s`` 2 at 1280:720: images, clips, assembly (stream copy, soft subtitles off as there is no
+   ``duration_s`` 2 at 1280:720 without a voice: narration (nothing to speak), images, clips, assembly (stream copy, soft subtitles off as there is no
    narration, poster and GIF preview) and publish. Wall = the run's end − start. Meanwhile every 0.5 s, psutil
    RSS of this Airflow's task processes (``airflow worker -- <ti id>``; their children such as ffmpeg apart).
 
@@ -20,7 +20,13 @@ call (``generate_image`` / ``animate_segment`` with the storyboard provider into
 of segments, serially; render(N) = N × (mean image + mean clip) + the assembly time the ``assemble`` task
 measured (``final.assembly_s`` in the manifest; domain code, timed inside the task).
 
-Goal: pipeline wall ≤ 1.3 × floor + render(N); peak task-process RSS < 400 MB and flat in N.
+Per-task cost of each mapped stage = its window × the task slots it had ÷ N (slots: its pool, capped by the
+executor's parallelism, the DAG's ``max_active_tasks`` and N; the floor's: those caps), for the pipeline and the
+floor; the pipeline's overhead = that − the render per task. Its ratio to the first N's says whether a task's
+cost grows with N.
+
+Goal: pipeline wall ≤ 1.3 × floor + render(N); per-task overhead at the largest N within 1.15 × the first N's;
+peak task-process RSS < 400 MB and flat in N.
 """
 
 from __future__ import annotations
@@ -67,13 +73,21 @@ from video_pipeline.models import MAX_SEGMENTS_ENV, JobSpec, Manifest
 from video_pipeline.providers.storyboard import StoryboardProvider
 from video_pipeline.segmentation import segments_for
 from video_pipeline.storage import LocalStorage
-from video_pipeline_airflow.settings import CLIP_POOL, IMAGE_POOL
+from video_pipeline_airflow.settings import CLIP_POOL, IMAGE_POOL, NARRATION_POOL
 from video_pipeline_dev.local import LocalAirflow
 
 HEADING = "## Scale"
 NOOP_DAG = "bench_noop_fanout"
 GOAL_FACTOR = 1.3
 GOAL_RSS = 400 * 2**20
+GOAL_PER_TASK_GROWTH = 1.15
+MAX_ACTIVE_TASKS = 16  # both DAGs'
+#: The pipeline's mapped stages: task id, the floor's stage of the same shape, the pool it runs in.
+MAPPED_STAGES = (
+    ("narrate_segment", "stage_n", NARRATION_POOL),
+    ("generate_image", "stage_a", IMAGE_POOL),
+    ("animate_segment", "stage_b", CLIP_POOL),
+)
 
 
 @dataclass
@@ -84,6 +98,10 @@ class Render:
 
     def total(self, n: int) -> float:
         return n * (self.image_s + self.clip_s)
+
+    def per_task(self, task_id: str) -> float:
+        """In-process render time of one task of a mapped stage (narration: no voice, nothing spoken)."""
+        return {"generate_image": self.image_s, "animate_segment": self.clip_s}.get(task_id, 0.0)
 
 
 @dataclass
@@ -144,7 +162,7 @@ def stage_windows(airflow: LocalAirflow, dag_id: str, run_id: str) -> dict[str, 
 
 
 def run_size(airflow: LocalAirflow, n: int, duration: int, interval: float) -> SizeResult:
-    print(f"[scale] N={n}: no-op floor ({2 * n + 5} task instances)", flush=True)
+    print(f"[scale] N={n}: no-op floor ({3 * n + 5} task instances)", flush=True)
     floor_run = airflow.trigger(NOOP_DAG, {"n": n})
     wait_for_run(airflow, NOOP_DAG, floor_run, timeout=3 * 3600)
     floor = run_times(airflow, NOOP_DAG, floor_run)
@@ -193,6 +211,48 @@ def peak(
     return max(values, default=0)
 
 
+def per_task_table(results: list[SizeResult], render: Render, pools: dict[str, int], parallelism: int) -> str:
+    """Per mapped stage and N: a task's cost (window × slots ÷ N), its overhead (− render) and the floor's, each
+    with its ratio to the first N's; then the verdict on the growth goal at the largest N."""
+
+    def costs(r: SizeResult, task_id: str, floor: str, pool: str) -> tuple[float, float, float]:
+        slots = min(pools[pool], parallelism, MAX_ACTIVE_TASKS, r.n)
+        floor_slots = min(parallelism, MAX_ACTIVE_TASKS, r.n)
+        cost = r.stages[task_id] * slots / r.n
+        return cost, cost - render.per_task(task_id), r.floor_stages[floor] * floor_slots / r.n
+
+    first, rows, growth = results[0], [], {}
+    for r in results:
+        row: list[object] = [r.n]
+        for task_id, floor, pool in MAPPED_STAGES:
+            cost, overhead, floor_cost = costs(r, task_id, floor, pool)
+            _, base, floor_base = costs(first, task_id, floor, pool)
+            growth[task_id] = overhead / base if base > 0 else float("inf")
+            row.append(
+                f"{cost:.3f} s − {render.per_task(task_id):.3f} s = **{overhead:.3f} s** "
+                f"(×{growth[task_id]:.2f}); floor {floor_cost:.3f} s (×{floor_cost / floor_base:.2f})"
+            )
+        rows.append(row)
+    table = md_table(
+        [
+            "N",
+            *(
+                f"{task_id}: per task − render = overhead (× N={first.n}); floor"
+                for task_id, _, _ in MAPPED_STAGES
+            ),
+        ],
+        rows,
+    )
+    if len(results) < 2:
+        return table
+    worst = max(growth, key=lambda k: growth[k])
+    ok = growth[worst] <= GOAL_PER_TASK_GROWTH
+    return (
+        f"{table}\n\nPer-task overhead at N={results[-1].n} vs N={first.n} (goal ≤ ×{GOAL_PER_TASK_GROWTH}): "
+        f"largest growth ×{growth[worst]:.2f} ({worst}): {verdict(ok, 'grows with N')}."
+    )
+
+
 def report(
     results: list[SizeResult], render: Render, *, header: str, pools: dict[str, int], parallelism: int
 ) -> str:
@@ -204,7 +264,7 @@ def report(
         rows.append(
             [
                 r.n,
-                f"{r.floor.wall_s:.1f} s ({(2 * r.n + 5) / r.floor.wall_s:.1f} tasks/s)",
+                f"{r.floor.wall_s:.1f} s ({(3 * r.n + 5) / r.floor.wall_s:.1f} tasks/s)",
                 f"{render_n:.1f} s",
                 f"{budget:.1f} s",
                 f"**{r.pipeline.wall_s:.1f} s**",
@@ -216,7 +276,7 @@ def report(
     wall_table = md_table(
         [
             "N",
-            "floor: no-op DAG (2N+5 tasks)",
+            "floor: no-op DAG (3N+5 tasks)",
             "render(N) in-process",
             "goal 1.3 × floor + render",
             "pipeline wall",
@@ -229,7 +289,8 @@ def report(
     stage_rows = [
         [
             r.n,
-            f"{r.floor_stages['stage_a']:.1f} s / {r.floor_stages['stage_b']:.1f} s",
+            " / ".join(f"{r.floor_stages[floor]:.1f} s" for _, floor, _ in MAPPED_STAGES),
+            f"{r.stages['narrate_segment']:.1f} s",
             f"{r.stages['generate_image']:.1f} s",
             f"{r.n * render.image_s:.1f} s",
             f"{r.stages['animate_segment']:.1f} s",
@@ -245,7 +306,8 @@ def report(
     stage_table = md_table(
         [
             "N",
-            "floor: mapped stages a / b",
+            "floor: mapped stages n / a / b",
+            "narration stage",
             "images stage",
             "N × image render",
             "clips stage",
@@ -309,6 +371,11 @@ def report(
             wall_table,
             "Where the time goes (windows from the task instances' start/end dates):",
             stage_table,
+            f"Per-task cost of each mapped stage: window × task slots ÷ N, the slot-seconds a task took (slots: "
+            "the stage's pool, at most the "
+            f"parallelism {parallelism}, `max_active_tasks` {MAX_ACTIVE_TASKS} and N; the floor's: the same but "
+            "the pool), minus the render per task (in-process) = the overhead:",
+            per_task_table(results, render, pools, parallelism),
             "Memory (psutil RSS every sample interval; task process = `airflow worker -- <ti id>`, the "
             "process that runs the task's code):",
             rss_table,
@@ -348,12 +415,14 @@ def main() -> None:
             f"Machine: {machine()}.",
             f"Command: `{command_line()}`.",
             bytecode_note(enabled=not args.no_bytecode_cache),
-            "Goal: pipeline wall ≤ 1.3 × the no-op floor + render time; peak task-process RSS < 400 MB, flat "
-            "in N. Measured: the whole job (images, clips, assemble, publish) with `approval: none`.",
+            "Goal: pipeline wall ≤ 1.3 × the no-op floor + render time; per-task overhead of each mapped stage "
+            f"at the largest N ≤ ×{GOAL_PER_TASK_GROWTH} the first N's; peak task-process RSS < 400 MB, flat in N. "
+            "Measured: the whole job (narration without a voice, images, clips, assemble, publish) with "
+            "`approval: none`.",
         ]
     )
     # The job's segment cap, for Airflow and for this process (it reads the manifests back).
-    segment_cap = str(max(max(sizes), 500))
+    segment_cap = str(max(max(sizes), 1024))
     os.environ[MAX_SEGMENTS_ENV] = segment_cap
     tmp = Path(tempfile.mkdtemp(prefix="vp-bench-scale-"))
     print(f"[scale] render sample: {sample} segments in-process", flush=True)
@@ -364,14 +433,15 @@ def main() -> None:
         bytecode_cache=not args.no_bytecode_cache,
         dag_files=[PIPELINE_DAG, BENCH_DAGS / "bench_noop_fanout.py"],
         parallelism=args.parallelism,
-        extra_env={MAX_SEGMENTS_ENV: segment_cap},
+        # Airflow refuses to map over more than [core] max_map_length items (default 1024).
+        extra_env={MAX_SEGMENTS_ENV: segment_cap, "AIRFLOW__CORE__MAX_MAP_LENGTH": segment_cap},
     )
     airflow.pool_slots = args.pool_slots
     results = []
     with airflow:
         wait_for_dag(airflow, NOOP_DAG)
         pools = {}
-        for name in (IMAGE_POOL, CLIP_POOL):
+        for name in (NARRATION_POOL, IMAGE_POOL, CLIP_POOL):
             response = airflow.api("GET", f"/api/v2/pools/{name}")
             response.raise_for_status()
             pools[name] = int(response.json()["slots"])

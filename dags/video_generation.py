@@ -29,13 +29,10 @@ from airflow.sdk import dag, task
 
 from video_pipeline_airflow import stages
 from video_pipeline_airflow.operators.gate import ApprovalGateOperator
+from video_pipeline_airflow.operators.mapped_segment import SEGMENT_MAP_INDEX_TEMPLATE
 from video_pipeline_airflow.operators.narration import NarrateSegmentOperator
 from video_pipeline_airflow.operators.publish import PublishOperator
-from video_pipeline_airflow.operators.segment import (
-    SEGMENT_MAP_INDEX_TEMPLATE,
-    AnimateSegmentOperator,
-    GenerateImageOperator,
-)
+from video_pipeline_airflow.operators.segment import AnimateSegmentOperator, GenerateImageOperator
 from video_pipeline_airflow.params import job_spec_params
 from video_pipeline_airflow.settings import CLIP_POOL, IMAGE_POOL, NARRATION_POOL
 
@@ -64,7 +61,7 @@ SEGMENT_TASK: dict[str, Any] = {
 )
 def video_generation() -> None:
     @task
-    def validate_job(**context: Any) -> list[dict[str, Any]]:
+    def validate_job(**context: Any) -> list[int]:
         return stages.validate_job(context)
 
     @task(execution_timeout=timedelta(hours=2))  # a hostile clip cannot hold a worker for ever (README)
@@ -72,21 +69,34 @@ def video_generation() -> None:
         return stages.assemble(job, segments)
 
     validated = validate_job()
-    # validate_job returns the segments (Airflow maps only over a task's return value) and names its other
-    # parts as XCom keys (stages.VALIDATED_PARTS): the spec, its settings (the spec without its N segments:
-    # what each segment's task needs) and the segment count.
+    # validate_job returns the segment numbers (Airflow maps only over a task's return value, and gives every
+    # mapped task all of it when the task is not mapped itself) and hands each segment off in storage, where
+    # its task reads it (segment_from). Its other parts are XCom keys (stages.VALIDATED_PARTS): the spec, its
+    # settings (the spec without its N segments: what each segment's task needs) and the segment count.
     job, settings, total = (validated[part] for part in stages.VALIDATED_PARTS)
     narrated = NarrateSegmentOperator.partial(
-        task_id="narrate_segment", job=settings, total=total, pool=NARRATION_POOL, **SEGMENT_TASK
+        task_id="narrate_segment",
+        job=settings,
+        total=total,
+        segment_from="validate_job",
+        pool=NARRATION_POOL,
+        **SEGMENT_TASK,
     ).expand(segment=validated)
+    # A mapped upstream's output is read item by item: each image task gets its own narrated segment.
     images = GenerateImageOperator.partial(
         task_id="generate_image", job=settings, total=total, pool=IMAGE_POOL, **SEGMENT_TASK
     ).expand(segment=narrated.output)
+    # The images gate, like validate_job, returns numbers and hands the approved segments off.
     approved_images = ApprovalGateOperator(
-        task_id="images_gate", stage="images", job=job, segments=images.output
+        task_id="images_gate", stage="images", job=job, segments=images.output, hands_off=True
     )
     clips = AnimateSegmentOperator.partial(
-        task_id="animate_segment", job=settings, total=total, pool=CLIP_POOL, **SEGMENT_TASK
+        task_id="animate_segment",
+        job=settings,
+        total=total,
+        segment_from="images_gate",
+        pool=CLIP_POOL,
+        **SEGMENT_TASK,
     ).expand(segment=approved_images.output)
     approved_clips = ApprovalGateOperator(task_id="clips_gate", stage="clips", job=job, segments=clips.output)
     final = assemble(job, approved_clips.output)

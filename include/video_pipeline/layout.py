@@ -85,15 +85,21 @@ class JobLayout:
         """Where one run's progress milestones live: ``progress/runs/<run>/r<round>/<stage>/…``."""
         return f"{self.root}/progress/runs/{run_key(run_id)}"
 
-    def progress_done(self, run_id: str, round_: int, stage: str) -> str:
-        """The folder of a run's (and redo round's) completion markers for one stage."""
-        return f"{self.progress_run(run_id)}/r{round_}/{stage}/done"
+    def progress_stage(self, run_id: str, round_: int, stage: str) -> str:
+        """The folder of a run's (and redo round's) progress for one stage."""
+        return f"{self.progress_run(run_id)}/r{round_}/{stage}"
 
-    def progress_marker(self, run_id: str, round_: int, stage: str, index: int) -> str:
-        return f"{self.progress_done(run_id, round_, stage)}/{index:03d}"
+    def progress_counted(self, run_id: str, round_: int, stage: str, index: int) -> str:
+        """Created exclusively when segment ``index`` is first counted; then holds its completion number."""
+        return f"{self.progress_stage(run_id, round_, stage)}/counted/{index:03d}.json"
+
+    def progress_ticket(self, run_id: str, round_: int, stage: str, count: int) -> str:
+        """Completion number ``count`` (1, 2, …), created exclusively by the segment it counts (it holds the
+        segment's number)."""
+        return f"{self.progress_stage(run_id, round_, stage)}/tickets/{count:05d}"
 
     def progress_event(self, run_id: str, round_: int, stage: str, count: int) -> str:
-        return f"{self.progress_run(run_id)}/r{round_}/{stage}/events/{count:05d}.json"
+        return f"{self.progress_stage(run_id, round_, stage)}/events/{count:05d}.json"
 
     def gate_reminder(self, run_id: str, stage: str, opened_at: str, name: str) -> str:
         """Created exclusively by whoever sends reminder ``name`` of one opening of a gate (``opened_at``: its
@@ -142,6 +148,11 @@ class JobLayout:
     def stopped(self) -> str:
         """The whole job submits nothing more (e.g. the provider account ran out of credits)."""
         return f"{self.root}/STOPPED"
+
+    def handoff(self, run_id: str, step: str, index: int) -> str:
+        """Segment ``index`` as the sequential step ``step`` (a task id) handed it to the mapped stage after it
+        (``video_pipeline.handoff``)."""
+        return f"{self.root}/runs/{run_key(run_id)}/handoff/{step}/{index:03d}.json"
 
     def run_stopped(self, run_id: str) -> str:
         """One run of the job submits nothing more (it was stopped, rejected or failed)."""

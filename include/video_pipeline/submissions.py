@@ -35,6 +35,7 @@ from pydantic import BaseModel, Field
 
 from video_pipeline.layout import IN_FLIGHT_PREFIX, CacheKind, JobLayout
 from video_pipeline.models import SpendEvent, SpendEventKind, SpendStage, utcnow
+from video_pipeline.sequence import last_taken
 from video_pipeline.storage import ObjectNotFound, Storage
 
 SubmissionState = Literal["submitting", "submitted", "ambiguous"]
@@ -228,8 +229,9 @@ def _read_entry(storage: Storage, job_id: str, seq: int) -> SpendEvent:
 
 
 def _latest(storage: Storage, job_id: str) -> SpendEvent | None:
-    seqs = [s for key in storage.list(JobLayout(job_id).spend) if (s := _entry_seq(key)) is not None]
-    return _read_entry(storage, job_id, max(seqs)) if seqs else None
+    """The newest entry, found in O(log n) HEADs: entries are numbered 1…n without gaps (``append_spend``)."""
+    seq = last_taken(storage, JobLayout(job_id).spend_entry)
+    return _read_entry(storage, job_id, seq) if seq else None
 
 
 def append_spend(

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from video_pipeline.claims import Claim, JobClaimed, RunIsActive, claim_job, current_claim, release_claim
 from video_pipeline.costs import check_affordable, stage_estimates
+from video_pipeline.handoff import hand_off
 from video_pipeline.manifest import begin_run, load_manifest, mark_run_ended, merge_segments, save_manifest
 from video_pipeline.manifest import end_run as manifest_end_run
 from video_pipeline.media.audio_track import check_stored_track
@@ -61,14 +62,16 @@ class InvalidJobSpec(AirflowFailException):
     """The job spec cannot run: fails the run at once (no retry), before any provider is called."""
 
 
-def validate_job(context: Context) -> list[dict[str, Any]]:
+def validate_job(context: Context) -> list[int]:
     """Validate the trigger conf as a JobSpec, hold it to the deployment's policy, check its audio track, split
     it into segments, and start the manifest. All of it before any provider call: a spec that cannot finish is
     refused before anything is spent, with the field named.
 
-    Returns the segments (what the image stage maps over); the validated spec, its settings (what each
-    segment's task needs) and the segment count go to the XCom keys ``job``, ``settings`` and ``total``
-    (Airflow maps only over a task's return value).
+    Returns the segment numbers (what the first mapped stage maps over) and hands each segment off in
+    storage for its task to read (:mod:`video_pipeline.handoff`: returning the segments themselves would make
+    every mapped task read all N). The validated spec, its settings (what each segment's task needs) and the
+    segment count go to the XCom keys ``job``, ``settings`` and ``total`` (Airflow maps only over a task's
+    return value).
     """
     # The conf laid over the Params, whose defaults are the spec's own (params.py); None is a form field left
     # empty, which means the spec's default too.
@@ -120,7 +123,7 @@ def validate_job(context: Context) -> list[dict[str, Any]]:
     }
     for key in VALIDATED_PARTS:
         context["ti"].xcom_push(key=key, value=parts[key])
-    return [s.model_dump(mode="json") for s in segments]
+    return hand_off(storage, job.job_id, run_id, context["ti"].task_id, segments)
 
 
 def check_provider_ready(job: JobSpec) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.definitions.mappedoperator import MappedOperator
+from airflow.sdk.definitions.xcom_arg import PlainXComArg
 from airflow.serialization.definitions.param import SerializedParamsDict
 
 from video_pipeline.approval import gate_task_id
@@ -71,6 +72,28 @@ def test_segment_tasks_get_the_settings_not_the_whole_spec(dagbag: DagBag) -> No
     gate = dag.get_task("images_gate")
     assert isinstance(gate, ApprovalGateOperator)
     assert (gate.job.operator.task_id, gate.job.key) == ("validate_job", "job")
+
+
+def test_mapped_tasks_after_a_sequential_step_read_their_own_segment(dagbag: DagBag) -> None:
+    """Airflow gives every task mapped over an unmapped task's return value all of it: such a step returns
+    segment numbers and hands the segments off, and its mapped tasks read theirs (segment_from)."""
+    dag = dagbag.dags["video_generation"]
+    for task_id, step in (
+        ("narrate_segment", "validate_job"),
+        ("generate_image", None),
+        ("animate_segment", "images_gate"),
+    ):
+        task = dag.get_task(task_id)
+        assert isinstance(task, MappedOperator), task_id
+        mapped = task.expand_input.value
+        assert isinstance(mapped, dict) and isinstance(mapped["segment"], PlainXComArg), task_id
+        upstream = mapped["segment"].operator
+        assert task.partial_kwargs.get("segment_from") == step, task_id
+        assert upstream.is_mapped == (step is None), task_id  # a mapped upstream is read item by item
+        if step is not None:
+            assert upstream.task_id == step, task_id
+    gates = [dag.get_task(task_id) for task_id in ("images_gate", "clips_gate")]
+    assert [isinstance(gate, ApprovalGateOperator) and gate.hands_off for gate in gates] == [True, False]
 
 
 def test_generation_tasks_retry_with_backoff(dagbag: DagBag) -> None:

@@ -13,6 +13,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG
 from airflow.sdk.definitions.param import process_params
 
+from video_pipeline.handoff import handed_off
 from video_pipeline.media.ffmpeg import run_ffmpeg
 from video_pipeline.models import JobSpec
 from video_pipeline.storage import LocalStorage
@@ -29,6 +30,7 @@ class TaskInstance:
     ended, so the next one takes its claim over."""
 
     dag_id = "video_generation"
+    task_id = "validate_job"
 
     def __init__(self) -> None:
         self.xcom: dict[str, Any] = {}
@@ -49,7 +51,10 @@ def storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalStorage:
     return LocalStorage(tmp_path)
 
 
-def validate(conf: dict[str, Any], run_id: str = "manual__2026-01-01T00:00:00+00:00") -> TaskInstance:
+RUN_ID = "manual__2026-01-01T00:00:00+00:00"
+
+
+def validate(conf: dict[str, Any], run_id: str = RUN_ID) -> TaskInstance:
     with DAG("video_generation", schedule=None, params=job_spec_params(EXAMPLES / "demo.json")) as dag:
         task = EmptyOperator(task_id="validate_job")
     ti = TaskInstance()
@@ -86,7 +91,9 @@ def test_a_conf_without_seed_gets_the_specs_default_and_empty_form_fields_are_de
     }
     ti = validate(conf)
     assert ti.xcom["job"]["seed"] == JobSpec.model_fields["seed"].default == 0
-    assert [segment["seed"] for segment in ti.xcom["returned"]] == [1, 2]  # segment n: seed + n
+    assert ti.xcom["returned"] == [1, 2]  # the numbers to map over; each task reads its own segment
+    handed = [handed_off(storage, "no-seed", RUN_ID, "validate_job", n) for n in ti.xcom["returned"]]
+    assert [segment.seed for segment in handed] == [1, 2]  # segment n: seed + n
 
 
 def test_a_triggered_run_may_carry_its_parents_openlineage_ids(storage: LocalStorage) -> None:

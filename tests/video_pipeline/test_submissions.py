@@ -7,6 +7,7 @@ import multiprocessing
 import random
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,6 +80,36 @@ def test_no_budget_means_no_limit(storage: Storage) -> None:
     for n in range(5):
         reserve_credits(storage, "job", None, record(credits=1000, index=n + 1))
     assert credits_spent(storage, "job") == 5000
+
+
+class NoListing:
+    """Storage that refuses listings and counts the other calls."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.calls = 0
+
+    def list(self, prefix: str) -> None:
+        raise AssertionError(f"listed {prefix}")
+
+    def __getattr__(self, name: str) -> object:
+        self.calls += 1
+        return getattr(self.storage, name)
+
+
+def test_the_budget_check_finds_the_latest_entry_without_listing_the_ledger(tmp_path: Path) -> None:
+    counted = NoListing(LocalStorage(tmp_path))
+    storage: Any = counted
+    calls = {}
+    for n in range(1, 1025):
+        counted.calls = 0
+        reserve_credits(storage, "job", 2000, record(credits=1, index=n))
+        calls[n] = counted.calls
+    assert credits_spent(storage, "job") == 1024
+    # O(log n): a HEAD per power of two and as many to bisect, one read, one create
+    assert calls[2] <= 6 and calls[1024] <= 2 * 11 + 3
+    with pytest.raises(BudgetExceeded, match="1024 spent or reserved"):
+        reserve_credits(storage, "job", 1024, record(credits=1, index=1))
 
 
 def race_reservations(root: str, budget: int, cost: float, start: threading.Barrier | None) -> bool:

@@ -41,6 +41,7 @@ from video_pipeline.approval import (
 from video_pipeline.costs import stage_estimates, takes_estimate
 from video_pipeline.gate_form import build_preview, gate_body, gate_subject, inert, takes_line
 from video_pipeline.generation import make_takes
+from video_pipeline.handoff import hand_off
 from video_pipeline.manifest import decisions_for, load_manifest, merge_segments, save_manifest
 from video_pipeline.models import Decision, JobSpec, Manifest, SegmentStatus, Stage, VideoSegment, utcnow
 from video_pipeline.narration import NotSpoken
@@ -142,7 +143,11 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
 
     :param stage: which gate, ``"images"`` or ``"clips"``: the segments it shows and the status it approves.
     :param job: the job spec as a dict (templated: the validated spec from ``validate_job``).
-    :param segments: the segments to review, as dicts (templated: the mapped stage's output).
+    :param segments: the segments to review, as dicts (templated: the mapped stage's output, read in one
+        request).
+    :param hands_off: whether a mapped stage follows: the approved segments are then handed off in storage
+        (:mod:`video_pipeline.handoff`) and the gate returns their numbers, so that each mapped task reads its
+        own segment instead of all of them; otherwise it returns the approved segments as dicts.
     :param kwargs: passed to ``HITLOperator``/``BaseOperator`` (``task_id`` and the like); ``params`` is
         dropped: the DAG's trigger params are not the form's fields.
     """
@@ -151,12 +156,15 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
     inherits_from_skipmixin = True
     ui_color = "#fff4cc"
 
-    def __init__(self, *, stage: Stage, job: Any, segments: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *, stage: Stage, job: Any, segments: Any, hands_off: bool = False, **kwargs: Any
+    ) -> None:
         kwargs.pop("params", None)  # the DAG's trigger params are not form fields of the gate
         super().__init__(subject=f"Review {stage}", options=OPTIONS, params=form_params(), **kwargs)
         self.stage: Stage = stage
         self.job = job
         self.segments = segments
+        self.hands_off = hands_off
 
     # -- waiting ---------------------------------------------------------------------------------------
 
@@ -166,7 +174,10 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
         manifest = self._manifest(storage, job)
         run_id = context["run_id"]
         if self.stage not in manifest.gates_opened_at:  # later rounds keep their redone segments
-            merge_segments(manifest, [VideoSegment.model_validate(s) for s in self.segments or []])
+            # One request for the whole stage: iterating Airflow's lazy sequence of a mapped task's output
+            # asks for each item on its own (N requests).
+            outputs = (self.segments or [])[:]
+            merge_segments(manifest, [VideoSegment.model_validate(s) for s in outputs])
 
         recorded = [d for d in decisions_for(manifest, run_id, self.stage) if d.decision != "redo"]
         if recorded:  # a retry or clear after the decision was taken: replay it, never ask again
@@ -599,6 +610,10 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
                 segment.status = APPROVED_STATUS[self.stage]
             manifest.status = "running"
             save_manifest(storage, manifest)
+            if self.hands_off:
+                return hand_off(
+                    storage, manifest.job.job_id, context["run_id"], self.task_id, manifest.segments
+                )
             return [s.model_dump(mode="json") for s in manifest.segments]
 
         for segment in manifest.segments:

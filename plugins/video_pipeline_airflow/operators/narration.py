@@ -8,10 +8,9 @@ left a ``submitting`` record is still active, and turns :class:`NotSpoken` into 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context, get_current_context
+from airflow.sdk import Context, get_current_context
 from airflow.sdk.exceptions import AirflowFailException
 
 from video_pipeline.models import JobSettings, JobSpec, VideoSegment
@@ -23,33 +22,26 @@ from video_pipeline.submissions import Attempt, Submission
 from video_pipeline_airflow.hooks.provider import ProviderHook
 from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.notify import notify
+from video_pipeline_airflow.operators.mapped_segment import MappedSegmentOperator
 from video_pipeline_airflow.runs import run_checker
 
 
-class NarrateSegmentOperator(BaseOperator):
+class NarrateSegmentOperator(MappedSegmentOperator):
     """Speaks (or reuses from the cache) one segment's narration and fits the segment to it.
 
     :param job: the job's settings (``JobSettings`` as JSON; templated).
-    :param segment: the segment (``VideoSegment`` as JSON; templated, mapped over).
+    :param segment: the segment (``VideoSegment`` as JSON), or its number when ``segment_from`` handed it off
+        (templated, mapped over).
     :param total: the number of segments (progress milestones; templated).
+    :param segment_from: the task id of the step that handed the segments off, when ``segment`` is a number.
     :param conn_ids: connection id per voice provider name, where not the provider's own (``<provider>_default``).
     """
 
-    template_fields: Sequence[str] = ("job", "segment", "total")
     ui_color = "#eef8e8"
-
-    def __init__(
-        self, *, job: Any, segment: Any, total: Any, conn_ids: dict[str, str] | None = None, **kwargs: Any
-    ) -> None:
-        super().__init__(**kwargs)
-        self.job = job
-        self.segment = segment
-        self.total = total
-        self.conn_ids = dict(conn_ids or {})
 
     def execute(self, context: Context) -> dict[str, Any]:
         job = JobSettings.of(self.job)
-        segment = VideoSegment.model_validate(self.segment)
+        segment = self.read_segment(context.get("run_id"))
         storage = get_storage()
         endpoint = None
         if job.voice is not None and segment.narration:

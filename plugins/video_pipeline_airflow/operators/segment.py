@@ -22,12 +22,12 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from airflow.sdk import BaseOperator, Context, get_current_context
+from airflow.sdk import Context, get_current_context
 from airflow.sdk.exceptions import AirflowFailException
 from tenacity import Retrying, before_sleep_log, stop_after_delay, wait_exponential
 
@@ -78,6 +78,7 @@ from video_pipeline_airflow import metrics
 from video_pipeline_airflow.hooks.provider import ProviderHook
 from video_pipeline_airflow.hooks.storage import get_storage
 from video_pipeline_airflow.notify import notify
+from video_pipeline_airflow.operators.mapped_segment import MappedSegmentOperator
 from video_pipeline_airflow.runs import run_checker
 from video_pipeline_airflow.settings import (
     PROVIDER_TIMEOUT_VARIABLE,
@@ -87,11 +88,6 @@ from video_pipeline_airflow.settings import (
 )
 from video_pipeline_airflow.triggers.provider import ProviderTaskTrigger
 from video_pipeline_airflow.triggers.settle import settle_deadline
-
-#: Shows each mapped task as ``seg 007 – "a red fox at dawn"`` in the grid.
-SEGMENT_MAP_INDEX_TEMPLATE = (
-    "seg {{ '%03d' % task.segment['index'] }} – \"{{ task.segment['prompt'] | truncate(40, True, '…', 0) }}\""
-)
 
 Step = Callable[[Storage, JobSettings, VideoSegment, LocalProvider, int], VideoSegment]
 
@@ -131,28 +127,23 @@ class UseFallback(Exception):
         self.error = error
 
 
-class SegmentOperator(BaseOperator):
+class SegmentOperator(MappedSegmentOperator):
     """One segment's image or clip: from the cache, rendered locally, or made by a paid remote provider.
 
     :param job: the job's settings (``JobSettings`` as JSON; templated).
-    :param segment: the segment (``VideoSegment`` as JSON; templated, mapped over).
+    :param segment: the segment (``VideoSegment`` as JSON), or its number when ``segment_from`` handed it off
+        (templated, mapped over).
     :param total: the number of segments (progress milestones; templated).
+    :param segment_from: the task id of the step that handed the segments off, when ``segment`` is a number.
     :param conn_ids: connection id per provider name, where not the provider's own (``<provider>_default``).
     """
 
-    template_fields: Sequence[str] = ("job", "segment", "total")
     stage: ClassVar[Stage]
     started_field: ClassVar[str]
     finished_field: ClassVar[str]
 
-    def __init__(
-        self, *, job: Any, segment: Any, total: Any, conn_ids: dict[str, str] | None = None, **kwargs: Any
-    ) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.job = job
-        self.segment = segment
-        self.total = total
-        self.conn_ids = dict(conn_ids or {})
         #: The gate round whose redo this task makes (progress is counted per round); 1: the stage itself.
         self.progress_round = 1
         self._inflight: Submission | None = None
@@ -185,7 +176,7 @@ class SegmentOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         job = JobSettings.of(self.job)
-        segment = VideoSegment.model_validate(self.segment)
+        segment = self.read_segment(context.get("run_id"))
         return self._takes_from(context, get_storage(), job, segment, utcnow(), take=1, made=[])
 
     def _takes_from(
@@ -495,7 +486,7 @@ class SegmentOperator(BaseOperator):
         """Take ``take``'s provider task ended: store its output, then go on with the next take (``made``: the
         takes stored before it). A deferral made before takes existed carries neither: one take."""
         job = JobSettings.of(self.job)
-        segment = VideoSegment.model_validate(self.segment)
+        segment = self.read_segment(context.get("run_id"))
         storage = get_storage()
         # The plan made at submission (re-planning would hash the image as it is *now*). A deferral made
         # before plans travelled with it has none: re-plan then.
@@ -665,8 +656,10 @@ class GenerateImageOperator(SegmentOperator):
     """Generates (or reuses from the cache) one segment's image.
 
     :param job: the job's settings (``JobSettings`` as JSON; templated).
-    :param segment: the segment (``VideoSegment`` as JSON; templated, mapped over).
+    :param segment: the segment (``VideoSegment`` as JSON), or its number when ``segment_from`` handed it off
+        (templated, mapped over).
     :param total: the number of segments (progress milestones; templated).
+    :param segment_from: the task id of the step that handed the segments off, when ``segment`` is a number.
     :param conn_ids: connection id per provider name, where not the provider's own.
     """
 
@@ -687,8 +680,10 @@ class AnimateSegmentOperator(SegmentOperator):
     """Turns one approved image into a clip; fails clearly if the image object is missing.
 
     :param job: the job's settings (``JobSettings`` as JSON; templated).
-    :param segment: the segment (``VideoSegment`` as JSON; templated, mapped over).
+    :param segment: the segment (``VideoSegment`` as JSON), or its number when ``segment_from`` handed it off
+        (templated, mapped over).
     :param total: the number of segments (progress milestones; templated).
+    :param segment_from: the task id of the step that handed the segments off, when ``segment`` is a number.
     :param conn_ids: connection id per provider name, where not the provider's own.
     """
 

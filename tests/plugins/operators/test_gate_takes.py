@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
-from tests.plugins.operators.test_gate import GateHarness, spec
+from tests.plugins.operators.test_gate import RUN_ID, GateHarness, spec
 from tests.plugins.operators.test_gate_paid_redo import finish
 from video_pipeline.submissions import credits_spent, job_submissions
 from video_pipeline_airflow.operators import gate as gate_module
+from video_pipeline_airflow.operators.segment import AnimateSegmentOperator
 from video_pipeline_dev.fake_runway import FakeRunway, point_pipeline_at
 
 KEY = "rk_gate_takes_canary_93"
@@ -105,6 +106,32 @@ def test_picks_on_a_redo_apply_to_the_segments_it_keeps(
     # the picks stay: an approve without picks keeps take 2 of segment 1
     approved = harness.answer("Approve", {})
     assert approved[0]["image_key"] == "jobs/gate-redo-pick/images/001.t2.png"
+
+
+def test_a_gate_that_hands_off_returns_numbers_and_each_clip_task_reads_the_redone_or_picked_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The images gate before the mapped clips: what each clip task reads is what the gate approved."""
+    harness = GateHarness(tmp_path, monkeypatch, "images", takes_spec("gate-hand-off"))
+    harness.gate.hands_off = True
+    harness.answer("Redo segments", {"segments": ["2"], "picks": {"1": 2}})
+    redone = harness.manifest().segments[1]
+    assert harness.answer("Approve", {}) == [1, 2]
+    monkeypatch.setenv("AIRFLOW_VAR_VIDEO_PIPELINE_STORAGE_URL", harness.storage.url)
+    read = [
+        AnimateSegmentOperator(
+            task_id="animate_segment",
+            job={"job_id": "gate-hand-off"},
+            segment=n,
+            total=2,
+            segment_from="images_gate",
+        ).read_segment(RUN_ID)
+        for n in (1, 2)
+    ]
+    assert (read[0].image_key, read[0].image_pick) == ("jobs/gate-hand-off/images/001.t2.png", 2)
+    assert (
+        read[1] == redone.model_copy(update={"status": read[1].status}) and read[1].status == "image_approved"
+    )
 
 
 def test_a_pick_at_the_clips_gate_picks_the_clip_and_keeps_the_picked_image(
