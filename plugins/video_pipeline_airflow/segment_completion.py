@@ -115,12 +115,12 @@ class Handoff:
 
 @dataclass(frozen=True)
 class Completed:
-    """What :func:`complete_in_triggerer` did: ``xcom`` set: the task is finished (end it with it);
-    ``stored`` set: the take is stored but finishing failed (the worker takes it from there); neither: it
-    declined (``why``), and the worker decides as it always did."""
+    """What :func:`complete_in_triggerer` did: ``xcom`` set: the segment is finished (end the task with it as
+    its return value); only ``stored`` (the take's JSON) set: the take is stored but finishing failed (the
+    worker finishes it from there); neither: it declined (``why``), and the worker decides as it always did."""
 
-    xcom: dict[str, Any] | None = None
     stored: dict[str, Any] | None = None
+    xcom: dict[str, Any] | None = None
     why: str = ""
 
 
@@ -170,4 +170,4 @@ def complete_in_triggerer(
             "%s: take stored, but finishing it here failed (%s); a worker finishes it", segment.label, exc
         )
         return Completed(stored=stored, why=str(exc))
-    return Completed(xcom=xcom)
+    return Completed(stored=stored, xcom=xcom)

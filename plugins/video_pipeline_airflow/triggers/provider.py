@@ -38,7 +38,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from video_pipeline.providers.port import AsyncRemoteClient, ProviderError, RemoteStatus, TaskState
-from video_pipeline_airflow import stop_handlers
+from video_pipeline_airflow import compat, stop_handlers
 from video_pipeline_airflow.hooks.provider import ProviderHook
 from video_pipeline_airflow.segment_completion import Handoff, complete_in_triggerer
 from video_pipeline_airflow.triggers.settle import wait_until_settled
@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 #: Up to this fraction is added to each poll interval, so tasks submitted together do not poll in lockstep.
 POLL_JITTER = 0.25
+#: The XCom key of a task's return value.
+RETURN_VALUE = "return_value"
 #: Threads finishing segments in one triggerer at once (mostly waiting on downloads and storage). A pool of
 #: its own: the event loop's default executor also serves Airflow's sync-to-async calls, which slow downloads
 #: must not starve.
@@ -76,8 +78,8 @@ class ProviderTaskTrigger(BaseTrigger):
     Fires one event: ``{"event": "done", …RemoteStatus}`` when the task ended (succeeded, failed or cancelled;
     never with output URLs), ``{"event": "error", …}`` when polling itself failed after the client's retries,
     or ``{"event": "timeout", …}`` at the deadline (with whether the cancel went through). With ``handoff``, a
-    task that succeeded ends the segment task instead (``TaskSuccessEvent`` with its XCom), or fires ``done``
-    with ``stored`` (the take's JSON) when the take was stored but finishing it failed.
+    task that succeeded ends the segment task instead (its return value set, then ``TaskSuccessEvent``), or
+    fires ``done`` with ``stored`` (the take's JSON) when the take was stored but finishing it failed.
 
     :param provider: the provider's registry name.
     :param provider_task_id: the provider task to poll.
@@ -230,14 +232,37 @@ class ProviderTaskTrigger(BaseTrigger):
         except Exception as exc:
             self.log.warning("%s: not finished here (%s); a worker resumes the task", self._label(), exc)
             return TriggerEvent(done)
-        if completed.xcom is not None:
-            self.log.info("%s: output stored; the task ends here", self._label())
-            return TaskSuccessEvent(xcoms={"return_value": completed.xcom})
         if completed.stored is None:
             self.log.info(
                 "%s: not finished here (%s); a worker resumes the task", self._label(), completed.why
             )
-        return TriggerEvent({**done, "stored": completed.stored} if completed.stored is not None else done)
+            return TriggerEvent(done)
+        if completed.xcom is not None:
+            try:
+                await self._set_return_value(completed.xcom)
+            except Exception as exc:
+                self.log.warning(
+                    "%s: could not set the task's XCom (%s); a worker finishes it", self._label(), exc
+                )
+            else:
+                self.log.info("%s: output stored; the task ends here", self._label())
+                return TaskSuccessEvent()
+        return TriggerEvent({**done, "stored": completed.stored})
+
+    async def _set_return_value(self, value: dict[str, Any]) -> None:
+        """The segment task's return value, through the XCom backend as the task itself would set it (not
+        ``TaskSuccessEvent(xcoms=…)``: those reach downstream tasks JSON-encoded twice in Airflow 3.3.2)."""
+        ti = self.task_instance
+        if ti is None:
+            raise RuntimeError("the triggerer gave this trigger no task instance")
+        await compat.xcom_backend().aset(
+            RETURN_VALUE,
+            value,
+            dag_id=ti.dag_id,
+            task_id=ti.task_id,
+            run_id=ti.run_id,
+            map_index=-1 if ti.map_index is None else ti.map_index,
+        )
 
     async def _time_out(self, client: AsyncRemoteClient, last_status: str) -> TriggerEvent:
         try:

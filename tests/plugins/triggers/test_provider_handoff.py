@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from video_pipeline.progress import ProgressEvent
 from video_pipeline.segmentation import segments_for
 from video_pipeline.storage import LocalStorage
 from video_pipeline.submissions import job_submissions, ledger, stop_run
+from video_pipeline_airflow import compat
 from video_pipeline_airflow.operators.segment import GenerateImageOperator
 from video_pipeline_airflow.triggers.provider import ProviderTaskTrigger
 from video_pipeline_dev.fake_runway import FakeRunway, point_pipeline_at
@@ -66,21 +68,47 @@ def deferred(op: GenerateImageOperator) -> TaskDeferred:
     return caught.value
 
 
+#: The task instance the triggerer hands the trigger (``trigger.task_instance``).
+TI = SimpleNamespace(dag_id="video_generation", task_id="generate_image", run_id=RUN_ID, map_index=0)
+
+
+class XComStore:
+    """Stands in for the XCom backend behind the triggerer's supervisor: keeps what a trigger sets, as JSON."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, str, str, int, str], Any] = {}
+
+    async def aset(
+        self, key: str, value: Any, *, dag_id: str, task_id: str, run_id: str, map_index: int
+    ) -> None:
+        self.values[(dag_id, task_id, run_id, map_index, key)] = json.loads(json.dumps(value))
+
+
+@pytest.fixture
+def xcoms(monkeypatch: pytest.MonkeyPatch) -> XComStore:
+    store = XComStore()
+    monkeypatch.setattr(compat, "xcom_backend", lambda: store)
+    return store
+
+
 def restarted(trigger: ProviderTaskTrigger) -> ProviderTaskTrigger:
-    """The trigger as a (re)started triggerer re-creates it: from its serialized kwargs only."""
+    """The trigger as a (re)started triggerer re-creates it: from its serialized kwargs, with its task
+    instance."""
     path, kwargs = trigger.serialize()
     assert path == "video_pipeline_airflow.triggers.provider.ProviderTaskTrigger"
-    return ProviderTaskTrigger(**json.loads(json.dumps(kwargs)))
+    recreated = ProviderTaskTrigger(**json.loads(json.dumps(kwargs)))
+    recreated.task_instance = TI  # type: ignore[assignment]
+    return recreated
 
 
 async def first_event(trigger: ProviderTaskTrigger) -> TriggerEvent:
     return await asyncio.wait_for(trigger.run().__anext__(), 30)
 
 
-def ended_with(event: TriggerEvent) -> dict[str, Any]:
-    """The XCom a task ended by the trigger gets (its ``return_value``)."""
-    assert isinstance(event, TaskSuccessEvent) and event.xcoms is not None
-    value = event.xcoms["return_value"]
+def ended_with(event: TriggerEvent, xcoms: XComStore) -> dict[str, Any]:
+    """The return value of a task the trigger ended (set through the XCom backend before the event)."""
+    assert isinstance(event, TaskSuccessEvent) and not event.xcoms
+    value = xcoms.values[(TI.dag_id, TI.task_id, TI.run_id, TI.map_index, "return_value")]
     assert isinstance(value, dict)
     return value
 
@@ -91,7 +119,7 @@ def resume(op: GenerateImageOperator, event: TriggerEvent, defer: TaskDeferred) 
 
 
 async def test_the_last_take_is_stored_and_the_task_ended_by_the_trigger(
-    storage: LocalStorage, fake: FakeRunway
+    storage: LocalStorage, fake: FakeRunway, xcoms: XComStore
 ) -> None:
     defer = deferred(operator(job()))
     trigger = restarted(defer.trigger)
@@ -99,7 +127,7 @@ async def test_the_last_take_is_stored_and_the_task_ended_by_the_trigger(
     assert KEY not in kwargs and "sig=" not in kwargs  # no key, no signed URL in what the DB stores
     event = await first_event(trigger)
 
-    result = ended_with(event)
+    result = ended_with(event, xcoms)
     assert result["image_key"] == "jobs/handoff/images/001.png"
     assert result["image_task_id"] == defer.trigger.provider_task_id
     assert result["image_cache_hit"] is False
@@ -114,22 +142,24 @@ async def test_the_last_take_is_stored_and_the_task_ended_by_the_trigger(
 
 
 async def test_a_trigger_recreated_after_it_finished_ends_the_task_again_without_a_download(
-    storage: LocalStorage, fake: FakeRunway
+    storage: LocalStorage, fake: FakeRunway, xcoms: XComStore
 ) -> None:
     # A triggerer killed after the output was stored but before its event was saved runs the trigger again.
     defer = deferred(operator(job()))
-    first = await first_event(restarted(defer.trigger))
-    again = await first_event(restarted(defer.trigger))
-    assert ended_with(again)["image_key"] == ended_with(first)["image_key"] == "jobs/handoff/images/001.png"
+    first = ended_with(await first_event(restarted(defer.trigger)), xcoms)
+    again = ended_with(await first_event(restarted(defer.trigger)), xcoms)
+    assert again["image_key"] == first["image_key"] == "jobs/handoff/images/001.png"
     stats = fake.stats()
     assert stats["posts"] == {"/v1/text_to_image": 1} and stats["downloads"] == 1
     events = list(storage.list(JobLayout("handoff").progress_run(RUN_ID) + "/r1/images/events/"))
     assert len(events) == 1  # the milestone claimed once
 
 
-async def test_a_download_runs_off_the_event_loop(storage: LocalStorage, fake: FakeRunway) -> None:
+async def test_a_download_runs_off_the_event_loop(
+    storage: LocalStorage, fake: FakeRunway, xcoms: XComStore
+) -> None:
     fake.configure(output_delay=1.5)  # a slow CDN
-    trigger = deferred(operator(job())).trigger
+    trigger = restarted(deferred(operator(job())).trigger)
     gaps: list[float] = []
 
     async def ticker() -> None:
@@ -146,7 +176,7 @@ async def test_a_download_runs_off_the_event_loop(storage: LocalStorage, fake: F
         event = await first_event(trigger)
     finally:
         ticking.cancel()
-    ended_with(event)
+    ended_with(event, xcoms)
     assert time.monotonic() - started >= 1.5  # the download did take its time…
     assert max(gaps) < 0.5  # …and the loop kept running other coroutines meanwhile
 
@@ -202,6 +232,23 @@ async def test_a_take_stored_but_not_finished_is_finished_by_the_worker_from_the
     assert fake.stats()["downloads"] == 1  # the worker downloaded nothing
 
 
+async def test_a_task_whose_return_value_cannot_be_set_is_finished_by_the_worker(
+    storage: LocalStorage, fake: FakeRunway, xcoms: XComStore
+) -> None:
+    op = operator(job())
+    defer = deferred(op)
+    trigger = restarted(defer.trigger)
+    trigger.task_instance = None  # nothing to set the XCom for: the task must not end without it
+    event = await first_event(trigger)
+    assert not isinstance(event, TaskSuccessEvent) and xcoms.values == {}
+    assert event.payload["stored"]["image_task_id"] == defer.trigger.provider_task_id
+    result = resume(op, event, defer)
+    assert result["image_key"] == "jobs/handoff/images/001.png" and result["image_cache_hit"] is False
+    assert fake.stats()["downloads"] == 1
+    events = list(storage.list(JobLayout("handoff").progress_run(RUN_ID) + "/r1/images/events/"))
+    assert len(events) == 1  # counted by the trigger, not again by the worker
+
+
 def test_only_the_last_take_of_a_segment_task_is_handed_off(storage: LocalStorage, fake: FakeRunway) -> None:
     spec = job(takes=2)
     first = deferred(operator(spec))
@@ -214,7 +261,7 @@ def test_only_the_last_take_of_a_segment_task_is_handed_off(storage: LocalStorag
 
 
 async def test_a_segment_with_two_takes_ends_in_the_trigger_after_the_second(
-    storage: LocalStorage, fake: FakeRunway
+    storage: LocalStorage, fake: FakeRunway, xcoms: XComStore
 ) -> None:
     op = operator(job(takes=2))
     first = deferred(op)
@@ -223,6 +270,6 @@ async def test_a_segment_with_two_takes_ends_in_the_trigger_after_the_second(
         resume(op, event, first)
     second = caught.value
     assert second.trigger.handoff is not None and len(second.trigger.handoff["made"]) == 1
-    result = ended_with(await first_event(restarted(second.trigger)))
+    result = ended_with(await first_event(restarted(second.trigger)), xcoms)
     assert len(result["image_takes"]) == 2
     assert fake.stats()["posts"] == {"/v1/text_to_image": 2}
