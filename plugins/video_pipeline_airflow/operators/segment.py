@@ -315,7 +315,8 @@ class SegmentOperator(BaseOperator):
         return Handoff(
             stage=self.stage,
             job_id=job.job_id,
-            run_id=get_current_context()["run_id"],
+            # This task's run: the record names it since this attempt submitted or took it on.
+            run_id=record.run_id or get_current_context()["run_id"],
             segment=segment.model_dump(mode="json"),
             plan=carried.to_dict(),
             record_id=record.record_id,
