@@ -149,9 +149,12 @@ def complete_in_triggerer(
         return Completed(why="no record and nothing in the cache")
     with ProviderHook(provider, conn_id).get_client() as client:
         take = collect(storage, planned, segment, client, task_id)
-    if record is not None:
-        clear_submission(storage, record)
     stored = take.model_dump(mode="json")
+    if record is not None:
+        if load_submission(storage, handoff.job_id, planned.kind, planned.digest) != record:
+            # Settled meanwhile (a person's stop salvaged or cancelled it): the task is not ours to finish.
+            return Completed(stored=stored, why="the record was settled meanwhile")
+        clear_submission(storage, record)
     try:
         merged = merge_takes(handoff.stage, [VideoSegment.model_validate(m) for m in [*handoff.made, stored]])
         xcom = finish_segment(

@@ -237,17 +237,18 @@ class ProviderTaskTrigger(BaseTrigger):
                 "%s: not finished here (%s); a worker resumes the task", self._label(), completed.why
             )
             return TriggerEvent(done)
-        if completed.xcom is not None:
-            try:
-                await self._set_return_value(completed.xcom)
-            except Exception as exc:
-                self.log.warning(
-                    "%s: could not set the task's XCom (%s); a worker finishes it", self._label(), exc
-                )
-            else:
-                self.log.info("%s: output stored; the task ends here", self._label())
-                return TaskSuccessEvent()
-        return TriggerEvent({**done, "stored": completed.stored})
+        if completed.xcom is None:
+            self.log.info("%s: output stored, not finished here (%s)", self._label(), completed.why)
+            return TriggerEvent({**done, "stored": completed.stored})
+        try:
+            await self._set_return_value(completed.xcom)
+        except Exception as exc:
+            self.log.warning(
+                "%s: could not set the task's XCom (%s); a worker finishes it", self._label(), exc
+            )
+            return TriggerEvent({**done, "stored": completed.stored})
+        self.log.info("%s: output stored; the task ends here", self._label())
+        return TaskSuccessEvent()
 
     async def _set_return_value(self, value: dict[str, Any]) -> None:
         """The segment task's return value, through the XCom backend as the task itself would set it (not

@@ -22,7 +22,7 @@ from video_pipeline.models import JobSpec
 from video_pipeline.progress import ProgressEvent
 from video_pipeline.segmentation import segments_for
 from video_pipeline.storage import LocalStorage
-from video_pipeline.submissions import job_submissions, ledger, stop_run
+from video_pipeline.submissions import clear_submission, job_submissions, ledger, stop_run
 from video_pipeline_airflow import compat
 from video_pipeline_airflow.operators.segment import GenerateImageOperator
 from video_pipeline_airflow.triggers.provider import ProviderTaskTrigger
@@ -247,6 +247,24 @@ async def test_a_task_whose_return_value_cannot_be_set_is_finished_by_the_worker
     assert fake.stats()["downloads"] == 1
     events = list(storage.list(JobLayout("handoff").progress_run(RUN_ID) + "/r1/images/events/"))
     assert len(events) == 1  # counted by the trigger, not again by the worker
+
+
+async def test_a_record_settled_during_the_download_is_not_finished_by_the_trigger(
+    storage: LocalStorage, fake: FakeRunway, xcoms: XComStore
+) -> None:
+    # A person's stop settles the record (here: clears it, as a salvage does) while the trigger downloads.
+    fake.configure(output_delay=1.0)
+    defer = deferred(operator(job()))
+    running = asyncio.create_task(first_event(restarted(defer.trigger)))
+    deadline = time.monotonic() + 20
+    while fake.stats()["downloads"] == 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    (record,) = job_submissions(storage, "handoff")
+    assert clear_submission(storage, record)
+    event = await running
+    assert not isinstance(event, TaskSuccessEvent) and xcoms.values == {}
+    assert event.payload["stored"]["image_key"] == "jobs/handoff/images/001.png"
+    assert list(storage.list(JobLayout("handoff").progress_run(RUN_ID) + "/")) == []  # not counted
 
 
 def test_only_the_last_take_of_a_segment_task_is_handed_off(storage: LocalStorage, fake: FakeRunway) -> None:
