@@ -289,11 +289,17 @@ BENCH_REDIS_DB = 12
 
 @contextlib.contextmanager
 def started_airflow(
-    root: Path, *, executor: str, dag_files: Sequence[Path], parallelism: int, **kwargs: Any
+    root: Path,
+    *,
+    executor: str,
+    dag_files: Sequence[Path],
+    parallelism: int,
+    celery_workers: int = 1,
+    **kwargs: Any,
 ) -> Iterator[LocalAirflow]:
     """A running bench Airflow. ``executor`` ``local``: SQLite + LocalExecutor. ``celery``: a fresh
-    PostgreSQL database, Redis broker and one Celery worker with ``parallelism`` task slots, so both
-    executors run the same number of tasks at once."""
+    PostgreSQL database, Redis broker and ``celery_workers`` Celery workers sharing ``parallelism`` task
+    slots (:func:`worker_slots`), so both executors run the same number of tasks at once."""
     if executor == "local":
         with bench_airflow(root, dag_files=dag_files, parallelism=parallelism, **kwargs) as airflow:
             yield airflow
@@ -311,8 +317,18 @@ def started_airflow(
             **kwargs,
         )
         with airflow:
-            airflow.start_celery_worker("bench-worker", concurrency=parallelism)
+            for n, slots in enumerate(worker_slots(parallelism, celery_workers), start=1):
+                airflow.start_celery_worker(
+                    "bench-worker" if celery_workers == 1 else f"bench-worker-{n}", slots
+                )
             yield airflow
+
+
+def worker_slots(parallelism: int, workers: int) -> list[int]:
+    """Task slots per Celery worker: ``parallelism`` shared as evenly as it divides."""
+    if not 1 <= workers <= parallelism:
+        raise ValueError(f"{workers} workers cannot share {parallelism} slots")
+    return [parallelism // workers + (n < parallelism % workers) for n in range(workers)]
 
 
 def wait_for_dag(airflow: LocalAirflow, dag_id: str, timeout: float = 180) -> None:

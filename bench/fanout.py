@@ -14,6 +14,8 @@ Per scenario (N segments, provider concurrency C, image latency L, Runway poll i
 * While the stage runs, every 0.5 s: the number of ``generate_image`` instances ``running`` / ``deferred`` /
   ``queued`` / ``scheduled`` (metadata DB, read-only), this Airflow's task processes (``airflow worker -- <ti id>``, psutil) and
   the provider's tasks in flight (the fake's counters). Reported over the samples where the provider had work.
+* Worker time per segment (Σ instances ``running`` × sample interval ÷ N) per executor, and CeleryExecutor's ÷
+  LocalExecutor's for each scenario both ran in one invocation (goal ≤ 1.2).
 * Seed baseline: the seed's design — a ``ThreadPoolExecutor(3)`` that submits, polls every P s and downloads
   with our ``RunwayClient`` — on the same fake, same N, C, L, after Airflow is stopped.
 
@@ -60,6 +62,7 @@ from bench._harness import (
     task_summaries,
     verdict,
     wait_for_run,
+    worker_slots,
     write_section,
 )
 from video_pipeline.approval import variable_key
@@ -99,7 +102,13 @@ class Scenario:
 
 ISSUE = [Scenario(60, 5, 20.0, 5.0), Scenario(200, 10, 5.0, 1.0)]
 #: ``--executor`` values and how the report names them.
-EXECUTORS = {"local": "LocalExecutor (SQLite)", "celery": "CeleryExecutor (PostgreSQL, Redis, 1 worker)"}
+CELERY_WORKERS = 2
+EXECUTORS = {
+    "local": "LocalExecutor (SQLite)",
+    "celery": f"CeleryExecutor (PostgreSQL, Redis, {CELERY_WORKERS} workers)",
+}
+#: CeleryExecutor's worker time per segment ÷ LocalExecutor's, at most.
+WORKER_TIME_GOAL = 1.2
 QUICK = [Scenario(12, 3, 3.0, 1.0)]
 
 
@@ -295,6 +304,49 @@ def seed_baseline(fake: FakeRunwayProcess, scenario: Scenario, workers: int = 3)
     return BaselineResult(wall, sum(stats["posts"].values()))
 
 
+def worker_seconds(result: AirflowResult, interval: float) -> float:
+    """Worker time each segment cost: Σ ``generate_image`` instances running × sample interval ÷ N."""
+    return sum(len(s["running"]) for s in result.samples) * interval / result.scenario.n
+
+
+def executor_table(results: list[AirflowResult], interval: float) -> str | None:
+    """Per scenario and pool both executors ran: stage ratio and worker time per segment side by side, and
+    CeleryExecutor's worker time ÷ LocalExecutor's; None when only one executor ran."""
+    by_key = {(r.executor, r.scenario, r.pool): r for r in results}
+    rows = []
+    for (executor, scenario, pool), celery in by_key.items():
+        local = by_key.get(("local", scenario, pool))
+        if executor != "celery" or local is None:
+            continue
+        local_s, celery_s = worker_seconds(local, interval), worker_seconds(celery, interval)
+        ratio = celery_s / local_s if local_s else math.inf
+        rows.append(
+            [
+                f"{scenario.label()}, pool {pool}",
+                f"{local.ratio:.3f} / {celery.ratio:.3f}",
+                f"{local_s:.2f} s",
+                f"{celery_s:.2f} s",
+                f"**{ratio:.2f}**",
+                f"≤ {WORKER_TIME_GOAL}",
+                verdict(ratio <= WORKER_TIME_GOAL, f"{ratio / WORKER_TIME_GOAL - 1:.0%} over"),
+            ]
+        )
+    if not rows:
+        return None
+    return md_table(
+        [
+            "scenario",
+            "stage ÷ bound: Local / Celery",
+            "worker time per segment: Local",
+            "Celery",
+            "Celery ÷ Local",
+            "goal",
+            "verdict",
+        ],
+        rows,
+    )
+
+
 def summarise(samples: list[dict[str, Any]], key: str) -> tuple[int, float]:
     values = [len(s[key]) if isinstance(s[key], list) else int(s[key]) for s in samples]
     return (max(values), statistics.fmean(values)) if values else (0, 0.0)
@@ -355,7 +407,7 @@ def report(
         proc_max, proc_mean = summarise(in_flight, "task_processes")
         def_max, def_mean = summarise(in_flight, "deferred")
         fl_max, fl_mean = summarise(in_flight, "in_flight")
-        worker_s = sum(len(s["running"]) for s in r.samples) * interval / r.scenario.n
+        worker_s = worker_seconds(r, interval)
         slot_rows.append(
             [
                 f"{r.label}, pool {r.pool}",
@@ -445,12 +497,14 @@ def report(
         for s, b in baselines.items()
     ]
     base_table = md_table(["scenario", "seed wall", "its own bound ceil(N/3)·L", "POSTs"], base_rows)
+    executors = executor_table(results, interval)
     return "\n\n".join(
         [
             header,
             f"Image stage of `video_generation` (provider `runway`, `approval: images`, rejected at the gate "
             f"after the stage) on real Airflow (executor per row; parallelism {parallelism}, for CeleryExecutor "
-            f"one worker with {parallelism} slots; `max_active_tasks` 16 from the DAG) against the fake Runway server in its own process. "
+            f"{CELERY_WORKERS} workers sharing {parallelism} slots ({' + '.join(map(str, worker_slots(parallelism, CELERY_WORKERS)))}); "
+            f"`max_active_tasks` 16 from the DAG) against the fake Runway server in its own process. "
             f"Pool `{IMAGE_POOL}` = {queue_depth} × C (`include_deferred`). Stage wall = last `end_date` − "
             f"first `start_date` of the `generate_image` instances (metadata DB).",
             main_table,
@@ -461,6 +515,15 @@ def report(
             "`airflow worker -- <ti id>` processes (any task); 'worker time per segment' = Σ running × "
             "sample interval ÷ N, the worker time each segment cost):",
             slot_table,
+            *(
+                [
+                    "CeleryExecutor against LocalExecutor (same scenario, same pool, one invocation): worker "
+                    "time per segment as above.",
+                    executors,
+                ]
+                if executors
+                else []
+            ),
             "Where the time over the bound goes (from the same samples; ±0.5 s):",
             loss_table,
             "Provider side (fake Runway counters):",
@@ -556,6 +619,7 @@ def main() -> None:
                 bytecode_cache=not args.no_bytecode_cache,
                 dag_files=[PIPELINE_DAG],
                 parallelism=args.parallelism,
+                celery_workers=CELERY_WORKERS,
                 extra_env=fake.connection_env(),
             ) as airflow,
         ):

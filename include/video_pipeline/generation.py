@@ -16,8 +16,9 @@ from typing import Any
 
 from video_pipeline.layout import CacheKind, JobLayout, cache_key, content_hash
 from video_pipeline.models import JobSettings, ProviderChoice, SegmentStatus, Stage, VideoSegment
-from video_pipeline.outputs import verify_output
+from video_pipeline.outputs import OutputRejected, verify_output
 from video_pipeline.providers.base import ClipRequest, ImageRequest, LocalProvider
+from video_pipeline.providers.port import RemoteClient
 from video_pipeline.storage import Storage
 from video_pipeline.takes import merge_takes, take_seed
 
@@ -175,6 +176,41 @@ def store(
     storage.put_file(planned.cache_key, path, content_type=content_type)
     storage.copy(planned.cache_key, planned.target)
     return _done(planned, segment, hit=False, task_id=task_id)
+
+
+def fetch_and_store(
+    storage: Storage,
+    planned: Planned,
+    segment: VideoSegment,
+    client: RemoteClient,
+    url: str,
+    *,
+    task_id: str | None,
+) -> VideoSegment:
+    """Download a provider task's output from ``url`` into a temporary folder, then :func:`store` it."""
+    with tempfile.TemporaryDirectory(prefix="vp-output-") as tmp:
+        suffix = ".png" if planned.kind == "images" else ".mp4"
+        path = client.download(url, Path(tmp) / f"output{suffix}", kind=planned.kind)
+        return store(storage, planned, segment, path, task_id=task_id)
+
+
+def collect(
+    storage: Storage, planned: Planned, segment: VideoSegment, client: RemoteClient, task_id: str
+) -> VideoSegment:
+    """A succeeded provider task's output in the job's layout: from the cache when it is there already (the
+    salvage sweep fetched it, or the same output was made elsewhere: no download), else fetched now (its URL
+    expires), checked and stored.
+
+    Raises :class:`~video_pipeline.outputs.OutputRejected` (nothing cached) when the task has no output or
+    the download or its check refuses it, and the client's ``ProviderError`` (``RESUBMIT`` when the URL
+    expired)."""
+    if (cached := reuse(storage, planned, segment)) is not None:
+        return cached
+    # Asked for right before the download: output URLs are signed and expire, so none travels in an event.
+    outputs = client.outputs(task_id)
+    if not outputs:
+        raise OutputRejected(f"{planned.provider} task {task_id} succeeded without an output")
+    return fetch_and_store(storage, planned, segment, client, outputs[0], task_id=task_id)
 
 
 def local_choice(job: JobSettings, stage: Stage, provider: LocalProvider) -> ProviderChoice:

@@ -23,17 +23,15 @@ The sweep also fetches the output of an *active* run's task that succeeded long 
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Literal
 
 from video_pipeline.claims import RunIsActive, current_claim
-from video_pipeline.generation import Planned, store
+from video_pipeline.generation import Planned, fetch_and_store
 from video_pipeline.manifest import load_manifest, mark_run_ended, save_manifest
 from video_pipeline.models import SpendEventKind, VideoSegment, utcnow
 from video_pipeline.outputs import OutputRejected
@@ -155,10 +153,7 @@ def _settle(
 def _store_output(storage: Storage, record: Submission, client: RemoteClient, url: str) -> None:
     planned = Planned.from_dict(record.plan)
     segment = VideoSegment.model_validate(record.segment)
-    with tempfile.TemporaryDirectory(prefix="vp-salvage-") as tmp:
-        suffix = ".png" if planned.kind == "images" else ".mp4"
-        path = client.download(url, Path(tmp) / f"output{suffix}", kind=planned.kind)
-        store(storage, planned, segment, path, task_id=record.provider_task_id)
+    fetch_and_store(storage, planned, segment, client, url, task_id=record.provider_task_id)
 
 
 def _finish(

@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # what the type checker sees; at run time :func:`__getattr__`
         upsert_hitl_detail,
     )
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+    from airflow.sdk.execution_time.xcom import XCom
     from airflow.utils.session import create_session
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "HITLDetail",
     "RuntimeTaskInstance",
     "TaskInstance",
+    "XCom",
     "conf",
     "create_session",
     "get_auth_manager",
@@ -55,6 +57,7 @@ __all__ = [
     "update_hitl_detail_response",
     "upsert_hitl_detail",
     "user_action_cancel_message",
+    "xcom_backend",
 ]
 
 
@@ -80,6 +83,13 @@ SYMBOLS: dict[str, InternalSymbol] = {
         "its static get_task_states / get_dr_count ask the api-server, from a trigger, whether the task it "
         "waits for is still deferred (the way Airflow's own provider triggers decide safe_to_cancel); "
         "get_dagrun_state tells the nightly DAG how a run it triggered ended",
+    ),
+    "XCom": InternalSymbol(
+        "airflow.sdk.execution_time.xcom",
+        "XCom",
+        "the XCom backend ([core] xcom_backend) as task code gets it: the provider trigger stores the return "
+        "value of a segment task it ends with it (TaskSuccessEvent's own xcoms reach downstream tasks "
+        "JSON-encoded twice in 3.3.2, docs/notes/airflow-3.3.md)",
     ),
     "USER_ACTION_CANCEL_MSG": InternalSymbol(
         "airflow.jobs.triggerer_job_runner",
@@ -202,6 +212,11 @@ def task_sdk_stats() -> Any:
             export_legacy_names=SYMBOLS["sdk_conf"].load().getboolean("metrics", "legacy_names_on"),
         )
     return importlib.import_module(_STATS)
+
+
+def xcom_backend() -> Any:
+    """``airflow.sdk.execution_time.xcom.XCom``: the configured XCom backend class (``aset`` from a trigger)."""
+    return SYMBOLS["XCom"].load()
 
 
 def user_action_cancel_message() -> str:

@@ -72,11 +72,13 @@ def test_sigkill_while_storing_the_output_resumes_the_same_provider_task(
     airflow: LocalAirflow, s3_storage: Storage, fake_runway: FakeRunway, tmp_path: Path
 ) -> None:
     # Output downloads stall 8 s: the image tasks are killed while they hold the provider's finished output.
+    # Two takes: a worker stores take 1 and submits take 2 (the trigger itself stores a segment's last take,
+    # so only an earlier take's output is ever on a worker; test_triggerer_sigkilled_mid_download kills that).
     fake_runway.reset(
         api_key=RUNWAY_CANARY_KEY, image_latency=1.0, video_latency=1.0, concurrency=4, output_delay=8.0
     )
     job_id = "chaos-sigkill"
-    run_id = airflow.trigger(DAG_ID, runway_job(job_id, segments=2, seed=501))
+    run_id = airflow.trigger(DAG_ID, runway_job(job_id, segments=2, seed=501, takes=2))
     airflow.wait_until(lambda: fake_runway.stats()["downloads"] >= 1, 240, "an output download", 0.2)
     time.sleep(1)
     killed = airflow.wait_until(lambda: kill_workers(airflow, run_id, "generate_image"), 30, "a kill")
@@ -87,15 +89,53 @@ def test_sigkill_while_storing_the_output_resumes_the_same_provider_task(
     print(f"\nSIGKILLed {len(killed)} worker and task processes; tries: ", end="")
     print({ti["map_index"]: ti["try_number"] for ti in instances(airflow, run_id, "generate_image")})
     assert max(ti["try_number"] for ti in instances(airflow, run_id, "generate_image")) >= 2
-    assert created(fake_runway, "gen4_image") == 2  # the retry resumed the paid task: no second POST
-    assert created(fake_runway, "gen4_turbo") == 2
+    assert created(fake_runway, "gen4_image") == 2 * 2  # the retry resumed the paid task: no second POST
+    assert created(fake_runway, "gen4_turbo") == 2 * 2
     assert fake_runway.stats()["duplicate_submissions"] == 0
     images = sorted(s3_storage.list(f"jobs/{job_id}/images/"))
-    assert images == [f"jobs/{job_id}/images/001.png", f"jobs/{job_id}/images/002.png"]
+    assert images == [f"jobs/{job_id}/images/{n:03d}{take}.png" for n in (1, 2) for take in ("", ".t2")]
     for key in images:  # whole objects only: a PNG ends with its IEND chunk
         assert s3_storage.get_bytes(key).endswith(b"IEND\xaeB`\x82")
     manifest = manifest_of(s3_storage, job_id)
     assert manifest.credits_spent == fake_runway.stats()["credits_spent"]
+
+
+def test_triggerer_sigkilled_mid_download_resumes_without_a_second_post(
+    airflow: LocalAirflow, s3_storage: Storage, fake_runway: FakeRunway, tmp_path: Path
+) -> None:
+    # The trigger fetches a segment's (last) output itself and ends the task: downloads stall 8 s, and the
+    # triggerer (with its trigger runner) is SIGKILLed while it holds the provider's finished outputs.
+    fake_runway.reset(
+        api_key=RUNWAY_CANARY_KEY, image_latency=1.0, video_latency=1.0, concurrency=4, output_delay=8.0
+    )
+    job_id = "chaos-triggerer-kill"
+    run_id = airflow.trigger(DAG_ID, runway_job(job_id, segments=2, seed=511))
+    airflow.wait_until(lambda: fake_runway.stats()["downloads"] >= 1, 240, "an output download", 0.2)
+    time.sleep(1)
+    states = [ti["state"] for ti in instances(airflow, run_id, "generate_image")]
+    stored = list(s3_storage.list(f"jobs/{job_id}/images/"))
+    airflow.stop_process("triggerer", signal.SIGKILL)
+    assert states == ["deferred", "deferred"]  # downloading in the triggerer: no worker slot held
+    assert stored == []  # killed mid-download, before anything was stored
+    fake_runway.configure(output_delay=0.0)
+    airflow.start_process("triggerer")  # takes the triggers over once the killed one's heartbeat is stale
+    assert airflow.wait_for_run(DAG_ID, run_id, timeout=600) == "success"
+
+    tries = {ti["map_index"]: ti["try_number"] for ti in instances(airflow, run_id, "generate_image")}
+    print(f"\ngenerate_image tries: {tries}; fake: {fake_runway.stats()}")
+    assert set(tries.values()) == {1}  # resumed by the restarted triggerer, not by a retry
+    assert created(fake_runway, "gen4_image") == 2  # polled and downloaded again: no second POST
+    assert created(fake_runway, "gen4_turbo") == 2
+    assert fake_runway.stats()["duplicate_submissions"] == 0
+    images = sorted(s3_storage.list(f"jobs/{job_id}/images/"))
+    assert images == [f"jobs/{job_id}/images/001.png", f"jobs/{job_id}/images/002.png"]
+    for key in images:  # whole objects only, and verified: a PNG ends with its IEND chunk
+        assert s3_storage.get_bytes(key).endswith(b"IEND\xaeB`\x82")
+    manifest = manifest_of(s3_storage, job_id)
+    assert all(not s.image_cache_hit and s.image_task_id for s in manifest.segments)
+    assert manifest.credits_spent == fake_runway.stats()["credits_spent"]
+    final = probe(s3_storage.download_to(f"jobs/{job_id}/final.mp4", tmp_path / "final.mp4"))
+    assert final.frame_count == 2 * 2 * 24
 
 
 def test_triggerer_and_scheduler_restart_with_ten_tasks_deferred(

@@ -470,6 +470,7 @@ class ApprovalGateOperator(HITLOperator, SkipMixin):
             total=total,
         )
         generator.progress_round = round_ + 1  # the gate round that shows these segments
+        generator.finish_in_trigger = False  # the trigger's event comes back to the gate, which goes on
         return generator
 
     def _redo_remote(

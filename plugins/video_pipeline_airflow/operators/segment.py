@@ -7,8 +7,11 @@ against ``budget_credits``, and checks that neither the job nor the run was stop
 provider port, records the provider task id (``submitted``) and defers to :class:`ProviderTaskTrigger` (no
 worker slot while the provider works). Two attempts racing on one output make one submission: the loser resumes
 the winner's task. A retry, a clear or a restarted worker finds the record and resumes the same provider task;
-a cache hit costs no call at all. ``execute_complete`` stores the output under the plan made at submission
-(carried through the deferral), never a re-plan of inputs that may have changed meanwhile.
+a cache hit costs no call at all. The output is stored under the plan made at submission (carried through the
+deferral), never a re-plan of inputs that may have changed meanwhile. For the segment's last take the trigger
+fetches and stores it and ends the task itself (``segment_completion``): one worker hand-off per segment.
+``execute_complete`` does it on a worker for earlier takes, a gate's redo, and whenever the trigger hands the
+task back (any failure), deciding as it always did.
 
 Provider errors arrive classified (``video_pipeline.providers.port.Action``): ``fail`` fails the segment
 without a retry; ``retry`` lets Airflow retry; ``resubmit``/``reseed`` submit anew (with a new seed); ``stop_job``
@@ -34,15 +37,14 @@ from tenacity import Retrying, before_sleep_log, stop_after_delay, wait_exponent
 from video_pipeline.generation import (
     Planned,
     animate_segment,
+    collect,
     generate_image,
     plan_clip,
     plan_image,
     reuse,
-    store,
 )
 from video_pipeline.models import JobSettings, ProviderChoice, SpendEventKind, Stage, VideoSegment, utcnow
 from video_pipeline.outputs import OutputRejected
-from video_pipeline.progress import record_completion
 from video_pipeline.providers import registry
 from video_pipeline.providers.base import ClipRequest, ImageRequest, LocalProvider
 from video_pipeline.providers.port import (
@@ -74,12 +76,11 @@ from video_pipeline.submissions import (
     update_submission,
 )
 from video_pipeline.takes import merge_takes
-from video_pipeline_airflow import metrics
 from video_pipeline_airflow.hooks.provider import ProviderHook
 from video_pipeline_airflow.hooks.storage import get_storage
-from video_pipeline_airflow.notify import notify
 from video_pipeline_airflow.operators.mapped_segment import MappedSegmentOperator
 from video_pipeline_airflow.runs import run_checker
+from video_pipeline_airflow.segment_completion import Handoff, finish_segment
 from video_pipeline_airflow.settings import (
     PROVIDER_TIMEOUT_VARIABLE,
     image_source,
@@ -139,13 +140,14 @@ class SegmentOperator(MappedSegmentOperator):
     """
 
     stage: ClassVar[Stage]
-    started_field: ClassVar[str]
-    finished_field: ClassVar[str]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         #: The gate round whose redo this task makes (progress is counted per round); 1: the stage itself.
         self.progress_round = 1
+        #: Whether the trigger may finish the task after the last take (a gate running this operator for a
+        #: redo must get the trigger's ordinary event back: the gate goes on, not the segment task).
+        self.finish_in_trigger = True
         self._inflight: Submission | None = None
 
     # -- what differs between images and clips ----------------------------------------------------------
@@ -241,7 +243,7 @@ class SegmentOperator(MappedSegmentOperator):
                 if not registry.is_remote(fallback.provider):
                     return self.local_step()(storage, job, segment, registry.local(fallback.provider), take)
                 continue
-            self._defer(job, record, planned, started, take, made)
+            self._defer(job, segment, record, planned, started, take, made)
         raise AssertionError("unreachable: every option either defers or raises")
 
     def _submitted(self, storage: Storage, job: JobSettings, planned: Planned) -> bool:
@@ -251,6 +253,7 @@ class SegmentOperator(MappedSegmentOperator):
     def _defer(
         self,
         job: JobSettings,
+        segment: VideoSegment,
         record: Submission,
         planned: Planned,
         started: datetime,
@@ -275,6 +278,7 @@ class SegmentOperator(MappedSegmentOperator):
                 kind=record.kind,
                 digest=record.digest,
                 record_id=record.record_id,
+                handoff=self._handoff(job, segment, record, carried, started, take, made),
             ),
             method_name="execute_complete",
             kwargs={
@@ -285,6 +289,33 @@ class SegmentOperator(MappedSegmentOperator):
                 "made": list(made or []),
             },
         )
+
+    def _handoff(
+        self,
+        job: JobSettings,
+        segment: VideoSegment,
+        record: Submission,
+        carried: Planned,
+        started: datetime,
+        take: int,
+        made: list[dict[str, Any]] | None,
+    ) -> dict[str, Any] | None:
+        """What the trigger needs to end the task itself: only after the segment's last take."""
+        if not self.finish_in_trigger or take < job.stage_takes(self.stage):
+            return None
+        return Handoff(
+            stage=self.stage,
+            job_id=job.job_id,
+            # This task's run: the record names it since this attempt submitted or took it on.
+            run_id=record.run_id or get_current_context()["run_id"],
+            segment=segment.model_dump(mode="json"),
+            plan=carried.to_dict(),
+            record_id=record.record_id,
+            started=started.isoformat(),
+            total=int(self.total),
+            made=list(made or []),
+            progress_round=self.progress_round,
+        ).to_dict()
 
     def _resume_or_submit(
         self, context: Context, storage: Storage, job: JobSettings, segment: VideoSegment, planned: Planned
@@ -505,16 +536,12 @@ class SegmentOperator(MappedSegmentOperator):
         status = RemoteStatus.model_validate(event)
         if status.state != TaskState.SUCCEEDED:
             self._provider_failed(storage, planned, segment, status, record)
-        if (salvaged := reuse(storage, planned, segment)) is not None:
-            # Already in the cache: the salvage sweep fetched it while this task could not (e.g. its
-            # triggerer was down), or the same output was made elsewhere. No download needed.
-            if record is not None:
-                clear_submission(storage, record)
-            result = salvaged
+        if event.get("stored") is not None:  # the trigger stored it, then handed the task back to finish
+            result = VideoSegment.model_validate(event["stored"])
         else:
             result = self._download(storage, planned, segment, status, record)
-            if record is not None:
-                clear_submission(storage, record)
+        if record is not None:
+            clear_submission(storage, record)
         self.log.info("%s: take %d of %d stored", segment.label, take, job.stage_takes(self.stage))
         stored = [*(made or []), result.model_dump(mode="json")]
         return self._takes_from(
@@ -529,20 +556,12 @@ class SegmentOperator(MappedSegmentOperator):
         status: RemoteStatus,
         record: Submission | None,
     ) -> VideoSegment:
-        """Fetch the succeeded task's output at once (its URL expires), check it, and store it."""
+        """The succeeded task's output: from the cache when the salvage sweep fetched it meanwhile (e.g. while
+        this task's triggerer was down), else fetched at once (its URL expires), checked and stored."""
         label = f"{planned.provider} task {status.task_id}"
-        with (
-            tempfile.TemporaryDirectory(prefix="vp-output-") as tmp,
-            self.hook(planned.provider).get_client() as client,
-        ):
-            suffix = ".png" if planned.kind == "images" else ".mp4"
+        with self.hook(planned.provider).get_client() as client:
             try:
-                # The trigger's event carries no output URL (signed: the triggerer logs events); ask now.
-                outputs = client.outputs(status.task_id)
-                if not outputs:
-                    raise OutputRejected(f"{label} succeeded without an output")
-                path = client.download(outputs[0], Path(tmp) / f"output{suffix}", kind=planned.kind)
-                return store(storage, planned, segment, path, task_id=status.task_id)
+                return collect(storage, planned, segment, client, status.task_id)
             except OutputRejected as exc:  # refused download or failed content check: nothing was cached
                 if record is not None:
                     record_spend_event(storage, record, "lost", note=f"output refused, not cached: {exc}")
@@ -632,24 +651,17 @@ class SegmentOperator(MappedSegmentOperator):
     def _finish(
         self, storage: Storage, job: JobSettings, result: VideoSegment, started: datetime
     ) -> dict[str, Any]:
-        result = result.model_copy(update={self.started_field: started, self.finished_field: utcnow()})
-        cached = result.image_cache_hit if self.stage == "images" else result.clip_cache_hit
-        self.log.info(
-            "%s: %s done%s", result.label, self.stage, " (cache hit, no provider call)" if cached else ""
-        )
-        metrics.segment_done(self.stage, from_cache=cached)
-        for event in record_completion(
+        return finish_segment(
             storage,
-            job.job_id,
-            self.stage,
-            result.index,
-            int(self.total),
+            job_id=job.job_id,
+            stage=self.stage,
+            result=result,
+            started=started,
+            total=int(self.total),
             run_id=get_current_context()["run_id"],
-            round_=self.progress_round,
-        ):
-            self.log.info("Progress: %s", event.message)
-            notify(f"{job.job_id}: progress", event.message)
-        return result.model_dump(mode="json")
+            progress_round=self.progress_round,
+            log=self.log,
+        )
 
 
 class GenerateImageOperator(SegmentOperator):
@@ -664,8 +676,6 @@ class GenerateImageOperator(SegmentOperator):
     """
 
     stage = "images"
-    started_field = "image_started_at"
-    finished_field = "image_finished_at"
     ui_color = "#e8f1fb"
 
     def local_step(self) -> Step:
@@ -688,8 +698,6 @@ class AnimateSegmentOperator(SegmentOperator):
     """
 
     stage = "clips"
-    started_field = "clip_started_at"
-    finished_field = "clip_finished_at"
     ui_color = "#fbeee8"
 
     def local_step(self) -> Step:

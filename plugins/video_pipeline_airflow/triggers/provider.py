@@ -4,6 +4,15 @@ Serialises only the provider's name, its task id, the connection id, the poll se
 where the task is recorded (never the key), so it survives a triggerer restart: the new triggerer re-creates it
 and resumes polling the same provider task, against the same deadline.
 
+With ``handoff`` (the segment task's last take), a task that succeeded is finished right here: the output is
+fetched, checked and stored, the record cleared, the segment counted, and the trigger ends the task with its
+XCom (``TaskSuccessEvent``), so the task goes through a worker once (to submit) instead of twice. That work
+blocks (HTTP, storage, media checks), so it runs on a thread of its own pool, never on the event loop: other
+triggers keep polling meanwhile. Whenever it cannot finish the task the way the worker would
+(:mod:`video_pipeline_airflow.segment_completion`), the trigger fires its ordinary event and the worker decides,
+as without a hand-off. A triggerer killed mid-download re-creates the trigger, which polls and downloads again:
+the provider task is never submitted twice.
+
 A task that has not ended by ``deadline`` (epoch seconds; the Variable ``video_pipeline_provider_timeout_seconds``
 after its submission) is cancelled at the provider and the trigger ends with a ``timeout`` event: a task stuck in
 the provider's queue must not hold its pool slot forever.
@@ -16,24 +25,46 @@ the task runs again (a clear). A triggerer shutdown or restart calls no ``on_kil
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import logging
 import random
+import threading
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
-from video_pipeline.providers.port import AsyncRemoteClient, ProviderError, TaskState
-from video_pipeline_airflow import stop_handlers
+from video_pipeline.providers.port import AsyncRemoteClient, ProviderError, RemoteStatus, TaskState
+from video_pipeline_airflow import compat, stop_handlers
 from video_pipeline_airflow.hooks.provider import ProviderHook
+from video_pipeline_airflow.segment_completion import Handoff, complete_in_triggerer
 from video_pipeline_airflow.triggers.settle import wait_until_settled
 
 log = logging.getLogger(__name__)
 
 #: Up to this fraction is added to each poll interval, so tasks submitted together do not poll in lockstep.
 POLL_JITTER = 0.25
+#: The XCom key of a task's return value.
+RETURN_VALUE = "return_value"
+#: Threads finishing segments in one triggerer at once (mostly waiting on downloads and storage). A pool of
+#: its own: the event loop's default executor also serves Airflow's sync-to-async calls, which slow downloads
+#: must not starve.
+HANDOFF_THREADS = 8
+
+_handoff_pool: ThreadPoolExecutor | None = None
+_handoff_pool_lock = threading.Lock()
+
+
+def handoff_pool() -> ThreadPoolExecutor:
+    """The triggerer's pool for :func:`complete_in_triggerer`, created on first use."""
+    global _handoff_pool
+    with _handoff_pool_lock:
+        if _handoff_pool is None:
+            _handoff_pool = ThreadPoolExecutor(HANDOFF_THREADS, thread_name_prefix="video-pipeline-handoff")
+        return _handoff_pool
 
 
 def poll_delay(interval: float, rng: random.Random | None = None) -> float:
@@ -46,7 +77,9 @@ class ProviderTaskTrigger(BaseTrigger):
 
     Fires one event: ``{"event": "done", …RemoteStatus}`` when the task ended (succeeded, failed or cancelled;
     never with output URLs), ``{"event": "error", …}`` when polling itself failed after the client's retries,
-    or ``{"event": "timeout", …}`` at the deadline (with whether the cancel went through).
+    or ``{"event": "timeout", …}`` at the deadline (with whether the cancel went through). With ``handoff``, a
+    task that succeeded ends the segment task instead (its return value set, then ``TaskSuccessEvent``), or
+    fires ``done`` with ``stored`` (the take's JSON) when the take was stored but finishing it failed.
 
     :param provider: the provider's registry name.
     :param provider_task_id: the provider task to poll.
@@ -61,6 +94,8 @@ class ProviderTaskTrigger(BaseTrigger):
     :param kind: ``images`` or ``clips``.
     :param digest: the output's content digest (the record's key).
     :param record_id: the record's id (a stop settles only this record, never a newer one).
+    :param handoff: what finishing the segment task here needs (``Handoff.to_dict()``); ``None``: the task
+        resumes on a worker whatever happens (earlier takes, a gate's redo).
     """
 
     def __init__(
@@ -77,6 +112,7 @@ class ProviderTaskTrigger(BaseTrigger):
         kind: str | None = None,
         digest: str | None = None,
         record_id: str | None = None,
+        handoff: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.provider = provider
@@ -90,6 +126,7 @@ class ProviderTaskTrigger(BaseTrigger):
         self.kind = kind
         self.digest = digest
         self.record_id = record_id
+        self.handoff = handoff
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -106,6 +143,7 @@ class ProviderTaskTrigger(BaseTrigger):
                 "kind": self.kind,
                 "digest": self.digest,
                 "record_id": self.record_id,
+                "handoff": self.handoff,
             },
         )
 
@@ -163,7 +201,10 @@ class ProviderTaskTrigger(BaseTrigger):
                 last = status.detail
             if status.terminal:
                 # RemoteStatus holds no output URLs: they are signed, and the triggerer logs every event it
-                # fires. The task asks for them right before it downloads (fresh, too).
+                # fires. Whoever downloads asks for them right before (fresh, too).
+                if self.handoff is not None and status.state == TaskState.SUCCEEDED:
+                    yield await self._finish_here(status)
+                    return
                 yield TriggerEvent({"event": "done", **status.model_dump(mode="json")})
                 return
             if self.deadline is not None and time.time() >= self.deadline:
@@ -173,6 +214,56 @@ class ProviderTaskTrigger(BaseTrigger):
             if self.deadline is not None:
                 delay = max(min(delay, self.deadline - time.time()), 0.0)
             await asyncio.sleep(delay)
+
+    async def _finish_here(self, status: RemoteStatus) -> TriggerEvent:
+        """End the segment task from here (on a thread of :func:`handoff_pool`), or hand it back to a worker."""
+        assert self.handoff is not None
+        done: dict[str, Any] = {"event": "done", **status.model_dump(mode="json")}
+        work = functools.partial(
+            complete_in_triggerer,
+            Handoff.from_dict(self.handoff),
+            self.provider,
+            self.conn_id,
+            status.task_id,
+            self.log,
+        )
+        try:
+            completed = await asyncio.get_running_loop().run_in_executor(handoff_pool(), work)
+        except Exception as exc:
+            self.log.warning("%s: not finished here (%s); a worker resumes the task", self._label(), exc)
+            return TriggerEvent(done)
+        if completed.stored is None:
+            self.log.info(
+                "%s: not finished here (%s); a worker resumes the task", self._label(), completed.why
+            )
+            return TriggerEvent(done)
+        if completed.xcom is None:
+            self.log.info("%s: output stored, not finished here (%s)", self._label(), completed.why)
+            return TriggerEvent({**done, "stored": completed.stored})
+        try:
+            await self._set_return_value(completed.xcom)
+        except Exception as exc:
+            self.log.warning(
+                "%s: could not set the task's XCom (%s); a worker finishes it", self._label(), exc
+            )
+            return TriggerEvent({**done, "stored": completed.stored})
+        self.log.info("%s: output stored; the task ends here", self._label())
+        return TaskSuccessEvent()
+
+    async def _set_return_value(self, value: dict[str, Any]) -> None:
+        """The segment task's return value, through the XCom backend as the task itself would set it (not
+        ``TaskSuccessEvent(xcoms=…)``: those reach downstream tasks JSON-encoded twice in Airflow 3.3.2)."""
+        ti = self.task_instance
+        if ti is None:
+            raise RuntimeError("the triggerer gave this trigger no task instance")
+        await compat.xcom_backend().aset(
+            RETURN_VALUE,
+            value,
+            dag_id=ti.dag_id,
+            task_id=ti.task_id,
+            run_id=ti.run_id,
+            map_index=-1 if ti.map_index is None else ti.map_index,
+        )
 
     async def _time_out(self, client: AsyncRemoteClient, last_status: str) -> TriggerEvent:
         try:
