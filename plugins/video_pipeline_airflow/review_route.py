@@ -196,6 +196,25 @@ def _media_origins(view: ReviewView, segments: list[VideoSegment]) -> set[str]:
     return {o for k in keys if (o := origin_of(view.url_for(k)))}
 
 
+def _gate_view(
+    request: Request,
+    storage: Storage,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    map_index: str,
+    *,
+    whole: bool,
+) -> tuple[ReviewView | str, Assets]:
+    """The gate's view (or why the task instance is not a gate) and the page's assets, for both routes."""
+    index = map_index_of(map_index)
+    prefix = mount_prefix(request)
+    assets = page_assets(prefix, dag_id, run_id, task_id, index)
+    gate = find_gate(dag_id, run_id, task_id, index)
+    view = gate if isinstance(gate, str) else _view(storage, gate, run_id, assets, prefix, whole=whole)
+    return view, assets
+
+
 @router.get("/review/{dag_id}/{run_id}/{task_id}/{map_index}", response_class=HTMLResponse)
 def review_page(
     dag_id: str,
@@ -206,11 +225,7 @@ def review_page(
     user: Annotated[BaseUser, Depends(review_reader)],
     storage: Annotated[Storage, Depends(media_storage)],
 ) -> HTMLResponse:
-    index = map_index_of(map_index)
-    prefix = mount_prefix(request)
-    assets = page_assets(prefix, dag_id, run_id, task_id, index)
-    gate = find_gate(dag_id, run_id, task_id, index)
-    view = gate if isinstance(gate, str) else _view(storage, gate, run_id, assets, prefix)
+    view, assets = _gate_view(request, storage, dag_id, run_id, task_id, map_index, whole=True)
     if isinstance(view, str):
         return _page(render_not_a_gate(view, assets), set())
     return _page(render_review_page(view), _media_origins(view, view.segments[:PAGE_SIZE]))
@@ -228,11 +243,7 @@ def review_segments(
     start: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> HTMLResponse:
     """More segment cards of the page (``render_segments``), for its script; the same checks as the page."""
-    index = map_index_of(map_index)
-    prefix = mount_prefix(request)
-    assets = page_assets(prefix, dag_id, run_id, task_id, index)
-    gate = find_gate(dag_id, run_id, task_id, index)
-    view = gate if isinstance(gate, str) else _view(storage, gate, run_id, assets, prefix, whole=False)
+    view, _ = _gate_view(request, storage, dag_id, run_id, task_id, map_index, whole=False)
     if isinstance(view, str):
         raise HTTPException(status_code=404, detail=view)
     return _page(render_segments(view, start), set())
