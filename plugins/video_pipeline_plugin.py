@@ -1,6 +1,9 @@
 """Registers the video pipeline's Airflow extensions: the preview route and the review page (api-server; the page
 is a tab of every task instance in the UI) and the listener that reports runs and segment tasks stopped by
-people (every process; see ``stop.py``)."""
+people (every process; see ``stop.py``).
+
+Every Airflow process imports this module, each task process too, so it imports only what listeners need: the
+api-server's app is built on its first request (``web_app.py`` says what that saves)."""
 
 from __future__ import annotations
 
@@ -8,16 +11,19 @@ from airflow.plugins_manager import AirflowPlugin
 
 from video_pipeline_airflow import listeners as stop_listeners
 from video_pipeline_airflow import stop_handlers  # noqa: F401  (registers the paid-work stop handler)
-from video_pipeline_airflow.media_route import app
 from video_pipeline_airflow.preview_links import REVIEW_ROUTE, URL_PREFIX
-from video_pipeline_airflow.review_route import router as review_router
-
-app.include_router(review_router)
+from video_pipeline_airflow.web_app import AppOnFirstCall
 
 
 class VideoPipelinePlugin(AirflowPlugin):
     name = "video_pipeline"
-    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Video pipeline previews"}]  # noqa: RUF012
+    fastapi_apps = [  # noqa: RUF012
+        {
+            "app": AppOnFirstCall("video_pipeline_airflow.web_app:build"),
+            "url_prefix": URL_PREFIX,
+            "name": "Video pipeline previews",
+        }
+    ]
     listeners = [stop_listeners]  # noqa: RUF012
     # A tab on every task instance (3.3 has no per-operator filter: the page says when it is not a gate). The
     # relative href resolves against the UI's base URL; the UI fills the placeholders, URL-encoded.
