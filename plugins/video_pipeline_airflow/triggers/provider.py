@@ -86,7 +86,8 @@ class ProviderTaskTrigger(BaseTrigger):
     :param conn_id: the provider's connection (API base URL and key); default: the provider's own.
     :param poll_interval: seconds between polls (at least the provider's minimum against its real API), with
         jitter.
-    :param settle_until: epoch seconds before which the first poll must not happen (see ``settle.py``).
+    :param settle_until: epoch seconds before which no event that resumes the task on a worker may fire (see
+        ``settle.py``); polling starts at once.
     :param deadline: epoch seconds after which the task is cancelled and a ``timeout`` event ends the trigger
         (``None``: no deadline).
     :param job_id: the job whose provider-task record names this task (for recording a stop).
@@ -148,9 +149,13 @@ class ProviderTaskTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        await wait_until_settled(self.settle_until)
         async with await ProviderHook(self.provider, self.conn_id).aget_client() as client:
             async for event in self._poll(client):
+                if not isinstance(event, TaskSuccessEvent):
+                    # Only an event that resumes the task on a worker can race the scheduler's reading of the
+                    # deferral (settle.py). A task this trigger ends is success, a state that race leaves alone,
+                    # so a fast provider's segment does not wait the settle time.
+                    await wait_until_settled(self.settle_until)
                 yield event
                 return
 

@@ -84,7 +84,7 @@ async def test_unknown_task_is_an_error_event(fake: FakeRunway) -> None:
     assert KEY not in json.dumps(event)
 
 
-async def test_first_poll_waits_for_the_deferral_to_settle(fake: FakeRunway) -> None:
+async def test_an_event_that_resumes_the_worker_waits_for_the_deferral_to_settle(fake: FakeRunway) -> None:
     task_id = submit(fake, "a quick lantern")
     time.sleep(1.0)  # the provider task is done before the trigger starts
     started = time.monotonic()

@@ -25,6 +25,7 @@ from video_pipeline.storage import LocalStorage
 from video_pipeline.submissions import clear_submission, job_submissions, ledger, stop_run
 from video_pipeline_airflow import compat
 from video_pipeline_airflow.operators.segment import GenerateImageOperator
+from video_pipeline_airflow.triggers import settle
 from video_pipeline_airflow.triggers.provider import ProviderTaskTrigger
 from video_pipeline_dev.fake_runway import FakeRunway, point_pipeline_at
 
@@ -139,6 +140,19 @@ async def test_the_last_take_is_stored_and_the_task_ended_by_the_trigger(
     assert ProgressEvent.model_validate_json(storage.get_bytes(milestone)).final
     stats = fake.stats()
     assert stats["posts"] == {"/v1/text_to_image": 1} and stats["downloads"] == 1
+
+
+async def test_a_task_the_trigger_ends_does_not_wait_for_the_deferral_to_settle(
+    storage: LocalStorage, fake: FakeRunway, xcoms: XComStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The settle wait guards only events that resume a worker (test_provider.py checks that they wait)."""
+    monkeypatch.setattr(settle, "DEFERRAL_SETTLE_S", 60.0)
+    defer = deferred(operator(job()))
+    trigger = restarted(defer.trigger)
+    assert trigger.settle_until is not None and trigger.settle_until > time.time() + 50
+    started = time.monotonic()
+    ended_with(await first_event(trigger), xcoms)
+    assert time.monotonic() - started < 20  # the fake answers in 0.2 s; the settle time would be 60 s
 
 
 async def test_a_trigger_recreated_after_it_finished_ends_the_task_again_without_a_download(
