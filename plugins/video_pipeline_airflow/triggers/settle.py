@@ -6,8 +6,10 @@ already queued again: the stale report reads as a state change from outside ("Ex
 task instance ... finished with state success, but the task instance's state attribute is queued";
 apache/airflow#72716 and #71580, guarded upstream only for the ``scheduled`` state). Measured here: 15 of 200
 fast (5-s) provider tasks failed that way and had to retry. The scheduler takes the report in within a second
-or two of the deferral, so a trigger waits until ``DEFERRAL_SETTLE_S`` after it before its first check.
-Nothing real waits longer because of it: a provider task takes tens of seconds, a reviewer longer.
+or two of the deferral, so a trigger that resumes its task on a worker fires no earlier than
+``DEFERRAL_SETTLE_S`` after it. Nothing real waits longer because of it: a provider task takes tens of seconds,
+a reviewer longer. A provider trigger that ends its task itself (success) does not wait: the race needs the task
+back in ``scheduled``/``queued``/``running``, and success is none of them.
 """
 
 from __future__ import annotations
