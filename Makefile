@@ -25,12 +25,11 @@ demo: install
 	$(BIN)/python scripts/demo.py
 
 ## The whole test suite: unit, adapters, DAG integrity and end-to-end on real Airflow processes.
-## Two workers (pytest-xdist, work stealing), each with its own embedded Airflow (39.8 min for 1463 tests: README).
-## The CPU is saturated throughout, so a third worker adds an Airflow's overhead, not speed (10.7 min vs 12.3
-## for 937 tests once, and one session's first REST write timed out in one of three runs).
+## Three workers (pytest-xdist, work stealing), each with its own embedded Airflow: the end-to-end tests mostly
+## wait on Airflow (42 % of two cores busy with two workers), and a third took 19.6 min to 15.4 (README).
 test: install
 	sh scripts/install-browser.sh
-	$(BIN)/pytest -n 2 --dist worksteal --durations=20
+	$(BIN)/pytest -n 3 --dist worksteal --durations=20
 
 ## The tests without Airflow processes or slow media (Chromium, 200-segment joins): the edit-test loop.
 test-fast: install
