@@ -25,8 +25,9 @@ demo: install
 	$(BIN)/python scripts/demo.py
 
 ## The whole test suite: unit, adapters, DAG integrity and end-to-end on real Airflow processes.
-## Three workers (pytest-xdist, work stealing), each with its own embedded Airflow: the end-to-end tests mostly
-## wait on Airflow (42 % of two cores busy with two workers), and a third took 19.6 min to 15.4 (README).
+## Three workers (pytest-xdist, work stealing), each with its own embedded Airflow: with two, the end-to-end
+## tests mostly waited on Airflow (57 % of two cores busy), and a third took the suite from 19.6 min to 14.0
+## (README). A fourth would not help: with three the CPU is saturated most of the run.
 test: install
 	sh scripts/install-browser.sh
 	$(BIN)/pytest -n 3 --dist worksteal --durations=20

@@ -127,12 +127,6 @@ def statsd() -> Iterator[StatsdListener]:
         yield listener
 
 
-#: Every test Airflow's scheduler looks for work every 0.25 s when idle (default 1 s): each stage of a run waits
-#: for it, and one job with both gates took 24.2 s instead of 33.6 s. It costs an idle scheduler 5.3 % of a core
-#: instead of 2 % (measured; the DAG processor's once-only parsing saves more than that).
-QUICK_SCHEDULER = {"AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25"}
-
-
 @pytest.fixture(scope="session")
 def airflow(
     tmp_path_factory: pytest.TempPathFactory,
@@ -167,7 +161,6 @@ def airflow(
             )
             for name, fake in fake_voices.items()
         },
-        **QUICK_SCHEDULER,
         "AIRFLOW_VAR_VIDEO_PIPELINE_POLL_SECONDS": "0.5",
         # Gates read a Variable decision every 2 s (default 10 s): the suite waits on many gates.
         "AIRFLOW_VAR_VIDEO_PIPELINE_GATE_POLL_SECONDS": "2",

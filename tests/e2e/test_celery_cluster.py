@@ -14,7 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.e2e.conftest import BUCKET, DAG_ID, QUICK_SCHEDULER, decide_by_variable, manifest_of
+from tests.e2e.conftest import BUCKET, DAG_ID, decide_by_variable, manifest_of
 from video_pipeline.media.probe import probe
 from video_pipeline.models import SegmentStatus
 from video_pipeline.storage import Storage, open_storage
@@ -49,11 +49,7 @@ def celery_airflow(
         "password": "testing",
         "extra": {"endpoint_url": moto_endpoint, "region_name": "us-east-1"},
     }
-    env = {
-        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
-        **celery_env(metadata_db, REDIS_DB),
-        **QUICK_SCHEDULER,
-    }
+    env = {"AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws), **celery_env(metadata_db, REDIS_DB)}
     # Two task slots per worker: four Airflow task processes at once is what two cores carry.
     cluster = LocalAirflow(
         home=tmp_path_factory.mktemp("airflow-celery"),

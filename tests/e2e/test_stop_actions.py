@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import QUICK_SCHEDULER
 from tests.e2e.stop_probe.record import LOG_ENV, read
 from video_pipeline_airflow.stop import HANDLER_MODULES_ENV, StopReason
 from video_pipeline_dev.cluster import PG, fresh_metadata_db, reachable
@@ -99,7 +98,6 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalAirfl
         HANDLER_MODULES_ENV: "tests.e2e.stop_probe.handlers",
         LOG_ENV: str(log),
         "STOP_PROBE_TIMEOUT_S": str(RUN_TIMEOUT_S),
-        **QUICK_SCHEDULER,
     }
     # Nine runs each hold a worker slot with `busy`, and each `wait` needs one to defer.
     try:
