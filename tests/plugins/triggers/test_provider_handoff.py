@@ -39,6 +39,12 @@ def fake() -> Iterator[FakeRunway]:
         yield server
 
 
+@pytest.fixture(autouse=True)
+def short_settle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Events that hand the task back wait for the deferral to settle (3 s); settle.py's own tests cover that."""
+    monkeypatch.setattr(settle, "DEFERRAL_SETTLE_S", 0.1)
+
+
 @pytest.fixture
 def storage(fake: FakeRunway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStorage]:
     fake.reset(api_key=KEY, image_latency=0.2)
