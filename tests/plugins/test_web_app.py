@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -14,6 +15,7 @@ from fastapi.testclient import TestClient
 from video_pipeline_airflow import web_app
 from video_pipeline_airflow.web_app import AppOnFirstCall
 
+PLUGINS_FOLDER = Path(__file__).resolve().parents[2] / "plugins"
 BUILT: list[FastAPI] = []
 
 
@@ -39,12 +41,14 @@ def test_importing_the_plugin_builds_no_web_app() -> None:
         "video_pipeline_airflow.review_route",
     )
     probe = (
-        "import sys, video_pipeline_plugin\n"
+        f"import sys; sys.path.insert(0, {str(PLUGINS_FOLDER)!r})  # as Airflow puts its plugins folder\n"
+        "import video_pipeline_plugin\n"
         f"print(','.join(m for m in {heavy!r} if m in sys.modules))\n"
         "print(len(video_pipeline_plugin.VideoPipelinePlugin.listeners))"
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
-    loaded, listeners = out.splitlines()
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    loaded, listeners = result.stdout.splitlines()
     assert loaded == ""
     assert listeners == "1"
 
