@@ -13,13 +13,14 @@ from video_pipeline_airflow import listeners as stop_listeners
 from video_pipeline_airflow import stop_handlers  # noqa: F401  (registers the paid-work stop handler)
 from video_pipeline_airflow.preview_links import REVIEW_ROUTE, URL_PREFIX
 from video_pipeline_airflow.web_app import AppOnFirstCall
+from video_pipeline_airflow.web_app import build as build_web_app
 
 
 class VideoPipelinePlugin(AirflowPlugin):
     name = "video_pipeline"
     fastapi_apps = [  # noqa: RUF012
         {
-            "app": AppOnFirstCall("video_pipeline_airflow.web_app:build"),
+            "app": AppOnFirstCall(build_web_app),
             "url_prefix": URL_PREFIX,
             "name": "Video pipeline previews",
         }

@@ -230,13 +230,11 @@ class LocalAirflow:
         proc = self._procs.pop(name, None)
         if proc is None:
             return
+        _signal_group(proc.pid, sig)
         try:
-            os.killpg(proc.pid, sig)
             proc.wait(timeout)
-        except ProcessLookupError:
-            pass
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            _signal_group(proc.pid, signal.SIGKILL)
             proc.wait(10)
 
     def stop(self, grace: float = 10) -> None:

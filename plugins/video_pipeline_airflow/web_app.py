@@ -10,8 +10,8 @@ and execution API, the review page), about as much as the rest of a short task's
 from __future__ import annotations
 
 import functools
-import importlib
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -30,13 +30,13 @@ def build() -> FastAPI:
 
 
 class AppOnFirstCall:
-    """An ASGI app that stands for ``module:function``'s app and builds it when it is first called.
+    """An ASGI app that stands for the app ``build`` returns and calls ``build`` when it is first called.
 
-    :param target: ``"package.module:function"``; the function takes nothing and returns an ASGI app.
+    :param build: takes nothing and returns an ASGI app; its imports are what is put off.
     """
 
-    def __init__(self, target: str) -> None:
-        self.target = target
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self.build = build
         self._app: Any = None
         self._lock = threading.Lock()
 
@@ -45,8 +45,7 @@ class AppOnFirstCall:
         if self._app is None:
             with self._lock:
                 if self._app is None:
-                    module, _, function = self.target.partition(":")
-                    self._app = getattr(importlib.import_module(module), function)()
+                    self._app = self.build()
         return self._app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,4 +1,5 @@
-"""The embedded Airflow: its environment (SQLite waits for its lock instead of failing a request after 5 s) and\nhow it stops."""
+"""The embedded Airflow: its environment (SQLite waits for its lock instead of failing a request after 5 s) and
+how it stops."""
 
 from __future__ import annotations
 

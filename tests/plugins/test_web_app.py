@@ -55,7 +55,7 @@ def test_importing_the_plugin_builds_no_web_app() -> None:
 
 def test_the_app_is_built_on_the_first_request_and_only_once() -> None:
     BUILT.clear()
-    lazy = AppOnFirstCall(f"{__name__}:counted_app")
+    lazy = AppOnFirstCall(counted_app)
     assert BUILT == []
     with TestClient(lazy) as client:
         answers = []
